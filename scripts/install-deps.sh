@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what cgrad needs to build and test, on Debian/Ubuntu (apt-get);
+# elsewhere it names the packages to install. Safe to run again: it only
+# installs what is missing. `--bench` adds the PyTorch reference side.
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config clang libomp-dev
+      libpng-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev
+      libcmocka-dev libmicrohttpd-dev)
+if [[ "${1:-}" == "--bench" ]]; then
+  pkgs+=(python3-torch python3-pil time)
+fi
+
+if ! command -v dpkg >/dev/null || ! command -v apt-get >/dev/null; then
+  echo "cgrad: not a Debian/Ubuntu system; please install the equivalents of:" >&2
+  echo "  ${pkgs[*]}" >&2
+  exit 0
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "cgrad: installing ${missing[*]}" >&2
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null; then sudo="sudo"; else
+    echo "cgrad: run as root, or install: ${missing[*]}" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,123 @@
+/*
+ * cgrad_internal.h - what the library's own files share and users don't see.
+ *
+ * How an op is written (see src/ops/elementwise.c for the pattern):
+ *   1. check the inputs (NULL in -> NULL out; bad shapes -> cg_fail + NULL);
+ *   2. out = cg_op_result(&OP, shape, ndim, a, b, c): a new tensor that, when
+ *      grad mode is on and an input requires grad, records OP and references
+ *      its inputs;
+ *   3. compute out->data with plain loops over contiguous memory;
+ *   4. OP.backward(out) reads out->grad and ADDS into cg_grad_buf(src[i])
+ *      for each input whose requires_grad is set.
+ * Forward and backward of an op sit side by side in one file.
+ */
+#ifndef CGRAD_INTERNAL_H
+#define CGRAD_INTERNAL_H
+
+#include "cgrad.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An entry of the op table: its name (for messages and tests) and its
+ * backward. Forward is the public function that made the tensor. */
+struct cg_op {
+    const char *name;
+    void (*backward)(cg_tensor *out);
+};
+
+/* A reference-counted float buffer; a tensor and its views share one. */
+typedef struct cg_buffer {
+    float *data;
+    int64_t numel;
+    int refcount;
+} cg_buffer;
+
+/* Largest tensor we agree to allocate (elements): 2^32 floats = 16 GiB. */
+#define CG_MAX_NUMEL ((int64_t)1 << 32)
+
+/* ---- tensors (src/tensor/tensor.c) ---- */
+
+/* Checks a shape (0 <= ndim <= CG_MAX_DIMS, dims >= 0, product bounded)
+ * and returns its element count, or -1 after cg_fail naming `op`. */
+int64_t cg_shape_numel(const char *op, const int64_t *shape, int ndim);
+/* "64x784" for messages; buf must hold 64 bytes. */
+const char *cg_dims_str(const int64_t *shape, int ndim, char *buf, size_t size);
+/* Uninitialised tensor, registered with the current scope. */
+cg_tensor *cg_tensor_alloc(const char *op, const int64_t *shape, int ndim);
+/* A view of `base` (sharing its buffer) with a new shape, starting
+ * `offset` elements into base's data. */
+cg_tensor *cg_tensor_view_of(cg_tensor *base, const int64_t *shape, int ndim, int64_t offset);
+/* The result of an op: allocated, and linked into the graph when grad mode
+ * is on and any non-NULL input requires grad. */
+cg_tensor *cg_op_result(const cg_op *op, const int64_t *shape, int ndim,
+                        cg_tensor *a, cg_tensor *b, cg_tensor *c);
+/* A view of `base`'s buffer as the result of a view op (reshape, rows...):
+ * linked into the graph like cg_op_result, sharing base's data. */
+cg_tensor *cg_view_result(const cg_op *op, cg_tensor *base, const int64_t *shape, int ndim,
+                          int64_t offset);
+/* t->grad, allocated and zeroed on first use (NULL if out of memory). */
+float *cg_grad_buf(cg_tensor *t);
+/* True if backward should add into t's gradient. */
+static inline bool cg_wants_grad(const cg_tensor *t) { return t && t->requires_grad; }
+
+/* Aligned buffer allocation through the per-thread pool. */
+float *cg_floats_alloc(int64_t n);
+void cg_floats_free(float *p, int64_t n);
+
+/* Normalises a possibly negative dim for a rank-ndim tensor; -1 + cg_fail if out of range. */
+int cg_norm_dim(const char *op, int dim, int ndim);
+
+/* ---- broadcasting (src/ops/broadcast.c) ---- */
+
+/*
+ * A broadcast of up to 3 inputs to one output shape, NumPy's rules: align
+ * shapes at the right; a dim of 1 stretches. Adjacent dims that every input
+ * walks the same way are merged, so [N,1] + [1] becomes one run of N.
+ * The output is walked as `rows` runs of `inner` elements; within a run,
+ * input i steps by inner_stride[i] (0 or 1).
+ */
+typedef struct cg_bcast {
+    int n_in;
+    int ndim;                               /* after merging */
+    int64_t shape[CG_MAX_DIMS];
+    int64_t stride[3][CG_MAX_DIMS];         /* 0 where input i broadcasts */
+    int64_t out_shape[CG_MAX_DIMS];         /* the output shape, unmerged */
+    int out_ndim;
+    int64_t rows, inner;
+    int64_t inner_stride[3];
+} cg_bcast;
+
+cg_status cg_bcast_init(cg_bcast *p, const char *op, cg_tensor *const *ins, int n);
+/* Same, from raw shapes. */
+cg_status cg_bcast_init_shapes(cg_bcast *p, const char *op, const int64_t *const *shapes,
+                               const int *ndims, int n);
+/* Offsets into each input of the first element of run `row`. */
+void cg_bcast_row_offsets(const cg_bcast *p, int64_t row, int64_t off[3]);
+
+/*
+ * dst (shape dst_shape) += src (shape src_shape) summed over the dims that
+ * dst broadcasts: the adjoint of broadcasting, used by every broadcasting
+ * op's backward and by the sum reductions. Sums in double.
+ */
+cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim,
+                          const float *src, const int64_t *src_shape, int src_ndim);
+
+/* ---- scalar math shared by ops (src/ops/unary.c, src/nn/loss.c) ---- */
+
+/* Sigmoid that never overflows: with e = exp(-|x|) in (0, 1],
+ * x >= 0: 1 / (1 + e^-x) = 1 / (1 + e);  x < 0: e^x / (1 + e^x) = e / (1 + e).
+ * One exp, a select instead of a branch, so loops over it vectorize. */
+static inline float cg_sigmoidf(float x) {
+    float e = expf(-fabsf(x));
+    float r = 1.0f / (1.0f + e);
+    return x >= 0.0f ? r : e * r;
+}
+
+/* ---- threads ---- */
+/* Below this many flops (roughly) a loop stays on one thread. */
+#define CG_PARALLEL_MIN 32768
+
+#endif /* CGRAD_INTERNAL_H */

@@ -1,0 +1,142 @@
+/*
+ * broadcast.c - NumPy/PyTorch broadcasting, the one mechanism behind every
+ * elementwise op with more than one input and behind the sum reductions.
+ *
+ * Rule: align the shapes at the right; in each dim the sizes must be equal
+ * or one of them 1, and a size-1 (or missing) dim is stretched by reading
+ * the same element again, i.e. with stride 0. So [256,1] + [1] -> [256,1],
+ * [2,1] * [1,3] -> [2,3].
+ *
+ * Broadcasting's adjoint is summation: if y = broadcast(x), then
+ * dL/dx = sum of dL/dy over the stretched dims (cg_sum_to_shape). The same
+ * function is the forward of sum over dims, with keepdim.
+ */
+#include "cgrad_internal.h"
+
+cg_status cg_bcast_init_shapes(cg_bcast *p, const char *op, const int64_t *const *shapes,
+                               const int *ndims, int n) {
+    memset(p, 0, sizeof *p);
+    p->n_in = n;
+    int nd = 0;
+    for (int i = 0; i < n; i++) nd = ndims[i] > nd ? ndims[i] : nd;
+    p->out_ndim = nd;
+
+    /* Output size per dim, and each input's element strides in output coords. */
+    int64_t stride[3][CG_MAX_DIMS];
+    for (int d = nd - 1; d >= 0; d--) {
+        int64_t size = 1;
+        for (int i = 0; i < n; i++) {
+            int k = d - (nd - ndims[i]); /* input i's dim aligned with d */
+            int64_t s = k >= 0 ? shapes[i][k] : 1;
+            if (s == size || s == 1) continue;
+            if (size != 1) {
+                char b[3][64];
+                for (int j = 0; j < n && j < 3; j++) cg_dims_str(shapes[j], ndims[j], b[j], 64);
+                if (n == 2)
+                    return cg_fail(CG_ERR_SHAPE, "%s: cannot broadcast %s with %s", op, b[0], b[1]);
+                return cg_fail(CG_ERR_SHAPE, "%s: cannot broadcast %s, %s and %s", op, b[0], b[1],
+                               b[2]);
+            }
+            size = s;
+        }
+        p->out_shape[d] = size;
+    }
+    for (int i = 0; i < n; i++) {
+        int64_t s = 1;
+        for (int d = nd - 1; d >= 0; d--) {
+            int k = d - (nd - ndims[i]);
+            int64_t in = k >= 0 ? shapes[i][k] : 1;
+            stride[i][d] = (in == 1) ? 0 : s;
+            s *= in;
+        }
+    }
+
+    /* Merge neighbouring dims that every input walks contiguously (or not
+     * at all), and drop size-1 dims: fewer, longer runs. */
+    int m = 0;
+    for (int d = 0; d < nd; d++) {
+        int64_t size = p->out_shape[d];
+        if (size == 1) continue;
+        bool merge = m > 0;
+        for (int i = 0; i < n && merge; i++)
+            merge = p->stride[i][m - 1] == stride[i][d] * size;
+        if (merge) {
+            p->shape[m - 1] *= size;
+            for (int i = 0; i < n; i++) p->stride[i][m - 1] = stride[i][d];
+        } else {
+            p->shape[m] = size;
+            for (int i = 0; i < n; i++) p->stride[i][m] = stride[i][d];
+            m++;
+        }
+    }
+    if (m == 0) { /* a single element */
+        p->shape[0] = 1;
+        for (int i = 0; i < n; i++) p->stride[i][0] = 0;
+        m = 1;
+    }
+    p->ndim = m;
+    p->inner = p->shape[m - 1];
+    p->rows = 1;
+    for (int d = 0; d < m - 1; d++) p->rows *= p->shape[d];
+    for (int i = 0; i < n; i++) p->inner_stride[i] = p->stride[i][m - 1];
+    return CG_OK;
+}
+
+cg_status cg_bcast_init(cg_bcast *p, const char *op, cg_tensor *const *ins, int n) {
+    const int64_t *shapes[3];
+    int ndims[3];
+    for (int i = 0; i < n; i++) {
+        shapes[i] = ins[i]->shape;
+        ndims[i] = ins[i]->ndim;
+    }
+    return cg_bcast_init_shapes(p, op, shapes, ndims, n);
+}
+
+void cg_bcast_row_offsets(const cg_bcast *p, int64_t row, int64_t off[3]) {
+    off[0] = off[1] = off[2] = 0;
+    for (int d = p->ndim - 2; d >= 0; d--) {
+        int64_t idx = row % p->shape[d];
+        row /= p->shape[d];
+        for (int i = 0; i < p->n_in; i++) off[i] += idx * p->stride[i][d];
+    }
+}
+
+cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim, const float *src,
+                          const int64_t *src_shape, int src_ndim) {
+    cg_bcast p;
+    const int64_t *shapes[2] = {dst_shape, src_shape};
+    int ndims[2] = {dst_ndim, src_ndim};
+    cg_status st = cg_bcast_init_shapes(&p, "sum_to_shape", shapes, ndims, 2);
+    if (st != CG_OK) return st;
+    /* src must already have the broadcast shape, i.e. dst only broadcasts. */
+    int64_t src_numel = 1, dst_numel = 1;
+    for (int d = 0; d < src_ndim; d++) src_numel *= src_shape[d];
+    for (int d = 0; d < dst_ndim; d++) dst_numel *= dst_shape[d];
+    if (src_numel != p.rows * p.inner || src_ndim < dst_ndim)
+        return cg_fail(CG_ERR_SHAPE, "sum_to_shape: shapes do not reduce");
+    if (dst_numel == src_numel) { /* nothing stretched: a plain add */
+        for (int64_t i = 0; i < src_numel; i++) dst[i] += src[i];
+        return CG_OK;
+    }
+    /* Accumulate in double, in row order, then add once: exact enough for
+     * a mean over 12,396 images and the same bits on every run. */
+    double *acc = calloc((size_t)dst_numel, sizeof *acc);
+    if (!acc) return cg_fail(CG_ERR_NOMEM, "sum_to_shape: out of memory");
+    const int64_t inner = p.inner;
+    for (int64_t r = 0; r < p.rows; r++) {
+        int64_t off[3];
+        cg_bcast_row_offsets(&p, r, off);
+        const float *s = src + r * inner; /* off[1] == r * inner: src is contiguous */
+        double *a = acc + off[0];
+        if (p.inner_stride[0]) {
+            for (int64_t i = 0; i < inner; i++) a[i] += s[i];
+        } else {
+            double sum = 0.0;
+            for (int64_t i = 0; i < inner; i++) sum += s[i];
+            a[0] += sum;
+        }
+    }
+    for (int64_t i = 0; i < dst_numel; i++) dst[i] += (float)acc[i];
+    free(acc);
+    return CG_OK;
+}

@@ -1,0 +1,111 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cg_test_setup_filter(void) {
+    const char *only = getenv("CGRAD_TEST_ONLY");
+    if (only && *only) cmocka_set_test_filter(only);
+}
+
+void cg_assert_close(double actual, double expected, double atol, double rtol, const char *what) {
+    double diff = fabs(actual - expected);
+    if (!(diff <= atol + rtol * fabs(expected))) {
+        fail_msg("%s: got %.9g, expected %.9g (diff %.3g)", what, actual, expected, diff);
+    }
+}
+
+void cg_assert_tensor(const cg_tensor *t, const float *expect, int64_t n, double atol) {
+    assert_non_null(t);
+    assert_int_equal(t->numel, n);
+    for (int64_t i = 0; i < n; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "element %lld", (long long)i);
+        cg_assert_close(t->data[i], expect[i], atol, 0.0, what);
+    }
+}
+
+void cg_assert_shape(const cg_tensor *t, const int64_t *shape, int ndim) {
+    assert_non_null(t);
+    assert_int_equal(t->ndim, ndim);
+    for (int i = 0; i < ndim; i++) assert_int_equal(t->shape[i], shape[i]);
+}
+
+/* Loss L = sum(f(x) * R) in double, computed without autograd. */
+static double weighted_sum(cg_test_fn f, cg_tensor *const *inputs, void *ctx, const float *r) {
+    bool prev = cg_set_grad_enabled(false);
+    cg_scope_begin();
+    cg_tensor *out = f(inputs, ctx);
+    assert_non_null(out);
+    double s = 0.0;
+    for (int64_t i = 0; i < out->numel; i++) s += (double)out->data[i] * r[i];
+    cg_scope_end();
+    cg_set_grad_enabled(prev);
+    return s;
+}
+
+double cg_check_grad(cg_test_fn f, cg_tensor *const *inputs, int n, void *ctx, double tol) {
+    cg_rng rng;
+    cg_rng_seed(&rng, 1234);
+    /* Analytic: backward of sum(f(x) * R). */
+    for (int i = 0; i < n; i++)
+        if (inputs[i]->requires_grad) cg_tensor_zero_grad(inputs[i]);
+    cg_scope_begin();
+    cg_tensor *out = f(inputs, ctx);
+    assert_non_null(out);
+    cg_tensor *r = cg_tensor_rand(out->shape, out->ndim, &rng);
+    assert_non_null(r);
+    for (int64_t i = 0; i < r->numel; i++) r->data[i] = r->data[i] * 2.0f - 1.0f;
+    cg_tensor *loss = cg_tensor_sum(cg_tensor_mul(out, r));
+    assert_non_null(loss);
+    assert_int_equal(cg_backward(loss), CG_OK);
+    float *rcopy = malloc(sizeof(float) * (size_t)(r->numel ? r->numel : 1));
+    assert_non_null(rcopy);
+    memcpy(rcopy, r->data, sizeof(float) * (size_t)r->numel);
+    cg_scope_end();
+
+    double worst = 0.0;
+    for (int i = 0; i < n; i++) {
+        cg_tensor *x = inputs[i];
+        if (!x->requires_grad) continue;
+        assert_non_null(x->grad);
+        for (int64_t j = 0; j < x->numel; j++) {
+            float keep = x->data[j];
+            double eps = 1e-3 * fmax(1.0, fabs(keep));
+            x->data[j] = (float)(keep + eps);
+            double lp = weighted_sum(f, inputs, ctx, rcopy);
+            x->data[j] = (float)(keep - eps);
+            double lm = weighted_sum(f, inputs, ctx, rcopy);
+            x->data[j] = keep;
+            double numeric = (lp - lm) / (2.0 * eps);
+            double analytic = x->grad[j];
+            double err = fabs(numeric - analytic) / fmax(1.0, fabs(numeric) + fabs(analytic));
+            if (err > worst) worst = err;
+            if (err > tol) {
+                free(rcopy);
+                fail_msg("input %d element %lld: analytic %.6g, numeric %.6g", i, (long long)j,
+                         analytic, numeric);
+            }
+        }
+    }
+    free(rcopy);
+    return worst;
+}
+
+const char *cg_test_data_dir(void) {
+    const char *d = getenv("CGRAD_DATA");
+    if (!d || !*d) {
+        printf("skipped: CGRAD_DATA is not set, so the real-data checks do not run\n");
+        return NULL;
+    }
+    return d;
+}
+
+const char *cg_test_tmpdir(void) {
+    static char path[256];
+    snprintf(path, sizeof path, "/tmp/cgrad-test-XXXXXX");
+    if (!mkdtemp(path)) fail_msg("mkdtemp failed");
+    return path;
+}

@@ -1,0 +1,48 @@
+/*
+ * testutil.h - what every cmocka test program here shares.
+ *
+ * CG_TEST_MAIN(tests) runs the group; CTest runs each test on its own by
+ * setting CGRAD_TEST_ONLY to its name (see tests/CMakeLists.txt).
+ */
+#ifndef CGRAD_TESTUTIL_H
+#define CGRAD_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the three headers above first. */
+#include <cmocka.h>
+
+#include "cgrad.h"
+
+#define CG_TEST_MAIN(tests)                                              \
+    int main(void) {                                                     \
+        cg_test_setup_filter();                                          \
+        return cmocka_run_group_tests(tests, NULL, NULL);                \
+    }
+
+void cg_test_setup_filter(void);
+
+/* |a - b| <= atol + rtol * |b|, with a message naming what differs. */
+void cg_assert_close(double actual, double expected, double atol, double rtol, const char *what);
+/* Every element of t equals expect[i] within atol. */
+void cg_assert_tensor(const cg_tensor *t, const float *expect, int64_t n, double atol);
+void cg_assert_shape(const cg_tensor *t, const int64_t *shape, int ndim);
+
+/*
+ * Gradient check against central finite differences: f builds an output
+ * from inputs[0..n); the check compares, for every element of every input
+ * that requires grad, d(sum(f * R))/dx from cg_backward with
+ * (L(x+eps) - L(x-eps)) / 2eps, R a fixed random tensor. Returns the
+ * largest relative error seen; asserts it is below tol.
+ */
+typedef cg_tensor *(*cg_test_fn)(cg_tensor *const *inputs, void *ctx);
+double cg_check_grad(cg_test_fn f, cg_tensor *const *inputs, int n, void *ctx, double tol);
+
+/* $CGRAD_DATA, or NULL after printing that the data tests are skipped. */
+const char *cg_test_data_dir(void);
+/* A fresh temporary folder for this test (removed by the OS, /tmp). */
+const char *cg_test_tmpdir(void);
+
+#endif
