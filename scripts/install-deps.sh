@@ -4,7 +4,7 @@
 # installs what is missing. `--bench` adds the PyTorch reference side.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config clang libomp-dev
+pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libomp-dev
       libpng-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev
       libcmocka-dev libmicrohttpd-dev)
 if [[ "${1:-}" == "--bench" ]]; then

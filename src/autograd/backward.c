@@ -95,15 +95,14 @@ cg_status cg_backward(cg_tensor *loss) {
         return cg_fail(CG_ERR_STATE, "backward: the loss does not require grad (no input of it "
                                      "requires grad, or grad mode was off)");
     }
-    tensor_list order = {0};
+    /* Kept between calls: a training loop sorts a graph of the same size
+     * every step, and need not allocate for it each time. */
+    static _Thread_local tensor_list order;
+    order.n = 0;
     cg_status st = topo_sort(loss, &order);
-    if (st != CG_OK) {
-        free(order.items);
-        return st;
-    }
+    if (st != CG_OK) return st;
     float *g = cg_grad_buf(loss);
     if (!g) {
-        free(order.items);
         return cg_fail(CG_ERR_NOMEM, "backward: out of memory");
     }
     g[0] += 1.0f; /* d loss / d loss */
@@ -123,6 +122,5 @@ cg_status cg_backward(cg_tensor *loss) {
             t->grad = NULL;
         }
     }
-    free(order.items);
     return CG_OK;
 }
