@@ -361,6 +361,84 @@ cg_tensor *cg_model_forward(cg_model *m, cg_tensor *x);
 cg_status cg_model_save(const cg_model *m, const char *path);
 cg_model *cg_model_load(const char *path);
 
+/* ------------------------------------------------------------------ */
+/* Getting datasets (src/data/fetch.c, locate.c)                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Like fastai's untar_data: a known name or a URL is downloaded once into
+ * the cache, unpacked, and reused from then on.
+ *
+ * Known names (fastai's URLs):
+ *   mnist_sample  https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz
+ *                 (train/{3,7}/, valid/{3,7}/, labels.csv)
+ *   mnist_tiny    https://s3.amazonaws.com/fast-ai-sample/mnist_tiny.tgz
+ *   mnist         https://s3.amazonaws.com/fast-ai-imageclas/mnist_png.tgz
+ *                 (PNGs: training/0..9/, testing/0..9/)
+ * Any http://, https:// or file:// URL of a .tgz/.tar.gz/.tar.bz2/
+ * .tar.xz/.tar/.zip works too; its cache folder is the file name less the
+ * extension (.../mnist_tiny.tgz -> mnist_tiny) unless options name one.
+ * With CGRAD_MIRROR=BASE set, known names are fetched from BASE/FILE
+ * instead (FILE: the URL's last part, e.g. mnist_sample.tgz), for machines
+ * that reach only a local mirror.
+ *
+ * The result is CACHE/NAME, the dataset root: fastai's archives hold one
+ * top folder, which becomes that root. It appears by one atomic rename
+ * after the archive is downloaded, verified and unpacked, so an
+ * interrupted run never leaves a half dataset under NAME. Archive entries
+ * that would land outside it (absolute paths, "..", links pointing out),
+ * and devices, are refused along with the whole archive.
+ * A failure's message names the URL and curl's reason and says how to use
+ * data already on disk instead.
+ */
+
+/* Default download size limit: a lying server cannot fill the disk. */
+#define CG_FETCH_MAX_BYTES ((int64_t)2 << 30)
+
+/* All zero (or NULL options) means the defaults. */
+typedef struct cg_fetch_options {
+    const char *cache_dir;   /* NULL: cg_cache_dir()                          */
+    const char *name;        /* cache folder name; NULL: the known name or the
+                                URL's file name less its extension            */
+    bool quiet;              /* no progress bar (one is drawn on stderr only
+                                when stderr is a terminal)                    */
+    bool force;              /* download again even if cached                 */
+    int64_t expected_size;   /* archive bytes; 0: unknown (known names have one) */
+    const char *sha256;      /* archive SHA-256, 64 hex digits; NULL: unknown */
+    int64_t max_bytes;       /* download limit; 0: CG_FETCH_MAX_BYTES         */
+    int connect_timeout_s;   /* 0: 30                                         */
+    int stall_timeout_s;     /* give up when under 1000 bytes/s this long; 0: 60 */
+} cg_fetch_options;
+
+/* Writes the dataset root into out_dir. CG_ERR_NET (download), CG_ERR_FORMAT
+ * (size, SHA-256 or archive refused), CG_ERR_IO (cache), CG_ERR_ARG. */
+cg_status cg_fetch(const char *name_or_url, char *out_dir, size_t out_size,
+                   const cg_fetch_options *opt);
+
+/* The cache folder: $CGRAD_HOME, else $XDG_CACHE_HOME/cgrad, else
+ * ~/.cache/cgrad. Returns buf, or NULL (and an error) if it does not fit.
+ * It is not created here; cg_fetch creates it. */
+const char *cg_cache_dir(char *buf, size_t size);
+
+/* The URL of a known dataset name, NULL if unknown. */
+const char *cg_dataset_url(const char *name);
+/* The i-th known dataset name (0, 1, ...), NULL past the end. */
+const char *cg_dataset_name(int i);
+
+/*
+ * Finds dataset `name` (e.g. "mnist_sample") for a program, first match wins:
+ *   1. explicit_path (a --data PATH) if not NULL/empty: it must exist,
+ *      otherwise an error naming it (no fallback: the user asked for it);
+ *   2. $CGRAD_DATA/NAME, if it exists;
+ *   3. CACHE/NAME, if it exists;
+ *   4. cg_fetch(name) if allow_fetch and the name is known.
+ * When nothing is found, ONE message says where it looked, the URL and
+ * why the download failed (or that fetching is off), and how to point
+ * cgrad at data on disk (--data PATH, or CGRAD_DATA=DIR holding NAME/).
+ */
+cg_status cg_locate_dataset(const char *name, const char *explicit_path, bool allow_fetch,
+                            char *out, size_t size);
+
 /* @@FETCH API@@ */
 
 #ifdef __cplusplus

@@ -120,4 +120,10 @@ static inline float cg_sigmoidf(float x) {
 /* Below this many flops (roughly) a loop stays on one thread. */
 #define CG_PARALLEL_MIN 32768
 
+/* ---- GEMM kernel choice (src/kernels/gemm.c) ---- */
+/* Makes cg_gemm use the named kernel ("generic", "avx2-fma"), or with NULL
+ * the default: the fastest this CPU runs, "generic" if $CGRAD_GEMM=generic.
+ * Returns false, changing nothing, if that kernel cannot run here. */
+bool cg_gemm_use_kernel(const char *name);
+
 #endif /* CGRAD_INTERNAL_H */

@@ -94,6 +94,16 @@ double cg_check_grad(cg_test_fn f, cg_tensor *const *inputs, int n, void *ctx, d
     return worst;
 }
 
+cg_tensor *cg_test_uniform(const int64_t *shape, int ndim, float lo, float hi, uint64_t seed,
+                           bool requires_grad) {
+    cg_rng rng;
+    cg_rng_seed(&rng, seed);
+    cg_tensor *t = cg_tensor_rand(shape, ndim, &rng);
+    assert_non_null(t);
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = lo + (hi - lo) * t->data[i];
+    return cg_tensor_requires_grad(t, requires_grad);
+}
+
 const char *cg_test_data_dir(void) {
     const char *d = getenv("CGRAD_DATA");
     if (!d || !*d) {

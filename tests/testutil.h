@@ -40,6 +40,11 @@ void cg_assert_shape(const cg_tensor *t, const int64_t *shape, int ndim);
 typedef cg_tensor *(*cg_test_fn)(cg_tensor *const *inputs, void *ctx);
 double cg_check_grad(cg_test_fn f, cg_tensor *const *inputs, int n, void *ctx, double tol);
 
+/* A tensor of `shape` filled uniformly in [lo, hi) from a generator seeded
+ * with `seed`, requiring grad if asked (the caller or the scope owns it). */
+cg_tensor *cg_test_uniform(const int64_t *shape, int ndim, float lo, float hi, uint64_t seed,
+                           bool requires_grad);
+
 /* $CGRAD_DATA, or NULL after printing that the data tests are skipped. */
 const char *cg_test_data_dir(void);
 /* A fresh temporary folder for this test (removed by the OS, /tmp). */

@@ -1,0 +1,642 @@
+/*
+ * cmd_walkthrough.c - `cgrad walkthrough`: the article ("Building a Simple
+ * MNIST Classifier, Part 2", which retells fastbook chapter 4) as a narrated
+ * run on the real MNIST_SAMPLE data.
+ *
+ * Each step prints the Python line it mirrors (">>> ...") and then what
+ * cgrad computes for it now, in PyTorch's print format - nothing here is a
+ * stored answer. The steps past the article's end (the training loop) are
+ * the book's, which the article's Part 3 follows.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cgrad.h"
+#include "cli/options.h"
+#include "cli/pyfmt.h"
+#include "cli/term.h"
+
+static const char WALK_USAGE[] =
+    "usage: cgrad walkthrough [--data PATH] [--seed N] [--epochs N] [--lr X] [--ascii]\n"
+    "  The article's code, step by step, run on MNIST_SAMPLE with cgrad.\n"
+    "  --data PATH   folder with train/ and valid/ (default $CGRAD_DATA/mnist_sample)\n"
+    "  --seed N      seed of the weights and of the shuffling (default 42)\n"
+    "  --epochs N    epochs of the final training loop (default 20, as the book)\n"
+    "  --lr X        learning rate (default 1.0, as the book)\n"
+    "  --ascii       draw the digit with plain ASCII characters\n";
+
+#define BATCH_SIZE 256
+
+typedef struct walk {
+    char root[4096];
+    uint64_t seed;
+    int64_t epochs;
+    float lr;
+    cg_term_mode mode;
+    int64_t height, width;
+    /* the article's long-lived tensors, owned here */
+    cg_tensor *train_x, *train_y, *valid_x, *valid_y;
+    cg_tensor *weights, *bias;
+} walk;
+
+/* ------------------------------------------------------------------ */
+/* Narration                                                           */
+/* ------------------------------------------------------------------ */
+
+/* A Python cell: first line after ">>> ", the rest after "... ". */
+static void py(const char *code) {
+    const char *prompt = ">>> ";
+    while (*code) {
+        size_t n = strcspn(code, "\n");
+        printf("%s%.*s\n", prompt, (int)n, code);
+        code += n + (code[n] == '\n');
+        prompt = "... ";
+    }
+}
+
+/* py() with printf formatting, for cells that show a setting's value. */
+static void pyf(const char *fmt, ...) {
+    char code[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(code, sizeof code, fmt, ap);
+    va_end(ap);
+    py(code);
+}
+
+/* "lr = 1." as Python writes a whole float, else "lr = 0.1". */
+static void py_lr(float lr) {
+    if (lr == floorf(lr)) pyf("lr = %.0f.", (double)lr);
+    else pyf("lr = %g", (double)lr);
+}
+
+static void section(const char *title) { printf("\n== %s ==\n\n", title); }
+
+static void print_t(const cg_tensor *t, cg_py_kind kind) {
+    cg_py_print_tensor(stdout, t, kind);
+    putchar('\n');
+}
+
+/* A batch of item indices as PyTorch shows an int tensor. */
+static void print_indices(const int64_t *idx, int64_t n) {
+    float v[BATCH_SIZE];
+    int64_t shape[1] = {n};
+    for (int64_t i = 0; i < n && i < BATCH_SIZE; i++) v[i] = (float)idx[i];
+    cg_py_print_values(stdout, v, shape, 1, CG_PY_INT, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* The article's helpers, in C                                         */
+/* ------------------------------------------------------------------ */
+
+/* def init_params(size, std=1.0): return (torch.randn(size)*std).requires_grad_()
+ * Made outside any scope's reach: the caller owns the result. */
+static cg_tensor *init_params(const int64_t *size, int ndim, float std) {
+    cg_scope_begin();
+    cg_tensor *p = cg_tensor_retain(cg_tensor_mul(cg_tensor_randn(size, ndim, NULL), cg_tensor_scalar(std)));
+    cg_scope_end();
+    return cg_tensor_requires_grad(p, true);
+}
+
+/* def linear1(xb): return xb@weights + bias */
+static cg_tensor *linear1(const walk *s, cg_tensor *xb) {
+    return cg_tensor_add(cg_tensor_matmul(xb, s->weights), s->bias);
+}
+
+/* The first mnist_loss, before sigmoid: where(targets==1, 1-predictions, predictions).mean() */
+static cg_tensor *mnist_loss_raw(cg_tensor *predictions, cg_tensor *targets) {
+    cg_tensor *one = cg_tensor_scalar(1.0f);
+    return cg_tensor_mean(cg_tensor_where(cg_tensor_eq(targets, one), cg_tensor_sub(one, predictions), predictions));
+}
+
+/* The images of one class of a cg_dataset as [n, h, w]: the article's
+ * stacked_threes. *count gets n. */
+static cg_tensor *class_stack(const cg_dataset *ds, const char *name, int64_t *count) {
+    int c = -1;
+    for (int k = 0; k < ds->n_classes; k++)
+        if (strcmp(ds->class_names[k], name) == 0) c = k;
+    if (c < 0) {
+        cg_fail(CG_ERR_FORMAT, "walkthrough: no class folder '%s' in the data", name);
+        return NULL;
+    }
+    int64_t n_all = ds->y->shape[0], n = 0;
+    int64_t *idx = malloc(sizeof *idx * (size_t)(n_all ? n_all : 1));
+    if (!idx) {
+        cg_fail(CG_ERR_NOMEM, "walkthrough: out of memory");
+        return NULL;
+    }
+    for (int64_t i = 0; i < n_all; i++)
+        if (ds->y->data[i] == (float)c) idx[n++] = i;
+    int64_t shape[3] = {n, ds->height, ds->width};
+    cg_tensor *t = cg_tensor_reshape(cg_tensor_index_select(ds->x, idx, n), shape, 3);
+    free(idx);
+    *count = n;
+    return t;
+}
+
+/* x = torch.cat([threes, sevens]).view(-1, 28*28);
+ * y = tensor([1]*len(threes) + [0]*len(sevens)).unsqueeze(1).
+ * Both retained: they outlive the scope they are made in. */
+static bool make_xy(cg_tensor *threes, cg_tensor *sevens, cg_tensor **x, cg_tensor **y) {
+    if (!threes || !sevens) return false;
+    int64_t flat[2] = {-1, threes->shape[1] * threes->shape[2]};
+    cg_tensor *both[2] = {threes, sevens};
+    *x = cg_tensor_retain(cg_tensor_reshape(cg_tensor_cat(both, 2, 0), flat, 2));
+    cg_tensor *labels[2] = {cg_tensor_ones(&threes->shape[0], 1), cg_tensor_zeros(&sevens->shape[0], 1)};
+    *y = cg_tensor_retain(cg_tensor_unsqueeze(cg_tensor_cat(labels, 2, 0), 1));
+    return *x && *y;
+}
+
+/* Loads DIR/3 and DIR/7 as [n, 28, 28] stacks (floats in [0, 1]). */
+static bool load_stacks(walk *s, const char *split, cg_tensor **threes, cg_tensor **sevens, int64_t *n3, int64_t *n7) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/%s", s->root, split);
+    cg_dataset ds = {0};
+    if (cg_dataset_load_folder(&ds, dir) != CG_OK) return false;
+    *threes = class_stack(&ds, "3", n3);
+    *sevens = class_stack(&ds, "7", n7);
+    s->height = ds.height;
+    s->width = ds.width;
+    cg_dataset_free(&ds);
+    return *threes && *sevens;
+}
+
+/* ------------------------------------------------------------------ */
+/* The steps                                                           */
+/* ------------------------------------------------------------------ */
+
+static bool step_load(walk *s) {
+    section("Loading the data");
+    bool ok = false;
+    cg_scope_begin();
+    printf("# path = untar_data(URLs.MNIST_SAMPLE) is, here: %s\n", s->root);
+    py("threes = (path/'train'/'3').ls().sorted()\n"
+       "sevens = (path/'train'/'7').ls().sorted()");
+    py("seven_tensors = [tensor(Image.open(o)) for o in sevens]\n"
+       "three_tensors = [tensor(Image.open(o)) for o in threes]");
+    py("stacked_sevens = torch.stack(seven_tensors).float()/255\n"
+       "stacked_threes = torch.stack(three_tensors).float()/255");
+    printf("# cgrad: cg_dataset_load_folder(path/'train') reads every class folder, files sorted,\n"
+           "# each PNG as 8-bit gray, /255; the rows of class '3' and of class '7' are the stacks.\n");
+    cg_tensor *threes, *sevens, *v3, *v7;
+    int64_t n3, n7, nv3, nv7;
+    if (!load_stacks(s, "train", &threes, &sevens, &n3, &n7)) goto done;
+    py("stacked_threes.shape, stacked_sevens.shape");
+    fputs("(", stdout);
+    cg_py_print_size(stdout, threes);
+    fputs(", ", stdout);
+    cg_py_print_size(stdout, sevens);
+    fputs(")\n", stdout);
+
+    py("valid_3_tens = torch.stack([tensor(Image.open(o)) for o in (path/'valid'/'3').ls()])\n"
+       "valid_3_tens = valid_3_tens.float()/255\n"
+       "valid_7_tens = torch.stack([tensor(Image.open(o)) for o in (path/'valid'/'7').ls()])\n"
+       "valid_7_tens = valid_7_tens.float()/255");
+    if (!load_stacks(s, "valid", &v3, &v7, &nv3, &nv7)) goto done;
+    py("valid_3_tens.shape, valid_7_tens.shape");
+    fputs("(", stdout);
+    cg_py_print_size(stdout, v3);
+    fputs(", ", stdout);
+    cg_py_print_size(stdout, v7);
+    fputs(")\n", stdout);
+
+    printf("\n# One row of 784 pixels per image, and a label per image: 1 for a 3, 0 for a 7.\n");
+    py("train_x = torch.cat([stacked_threes, stacked_sevens]).view(-1, 28*28)");
+    py("train_y = tensor([1]*len(threes) + [0]*len(sevens)).unsqueeze(1)");
+    if (!make_xy(threes, sevens, &s->train_x, &s->train_y)) goto done;
+    py("print(train_x.shape, train_y.shape)");
+    cg_py_print_size(stdout, s->train_x);
+    fputs(" ", stdout);
+    cg_py_print_size(stdout, s->train_y);
+    fputs("\n", stdout);
+    py("valid_x = torch.cat([valid_3_tens, valid_7_tens]).view(-1, 28*28)\n");
+    py("valid_y = tensor([1]*len(valid_3_tens) + [0]*len(valid_7_tens)).unsqueeze(1)");
+    if (!make_xy(v3, v7, &s->valid_x, &s->valid_y)) goto done;
+    py("valid_x.shape, valid_y.shape");
+    fputs("(", stdout);
+    cg_py_print_size(stdout, s->valid_x);
+    fputs(", ", stdout);
+    cg_py_print_size(stdout, s->valid_y);
+    fputs(")\n", stdout);
+    ok = true;
+done:
+    cg_scope_end();
+    return ok;
+}
+
+static bool step_dataset(walk *s) {
+    section("A dataset: pairs of (image, label)");
+    bool ok = false;
+    cg_scope_begin();
+    py("dset = list(zip(train_x, train_y))\n");
+    printf("# cgrad: item i of dset is (row i of train_x, row i of train_y).\n");
+    py("x, y = dset[0]");
+    int64_t one[1] = {1}, flat[1] = {s->train_x->shape[1]};
+    cg_tensor *x = cg_tensor_reshape(cg_tensor_rows(s->train_x, 0, 1), flat, 1);
+    cg_tensor *y = cg_tensor_reshape(cg_tensor_rows(s->train_y, 0, 1), one, 1);
+    if (!x || !y) goto done;
+    py("print(x.shape, y)");
+    cg_py_print_size(stdout, x);
+    fputs(" ", stdout);
+    print_t(y, CG_PY_INT);
+    py("show_image(x.view(28,28))");
+    printf("# drawn with %s:\n", cg_term_mode_name(s->mode));
+    if (!cg_term_draw_floats(stdout, x->data, s->width, s->height, s->mode)) {
+        cg_fail(CG_ERR_NOMEM, "walkthrough: out of memory");
+        goto done;
+    }
+    py("valid_dset = list(zip(valid_x, valid_y))");
+    ok = true;
+done:
+    cg_scope_end();
+    return ok;
+}
+
+static bool step_params(walk *s) {
+    section("Weights and bias");
+    bool ok = false;
+    cg_scope_begin();
+    py("def init_params(size, std=1.0): return (torch.randn(size)*std).requires_grad_()");
+    py("weights = init_params((28*28,1))");
+    int64_t wshape[2] = {s->train_x->shape[1], 1}, bshape[1] = {1};
+    s->weights = init_params(wshape, 2, 1.0f);
+    s->bias = init_params(bshape, 1, 1.0f);
+    if (!s->weights || !s->bias) goto done;
+    py("weights.shape");
+    cg_py_print_size(stdout, s->weights);
+    fputs("\n", stdout);
+    py("bias = init_params(1)");
+    py("bias");
+    print_t(s->bias, CG_PY_FLOAT);
+
+    printf("\n# A prediction for the first image: multiply each pixel by its weight, add up, add the bias.\n");
+    py("(train_x[0]*weights.T).sum() + bias");
+    int64_t flat[1] = {s->train_x->shape[1]};
+    cg_tensor *x0 = cg_tensor_reshape(cg_tensor_rows(s->train_x, 0, 1), flat, 1);
+    cg_tensor *p0 = cg_tensor_add(cg_tensor_sum(cg_tensor_mul(x0, cg_tensor_transpose(s->weights))), s->bias);
+    if (!p0) goto done;
+    print_t(p0, CG_PY_FLOAT);
+    printf("# The same by matrix multiplication, which does every image at once:\n");
+    py("train_x[0]@weights + bias");
+    cg_tensor *p0m = linear1(s, x0);
+    if (!p0m) goto done;
+    print_t(p0m, CG_PY_FLOAT);
+
+    py("def linear1(xb): return xb@weights + bias");
+    py("preds = linear1(train_x)");
+    cg_tensor *preds = linear1(s, s->train_x);
+    if (!preds) goto done;
+    py("preds");
+    print_t(preds, CG_PY_FLOAT);
+
+    printf("\n# Above 0 we call it a 3. With random weights that is right about half the time:\n");
+    py("corrects = (preds>0.0).float() == train_y");
+    cg_tensor *corrects = cg_tensor_eq(cg_tensor_gt(preds, cg_tensor_scalar(0.0f)), s->train_y);
+    py("corrects");
+    if (!corrects) goto done;
+    print_t(corrects, CG_PY_BOOL);
+    py("corrects.float().mean().item()");
+    float acc = cg_tensor_item(cg_tensor_mean(corrects));
+    printf("%.4f\n", acc);
+
+    printf("\n# Accuracy is a staircase: nudge one weight and it does not move, so its gradient is 0.\n");
+    py("with torch.no_grad(): weights[0] *= 1.0001");
+    s->weights->data[0] *= 1.0001f;
+    py("preds = linear1(train_x)\n"
+       "((preds>0.0).float() == train_y).float().mean().item()");
+    bool prev = cg_set_grad_enabled(false);
+    float acc2 = cg_tensor_item(cg_tensor_mean(cg_tensor_eq(cg_tensor_gt(linear1(s, s->train_x), cg_tensor_scalar(0.0f)), s->train_y)));
+    cg_set_grad_enabled(prev);
+    printf("%.4f\n", acc2);
+    ok = !isnan(acc) && !isnan(acc2);
+done:
+    cg_scope_end();
+    return ok;
+}
+
+static bool step_loss(walk *s) {
+    (void)s;
+    section("A loss function: mnist_loss");
+    bool ok = false;
+    cg_scope_begin();
+    py("def mnist_loss(predictions, targets):\n"
+       "    return torch.where(targets==1, 1-predictions, predictions).mean()");
+    py("trgts  = tensor([1,0,1])\n");
+    py("prds   = tensor([0.9, 0.4, 0.2])");
+    const float t3[3] = {1, 0, 1}, p3[3] = {0.9f, 0.4f, 0.2f}, p3b[3] = {0.9f, 0.4f, 0.8f};
+    int64_t three[1] = {3};
+    cg_tensor *trgts = cg_tensor_from_data(t3, three, 1);
+    cg_tensor *prds = cg_tensor_from_data(p3, three, 1);
+    cg_tensor *prds_b = cg_tensor_from_data(p3b, three, 1);
+    cg_tensor *one = cg_tensor_scalar(1.0f);
+    py("torch.where(trgts==1, 1-prds, prds)");
+    cg_tensor *w = cg_tensor_where(cg_tensor_eq(trgts, one), cg_tensor_sub(one, prds), prds);
+    if (!w) goto done;
+    print_t(w, CG_PY_FLOAT);
+    py("mnist_loss(prds,trgts)");
+    cg_tensor *l1 = mnist_loss_raw(prds, trgts);
+    if (!l1) goto done;
+    print_t(l1, CG_PY_FLOAT);
+    printf("# The third image is a 3 (target 1): predict 0.8 instead of 0.2 and the loss drops.\n");
+    py("mnist_loss(tensor([0.9, 0.4, 0.8]),trgts)");
+    cg_tensor *l2 = mnist_loss_raw(prds_b, trgts);
+    if (!l2) goto done;
+    print_t(l2, CG_PY_FLOAT);
+
+    printf("\n# mnist_loss assumes predictions in [0, 1]; sigmoid squeezes any number there.\n");
+    py("def sigmoid(x): return 1/(1+torch.exp(-x))");
+    py("sigmoid(tensor([-4., -2., 0., 2., 4.]))");
+    cg_tensor *xs = cg_tensor_arange(-4.0f, 5.0f, 2.0f);
+    cg_tensor *mine = cg_tensor_div(one, cg_tensor_add(one, cg_tensor_exp(cg_tensor_neg(xs))));
+    if (!mine) goto done;
+    print_t(mine, CG_PY_FLOAT);
+    py("torch.sigmoid(tensor([-4., -2., 0., 2., 4.]))");
+    cg_tensor *builtin = cg_tensor_sigmoid(xs);
+    if (!builtin) goto done;
+    print_t(builtin, CG_PY_FLOAT);
+    py("def mnist_loss(predictions, targets):\n"
+       "    predictions = predictions.sigmoid()\n"
+       "    return torch.where(targets==1, 1-predictions, predictions).mean()");
+    py("mnist_loss(prds,trgts), mnist_loss(tensor([0.9, 0.4, 0.8]),trgts)");
+    cg_tensor *s1 = cg_mnist_loss(prds, trgts), *s2 = cg_mnist_loss(prds_b, trgts);
+    if (!s1 || !s2) goto done;
+    fputs("(", stdout);
+    cg_py_print_tensor(stdout, s1, CG_PY_FLOAT);
+    fputs(", ", stdout);
+    cg_py_print_tensor(stdout, s2, CG_PY_FLOAT);
+    fputs(")\n", stdout);
+    ok = true;
+done:
+    cg_scope_end();
+    return ok;
+}
+
+/* Mean of |g| and mean of g over a gradient buffer, in double. */
+static void grad_means(const cg_tensor *p, double *mean, double *mean_abs) {
+    double sum = 0.0, sum_abs = 0.0;
+    for (int64_t i = 0; i < p->numel; i++) {
+        sum += p->grad[i];
+        sum_abs += fabs(p->grad[i]);
+    }
+    *mean = p->numel ? sum / (double)p->numel : 0.0;
+    *mean_abs = p->numel ? sum_abs / (double)p->numel : 0.0;
+}
+
+static bool step_sgd(walk *s) {
+    section("Gradients and one step of SGD");
+    bool ok = false;
+    cg_scope_begin();
+    cg_tensor *params[2] = {s->weights, s->bias};
+    cg_tensor_zero_grad(s->weights);
+    cg_tensor_zero_grad(s->bias);
+    py("batch = train_x[:4]");
+    cg_tensor *batch = cg_tensor_rows(s->train_x, 0, 4);
+    cg_tensor *yb = cg_tensor_rows(s->train_y, 0, 4);
+    py("preds = linear1(batch)");
+    cg_tensor *preds = linear1(s, batch);
+    py("loss = mnist_loss(preds, train_y[:4])");
+    cg_tensor *loss = cg_mnist_loss(preds, yb);
+    if (!loss) goto done;
+    py("loss");
+    print_t(loss, CG_PY_FLOAT);
+    py("loss.backward()");
+    if (cg_backward(loss) != CG_OK) goto done;
+    if (!s->weights->grad || !s->bias->grad) {
+        cg_fail(CG_ERR_STATE, "walkthrough: backward left no gradient on the parameters");
+        goto done;
+    }
+    py("weights.grad.shape, weights.grad.mean(), weights.grad.abs().mean(), bias.grad");
+    double gmean, gabs, bmean, babs;
+    grad_means(s->weights, &gmean, &gabs);
+    grad_means(s->bias, &bmean, &babs);
+    float gm = (float)gmean, ga = (float)gabs;
+    int64_t one[1] = {1};
+    fputs("(", stdout);
+    cg_py_print_size(stdout, s->weights);
+    fputs(", ", stdout);
+    cg_py_print_values(stdout, &gm, NULL, 0, CG_PY_FLOAT, NULL);
+    fputs(", ", stdout);
+    cg_py_print_values(stdout, &ga, NULL, 0, CG_PY_FLOAT, NULL);
+    fputs(", ", stdout);
+    cg_py_print_values(stdout, s->bias->grad, one, 1, CG_PY_FLOAT, NULL);
+    fputs(")\n", stdout);
+
+    printf("\n# Step against the gradient, then measure the same batch again.\n");
+    py_lr(s->lr);
+    py("for p in weights,bias:\n"
+       "    p.data -= p.grad*lr\n"
+       "    p.grad.zero_()");
+    float before = cg_tensor_item(loss);
+    cg_sgd_step(params, 2, s->lr);
+    py("mnist_loss(linear1(batch), train_y[:4])");
+    bool prev = cg_set_grad_enabled(false);
+    cg_tensor *after = cg_mnist_loss(linear1(s, batch), yb);
+    cg_set_grad_enabled(prev);
+    if (!after) goto done;
+    print_t(after, CG_PY_FLOAT);
+    float a = cg_tensor_item(after);
+    printf("# loss %.6f -> %.6f: %s\n", before, a, a < before ? "down" : "not down");
+    ok = true;
+done:
+    cg_scope_end();
+    return ok;
+}
+
+static bool step_dataloader(walk *s) {
+    section("DataLoader: mini-batches");
+    cg_dataloader dl;
+    py("coll = range(15)");
+    py("dl = DataLoader(coll, batch_size=5, shuffle=True)");
+    if (cg_dataloader_init(&dl, 15, 5, true, false, s->seed + 1) != CG_OK) return false;
+    py("list(dl)");
+    const int64_t *idx;
+    int64_t n;
+    cg_dataloader_reset(&dl);
+    fputs("[", stdout);
+    for (int b = 0; cg_dataloader_next(&dl, &idx, &n); b++) {
+        fputs(b ? ", " : "", stdout);
+        print_indices(idx, n); /* coll[i] is i */
+    }
+    fputs("]\n", stdout);
+    cg_dataloader_free(&dl);
+
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyz";
+    py("ds = L(enumerate(string.ascii_lowercase))");
+    py("ds");
+    printf("(#26) [");
+    for (int i = 0; i < 10; i++) printf("%s(%d, '%c')", i ? "," : "", i, letters[i]);
+    printf("...]\n");
+    py("dl = DataLoader(ds, batch_size=6, shuffle=True)");
+    if (cg_dataloader_init(&dl, 26, 6, true, false, s->seed + 2) != CG_OK) return false;
+    py("list(dl)");
+    cg_dataloader_reset(&dl);
+    fputs("[", stdout);
+    /* fastai collates a batch of (int, str) pairs into (tensor of ints, tuple of strs) */
+    for (int b = 0; cg_dataloader_next(&dl, &idx, &n); b++) {
+        fputs(b ? ",\n (" : "(", stdout);
+        print_indices(idx, n);
+        fputs(", (", stdout);
+        for (int64_t i = 0; i < n; i++) printf("%s'%c'", i ? ", " : "", letters[idx[i]]);
+        fputs("))", stdout);
+    }
+    fputs("]\n", stdout);
+    cg_dataloader_free(&dl);
+    return true;
+}
+
+/* def validate_epoch(model): the mean of the batches' accuracies, as the book. */
+static float validate_epoch(const walk *s, cg_dataloader *valid_dl) {
+    bool prev = cg_set_grad_enabled(false);
+    double sum = 0.0;
+    int64_t batches = 0, n;
+    const int64_t *idx;
+    cg_dataloader_reset(valid_dl);
+    while (cg_dataloader_next(valid_dl, &idx, &n)) {
+        cg_scope_begin();
+        cg_tensor *xb = cg_tensor_index_select(s->valid_x, idx, n);
+        cg_tensor *yb = cg_tensor_index_select(s->valid_y, idx, n);
+        cg_tensor *preds = linear1(s, xb);
+        sum += preds ? cg_binary_accuracy(preds, yb) : NAN;
+        batches++;
+        cg_scope_end();
+    }
+    cg_set_grad_enabled(prev);
+    return batches ? (float)(sum / (double)batches) : NAN;
+}
+
+/* def train_epoch(model, lr, params): calc_grad and a step per batch.
+ * Returns the mean of the batches' losses (NAN on failure). */
+static float train_epoch(walk *s, cg_dataloader *dl) {
+    cg_tensor *params[2] = {s->weights, s->bias};
+    double sum = 0.0;
+    int64_t batches = 0, n;
+    const int64_t *idx;
+    cg_dataloader_reset(dl);
+    while (cg_dataloader_next(dl, &idx, &n)) {
+        cg_scope_begin();
+        cg_tensor *xb = cg_tensor_index_select(s->train_x, idx, n);
+        cg_tensor *yb = cg_tensor_index_select(s->train_y, idx, n);
+        cg_tensor *loss = cg_mnist_loss(linear1(s, xb), yb);
+        bool ok = loss && cg_backward(loss) == CG_OK;
+        if (ok) {
+            sum += cg_tensor_item(loss);
+            cg_sgd_step(params, 2, s->lr);
+        }
+        cg_scope_end();
+        if (!ok) return NAN;
+        batches++;
+    }
+    return batches ? (float)(sum / (double)batches) : NAN;
+}
+
+static bool step_train(walk *s) {
+    section("The training loop (the book's code, which the article's Part 3 follows)");
+    bool ok = false;
+    cg_dataloader dl = {0}, valid_dl = {0};
+    cg_scope_begin();
+    py("dl = DataLoader(dset, batch_size=256, shuffle=True)");
+    printf("# (the book leaves shuffle off; the article explains why a fresh order each epoch helps)\n");
+    if (cg_dataloader_init(&dl, s->train_x->shape[0], BATCH_SIZE, true, false, s->seed + 3) != CG_OK) goto done;
+    py("xb,yb = first(dl)");
+    const int64_t *idx;
+    int64_t n;
+    cg_dataloader_reset(&dl);
+    cg_dataloader_next(&dl, &idx, &n);
+    cg_tensor *xb = cg_tensor_index_select(s->train_x, idx, n);
+    cg_tensor *yb = cg_tensor_index_select(s->train_y, idx, n);
+    if (!xb || !yb) goto done;
+    py("xb.shape,yb.shape");
+    fputs("(", stdout);
+    cg_py_print_size(stdout, xb);
+    fputs(", ", stdout);
+    cg_py_print_size(stdout, yb);
+    fputs(")\n", stdout);
+    py("valid_dl = DataLoader(valid_dset, batch_size=256)");
+    if (cg_dataloader_init(&valid_dl, s->valid_x->shape[0], BATCH_SIZE, false, false, 0) != CG_OK) goto done;
+
+    py("weights = init_params((28*28,1))\n");
+    py("bias = init_params(1)");
+    int64_t wshape[2] = {s->train_x->shape[1], 1}, bshape[1] = {1};
+    cg_tensor_release(s->weights);
+    cg_tensor_release(s->bias);
+    s->weights = init_params(wshape, 2, 1.0f);
+    s->bias = init_params(bshape, 1, 1.0f);
+    if (!s->weights || !s->bias) goto done;
+    py("def calc_grad(xb, yb, model):\n"
+       "    preds = model(xb)\n"
+       "    loss = mnist_loss(preds, yb)\n"
+       "    loss.backward()");
+    py("def train_epoch(model, lr, params):\n"
+       "    for xb,yb in dl:\n"
+       "        calc_grad(xb, yb, model)\n"
+       "        for p in params:\n"
+       "            p.data -= p.grad*lr\n"
+       "            p.grad.zero_()");
+    py("def batch_accuracy(xb, yb):\n"
+       "    preds = xb.sigmoid()\n"
+       "    correct = (preds>0.5) == yb\n"
+       "    return correct.float().mean()");
+    py("def validate_epoch(model):\n"
+       "    accs = [batch_accuracy(model(xb), yb) for xb,yb in valid_dl]\n"
+       "    return round(torch.stack(accs).mean().item(), 4)");
+    py("validate_epoch(linear1)");
+    float acc = validate_epoch(s, &valid_dl);
+    if (isnan(acc)) goto done;
+    printf("%.4f\n", acc);
+    py_lr(s->lr);
+    py("params = weights,bias");
+    pyf("for i in range(%lld):\n"
+        "    train_epoch(linear1, lr, params)\n"
+        "    print(validate_epoch(linear1), end=' ')",
+        (long long)s->epochs);
+    for (int64_t e = 0; e < s->epochs; e++) {
+        float loss = train_epoch(s, &dl);
+        if (isnan(loss)) goto done;
+        acc = validate_epoch(s, &valid_dl);
+        printf("epoch %2lld  train loss %.4f  validate_epoch %.4f\n", (long long)e + 1, loss, acc);
+        fflush(stdout);
+    }
+    printf("\nfinal accuracy: %.4f\n", acc);
+    ok = !isnan(acc);
+done:
+    cg_scope_end();
+    cg_dataloader_free(&dl);
+    cg_dataloader_free(&valid_dl);
+    return ok;
+}
+
+int cg_cmd_walkthrough(int argc, char **argv) {
+    const char *data = NULL;
+    uint64_t seed = 42;
+    int64_t epochs = 20;
+    double lr = 1.0;
+    bool ascii = false;
+    cg_opt opts[] = {
+        CG_OPT_DATA(&data),
+        CG_OPT_SEED(&seed),
+        {"--epochs", CG_OPT_INT, &epochs, 0, 10000, NULL, false},
+        {"--lr", CG_OPT_FLOAT, &lr, 0, 1000, NULL, true},
+        {"--ascii", CG_OPT_FLAG, &ascii, 0, 0, NULL, false},
+    };
+    int rc = cg_opts_parse("walkthrough", WALK_USAGE, argc, argv, opts, CG_NOPTS(opts), NULL, 0, NULL);
+    if (rc != CG_OPTS_CONTINUE) return rc;
+
+    walk s = {.seed = seed, .epochs = epochs, .lr = (float)lr};
+    if (cg_cli_data_root(data, s.root, sizeof s.root) != CG_OK) return cg_cmd_fail("walkthrough");
+    s.mode = cg_term_detect(stdout, ascii);
+    cg_manual_seed(seed);
+
+    printf("cgrad walkthrough: \"Building a Simple MNIST Classifier (Part 2)\" - fastbook chapter 4 - in C\n"
+           "data %s, seed %llu; each >>> line is the article's Python, below it what cgrad computes.\n",
+           s.root, (unsigned long long)seed);
+    bool ok = step_load(&s) && step_dataset(&s) && step_params(&s) && step_loss(&s) && step_sgd(&s) &&
+              step_dataloader(&s) && step_train(&s);
+    fflush(stdout);
+
+    cg_tensor *owned[6] = {s.train_x, s.train_y, s.valid_x, s.valid_y, s.weights, s.bias};
+    for (int i = 0; i < 6; i++) cg_tensor_release(owned[i]);
+    return ok ? CG_EXIT_OK : cg_cmd_fail("walkthrough");
+}

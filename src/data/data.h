@@ -1,0 +1,86 @@
+/*
+ * data.h - what the loaders in src/data share (internal).
+ *
+ * Every parser here works on bytes in memory, so the libFuzzer targets in
+ * fuzz/ drive exactly the code that reads users' files. Sizes read from a
+ * file are checked against the file's length before anything is allocated.
+ */
+#ifndef CGRAD_DATA_H
+#define CGRAD_DATA_H
+
+#include "cgrad_internal.h"
+
+/* A growable byte buffer, reused by one thread across many files. */
+typedef struct cg_bytes {
+    uint8_t *data;
+    size_t len, cap;
+} cg_bytes;
+
+/* Grows b to hold at least `need` bytes (keeps its contents). */
+cg_status cg_bytes_reserve(cg_bytes *b, size_t need, const char *op);
+void cg_bytes_free(cg_bytes *b);
+
+/* Reads the whole file into b (b->len its size); a file over max_bytes is
+ * an error, so a huge or endless file is never slurped. */
+cg_status cg_read_file(const char *op, const char *path, size_t max_bytes, cg_bytes *b);
+
+/* dst[i] = src[i] / 255 as float, the same rounding as PyTorch's
+ * tensor.float()/255. Serial: callers parallelise over images. */
+void cg_u8_to_unit(float *dst, const uint8_t *src, int64_t n);
+
+/* Gives ds fresh tensors x [n, h*w] (uninitialised) and y [n], owned by
+ * ds whatever scope is open; sets height and width. */
+cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w);
+
+/* Builds ds from 8-bit pixels (n images of h x w, row after row) and
+ * labels: n_classes = max label + 1, named "0", "1", ... (digits). A label
+ * that is not below CG_MAX_CLASSES is an error naming `name` and the item. */
+cg_status cg_dataset_from_u8(cg_dataset *ds, const char *op, const char *name,
+                             const uint8_t *pixels, const uint8_t *labels, int64_t n,
+                             int64_t h, int64_t w);
+
+/* ---- PNG (png.c) ---- */
+
+/* Largest image we decode, in pixels (16384 x 16384). */
+#define CG_PNG_MAX_PIXELS ((int64_t)1 << 28)
+
+/*
+ * Decodes PNG bytes to 8-bit gray (conversions: see png.c). `name` names
+ * the image in messages.
+ *  - pixels NULL on entry: any size; *pixels is malloc'd (width*height)
+ *    and width/height are set.
+ *  - pixels non-NULL on entry: the image must be exactly width x height
+ *    (else CG_ERR_SHAPE naming both sizes) and is written there.
+ * On failure nothing is left allocated.
+ */
+typedef struct cg_gray_image {
+    uint8_t *pixels;
+    int64_t width, height;
+} cg_gray_image;
+
+cg_status cg_png_decode(const uint8_t *buf, size_t len, const char *name, cg_gray_image *img);
+
+/* ---- IDX (idx.c) ---- */
+
+/* An IDX file's contents: ndim 1 (labels: dims[0] items) or 3 (images:
+ * dims[0] images of dims[1] rows x dims[2] cols); data is malloc'd. */
+typedef struct cg_idx {
+    int ndim;
+    int64_t dims[3];
+    uint8_t *data;
+    int64_t size; /* bytes in data: the product of dims */
+} cg_idx;
+
+/* Reads an IDX stream (gzip or raw, told apart by zlib) from fd, which the
+ * call closes. `name` is for messages. */
+cg_status cg_idx_read_fd(int fd, const char *name, cg_idx *out);
+void cg_idx_free(cg_idx *idx);
+
+/* ---- CSV (csv.c) ---- */
+
+/* Parses CSV digits (see cg_dataset_load_csv) from memory. */
+cg_status cg_csv_parse(cg_dataset *ds, const char *text, size_t len, const char *name);
+/* Parses a labels.csv (see cg_read_labels_csv) from memory. */
+cg_status cg_labels_parse(cg_labels *out, const char *text, size_t len, const char *name);
+
+#endif /* CGRAD_DATA_H */

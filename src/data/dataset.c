@@ -1,0 +1,193 @@
+/*
+ * dataset.c - the cg_dataset object: making, narrowing and freeing it, and
+ * the helpers every loader shares (reading a file, pixels to floats).
+ */
+#include "data/data.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* Byte buffers and files                                              */
+/* ------------------------------------------------------------------ */
+
+cg_status cg_bytes_reserve(cg_bytes *b, size_t need, const char *op) {
+    if (need <= b->cap) return CG_OK;
+    /* Grow by half again so a stream read in pieces costs O(n) copies. */
+    size_t cap = b->cap + b->cap / 2;
+    if (cap < need) cap = need;
+    if (cap < 4096) cap = 4096;
+    uint8_t *p = realloc(b->data, cap);
+    if (!p) return cg_fail(CG_ERR_NOMEM, "%s: cannot allocate %zu bytes", op, cap);
+    b->data = p;
+    b->cap = cap;
+    return CG_OK;
+}
+
+void cg_bytes_free(cg_bytes *b) {
+    free(b->data);
+    *b = (cg_bytes){0};
+}
+
+cg_status cg_read_file(const char *op, const char *path, size_t max_bytes, cg_bytes *b) {
+    b->len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return cg_fail(CG_ERR_IO, "%s: cannot open %s: %s", op, path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return cg_fail(CG_ERR_IO, "%s: %s is not a regular file", op, path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        close(fd);
+        return cg_fail(CG_ERR_FORMAT, "%s: %s is %lld bytes, more than the %zu this reader accepts",
+                       op, path, (long long)st.st_size, max_bytes);
+    }
+    size_t size = (size_t)st.st_size;
+    /* One spare byte so text parsers may NUL-terminate. */
+    if (cg_bytes_reserve(b, size + 1, op) != CG_OK) {
+        close(fd);
+        return CG_ERR_NOMEM;
+    }
+    while (b->len < size) {
+        ssize_t got = read(fd, b->data + b->len, size - b->len);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            int err = got < 0 ? errno : 0;
+            close(fd);
+            return cg_fail(CG_ERR_IO, "%s: cannot read %s: %s", op, path,
+                           err ? strerror(err) : "the file shrank while being read");
+        }
+        b->len += (size_t)got;
+    }
+    close(fd);
+    return CG_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pixels to floats                                                    */
+/* ------------------------------------------------------------------ */
+
+void cg_u8_to_unit(float *dst, const uint8_t *src, int64_t n) {
+    /* A true division, not a multiply by 1/255: the bits PyTorch's
+     * tensor.float()/255 gives. It vectorizes (cvt + divps). */
+    for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i] / 255.0f;
+}
+
+/* ------------------------------------------------------------------ */
+/* The dataset object                                                  */
+/* ------------------------------------------------------------------ */
+
+/* A tensor that ds owns: made inside a scope of our own and retained, so
+ * exactly one reference is left whether or not the caller has a scope open. */
+static cg_tensor *owned_tensor(const char *op, const int64_t *shape, int ndim) {
+    cg_scope_begin();
+    cg_tensor *t = cg_tensor_retain(cg_tensor_alloc(op, shape, ndim));
+    cg_scope_end();
+    return t;
+}
+
+cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w) {
+    if (n < 0 || h <= 0 || w <= 0 || h > CG_MAX_NUMEL / w)
+        return cg_fail(CG_ERR_ARG, "%s: bad dataset size %lld images of %lldx%lld", op,
+                       (long long)n, (long long)h, (long long)w);
+    int64_t xs[2] = {n, h * w};
+    ds->x = owned_tensor(op, xs, 2);
+    ds->y = ds->x ? owned_tensor(op, &n, 1) : NULL;
+    if (!ds->x || !ds->y) {
+        cg_tensor_release(ds->x);
+        ds->x = NULL;
+        return cg_last_status();
+    }
+    ds->height = h;
+    ds->width = w;
+    return CG_OK;
+}
+
+cg_status cg_dataset_from_u8(cg_dataset *ds, const char *op, const char *name,
+                             const uint8_t *pixels, const uint8_t *labels, int64_t n,
+                             int64_t h, int64_t w) {
+    int max_label = -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] >= CG_MAX_CLASSES)
+            return cg_fail(CG_ERR_FORMAT, "%s: %s: label %d of item %lld is not below %d (CG_MAX_CLASSES)",
+                           op, name, labels[i], (long long)i, CG_MAX_CLASSES);
+        if (labels[i] > max_label) max_label = labels[i];
+    }
+    memset(ds, 0, sizeof *ds);
+    if (cg_dataset_alloc(ds, op, n, h, w) != CG_OK) return cg_last_status();
+    int64_t hw = h * w;
+#pragma omp parallel for schedule(static) if (n * hw >= 16 * CG_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) cg_u8_to_unit(ds->x->data + i * hw, pixels + i * hw, hw);
+    for (int64_t i = 0; i < n; i++) ds->y->data[i] = (float)labels[i];
+    ds->n_classes = max_label + 1;
+    for (int c = 0; c < ds->n_classes; c++)
+        snprintf(ds->class_names[c], CG_CLASS_NAME_MAX, "%d", c);
+    return CG_OK;
+}
+
+void cg_dataset_free(cg_dataset *ds) {
+    if (!ds) return;
+    cg_tensor_release(ds->x);
+    cg_tensor_release(ds->y);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* Row i's new class, or -1 (also for a label outside 0..n_classes-1). */
+static int class_of(const cg_dataset *ds, int64_t i, const int *map) {
+    float y = ds->y->data[i];
+    if (!(y >= 0.0f && y < (float)ds->n_classes)) return -1;
+    return map[(int)y];
+}
+
+/*
+ * Keeps the rows whose class is listed, in their order, and renumbers the
+ * classes 0..n-1 in the order of `names`: full MNIST with {"3", "7"} gives
+ * MNIST_SAMPLE (3 -> 0, 7 -> 1, as in its labels.csv).
+ */
+cg_status cg_dataset_select_classes(cg_dataset *ds, const char *const *names, int n) {
+    if (!ds || !ds->x || !ds->y)
+        return cg_fail(CG_ERR_STATE, "select_classes: the dataset is not loaded");
+    if (!names || n < 1 || n > CG_MAX_CLASSES)
+        return cg_fail(CG_ERR_ARG, "select_classes: need 1..%d class names, got %d", CG_MAX_CLASSES, n);
+    int map[CG_MAX_CLASSES]; /* old class -> new class, or -1 */
+    for (int c = 0; c < CG_MAX_CLASSES; c++) map[c] = -1;
+    for (int k = 0; k < n; k++) {
+        int found = -1;
+        for (int c = 0; c < ds->n_classes && found < 0; c++)
+            if (names[k] && strcmp(ds->class_names[c], names[k]) == 0) found = c;
+        if (found < 0) {
+            char have[CG_MAX_CLASSES * (CG_CLASS_NAME_MAX + 2)] = "";
+            for (int c = 0; c < ds->n_classes; c++) {
+                if (c) strcat(have, ", ");
+                strcat(have, ds->class_names[c]);
+            }
+            return cg_fail(CG_ERR_ARG, "select_classes: no class \"%s\" (the classes are: %s)",
+                           names[k] ? names[k] : "(null)", have);
+        }
+        if (map[found] >= 0)
+            return cg_fail(CG_ERR_ARG, "select_classes: class \"%s\" is listed twice", names[k]);
+        map[found] = k;
+    }
+
+    int64_t rows = ds->x->shape[0], cols = ds->x->shape[1], kept = 0;
+    for (int64_t i = 0; i < rows; i++) kept += class_of(ds, i, map) >= 0;
+
+    cg_dataset out = *ds;
+    if (cg_dataset_alloc(&out, "select_classes", kept, ds->height, ds->width) != CG_OK)
+        return cg_last_status();
+    for (int64_t i = 0, j = 0; i < rows; i++) {
+        int c = class_of(ds, i, map);
+        if (c < 0) continue;
+        memcpy(out.x->data + j * cols, ds->x->data + i * cols, (size_t)cols * sizeof(float));
+        out.y->data[j++] = (float)c;
+    }
+    out.n_classes = n;
+    memset(out.class_names, 0, sizeof out.class_names);
+    for (int k = 0; k < n; k++) snprintf(out.class_names[k], CG_CLASS_NAME_MAX, "%s", names[k]);
+    cg_dataset_free(ds);
+    *ds = out;
+    return CG_OK;
+}

@@ -1,0 +1,272 @@
+/*
+ * folder.c - fastai's image-folder layout, ROOT/<class>/<image>.png.
+ *
+ * The order is the article's: classes are the sub-folder names sorted,
+ * and within a class the files sorted as Python's sorted() sorts paths
+ * (byte order of the names, so "10.png" < "10000.png" < "9.png"). Names
+ * starting with '.' are skipped (.ipynb_checkpoints, macOS's "._x.png").
+ *
+ * Files decode in parallel, each on its own; a failure is reported for the
+ * first failing file in that order, whichever thread met it, so the error
+ * does not depend on the thread count.
+ */
+#include "data/data.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* Largest image file we read. */
+#define FOLDER_MAX_FILE ((size_t)1 << 28)
+/* Most images one folder load takes (so the path list stays bounded). */
+#define FOLDER_MAX_FILES ((int64_t)1 << 26)
+
+/* Strings in one growing block; pointers are made once it stops growing. */
+typedef struct strlist {
+    char *text;
+    size_t len, cap;
+    size_t *off;
+    int64_t n, cap_n;
+} strlist;
+
+static void strlist_free(strlist *l) {
+    free(l->text);
+    free(l->off);
+    *l = (strlist){0};
+}
+
+/* Appends a, b and c joined into one string. */
+static cg_status strlist_add(strlist *l, const char *a, const char *b, const char *c) {
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c), need = l->len + la + lb + lc + 1;
+    if (need > l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        while (cap < need) cap *= 2;
+        char *t = realloc(l->text, cap);
+        if (!t) return cg_fail(CG_ERR_NOMEM, "folder: out of memory listing files");
+        l->text = t;
+        l->cap = cap;
+    }
+    if (l->n == l->cap_n) {
+        int64_t cn = l->cap_n ? l->cap_n * 2 : 256;
+        size_t *o = realloc(l->off, (size_t)cn * sizeof *o);
+        if (!o) return cg_fail(CG_ERR_NOMEM, "folder: out of memory listing files");
+        l->off = o;
+        l->cap_n = cn;
+    }
+    l->off[l->n++] = l->len;
+    memcpy(l->text + l->len, a, la);
+    memcpy(l->text + l->len + la, b, lb);
+    memcpy(l->text + l->len + la + lb, c, lc + 1);
+    l->len = need;
+    return CG_OK;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The strings as a sorted array of pointers into l (malloc'd). */
+static char **strlist_sorted(const strlist *l) {
+    char **p = malloc((size_t)(l->n ? l->n : 1) * sizeof *p);
+    if (!p) {
+        cg_fail(CG_ERR_NOMEM, "folder: out of memory listing files");
+        return NULL;
+    }
+    for (int64_t i = 0; i < l->n; i++) p[i] = l->text + l->off[i];
+    qsort(p, (size_t)l->n, sizeof *p, cmp_str);
+    return p;
+}
+
+static bool has_png_suffix(const char *name) {
+    size_t n = strlen(name);
+    return n > 4 && strcasecmp(name + n - 4, ".png") == 0;
+}
+
+/* Adds to `out` the names in dir that are folders (want_dirs) or .png
+ * files, skipping names that start with '.'. */
+static cg_status list_dir(const char *dir, bool want_dirs, strlist *out) {
+    DIR *d = opendir(dir);
+    if (!d) return cg_fail(CG_ERR_IO, "folder: cannot open %s: %s", dir, strerror(errno));
+    cg_status st = CG_OK;
+    struct dirent *e;
+    while (st == CG_OK && (errno = 0, e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        if (!want_dirs && !has_png_suffix(e->d_name)) continue;
+        bool is_dir = e->d_type == DT_DIR, is_file = e->d_type == DT_REG;
+        if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) { /* follow links, as Python does */
+            char path[4096];
+            struct stat s;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (stat(path, &s) == 0) {
+                is_dir = S_ISDIR(s.st_mode);
+                is_file = S_ISREG(s.st_mode);
+            }
+        }
+        if (want_dirs ? is_dir : is_file) st = strlist_add(out, e->d_name, "", "");
+        if (out->n > FOLDER_MAX_FILES)
+            st = cg_fail(CG_ERR_ARG, "folder: %s holds more than %lld entries", dir, (long long)FOLDER_MAX_FILES);
+    }
+    if (st == CG_OK && errno != 0) st = cg_fail(CG_ERR_IO, "folder: cannot list %s: %s", dir, strerror(errno));
+    closedir(d);
+    return st;
+}
+
+/* The work list: every image's path, in load order, and its class. */
+typedef struct folder_items {
+    strlist paths;
+    char **path;   /* pointers into paths.text */
+    int *label;
+    int64_t n;
+} folder_items;
+
+static void items_free(folder_items *it) {
+    strlist_free(&it->paths);
+    free(it->path);
+    free(it->label);
+    *it = (folder_items){0};
+}
+
+/* Lists the classes into ds->class_names and the images into items. */
+static cg_status list_images(cg_dataset *ds, const char *root, folder_items *it) {
+    strlist classes = {0}, files = {0};
+    char **cls = NULL, **names = NULL;
+    cg_status st = list_dir(root, true, &classes);
+    if (st == CG_OK && classes.n == 0)
+        st = cg_fail(CG_ERR_FORMAT, "folder: %s has no class folders (expected ROOT/<class>/*.png)", root);
+    if (st == CG_OK && classes.n > CG_MAX_CLASSES)
+        st = cg_fail(CG_ERR_FORMAT, "folder: %s has %lld class folders, more than %d", root,
+                     (long long)classes.n, CG_MAX_CLASSES);
+    if (st == CG_OK && !(cls = strlist_sorted(&classes))) st = cg_last_status();
+
+    int64_t cap = 0;
+    for (int c = 0; st == CG_OK && c < (int)classes.n; c++) {
+        if (strlen(cls[c]) >= CG_CLASS_NAME_MAX) {
+            st = cg_fail(CG_ERR_FORMAT, "folder: class name \"%s\" in %s is longer than %d bytes", cls[c],
+                         root, CG_CLASS_NAME_MAX - 1);
+            break;
+        }
+        snprintf(ds->class_names[c], CG_CLASS_NAME_MAX, "%s", cls[c]);
+        char dir[4096];
+        if (snprintf(dir, sizeof dir, "%s/%s", root, cls[c]) >= (int)sizeof dir) {
+            st = cg_fail(CG_ERR_ARG, "folder: path %s/%s is too long", root, cls[c]);
+            break;
+        }
+        files.len = 0;
+        files.n = 0;
+        free(names);
+        names = NULL;
+        if ((st = list_dir(dir, false, &files)) != CG_OK) break;
+        if (files.n == 0) {
+            st = cg_fail(CG_ERR_FORMAT, "folder: class folder %s holds no .png images", dir);
+            break;
+        }
+        if (!(names = strlist_sorted(&files))) {
+            st = cg_last_status();
+            break;
+        }
+        for (int64_t i = 0; st == CG_OK && i < files.n; i++) {
+            st = strlist_add(&it->paths, dir, "/", names[i]);
+            if (st == CG_OK && it->paths.n > cap) {
+                cap = cap ? cap * 2 : 1024;
+                int *l = realloc(it->label, (size_t)cap * sizeof *l);
+                if (!l) st = cg_fail(CG_ERR_NOMEM, "folder: out of memory listing files");
+                else it->label = l;
+            }
+            if (st == CG_OK) it->label[it->paths.n - 1] = c;
+        }
+        if (st == CG_OK && it->paths.n > FOLDER_MAX_FILES)
+            st = cg_fail(CG_ERR_ARG, "folder: %s holds more than %lld images", root, (long long)FOLDER_MAX_FILES);
+    }
+    ds->n_classes = (int)classes.n;
+    free(cls);
+    free(names);
+    strlist_free(&classes);
+    strlist_free(&files);
+    if (st != CG_OK) return st;
+    /* Paths in the order added (class by class, names sorted). */
+    it->n = it->paths.n;
+    it->path = malloc((size_t)it->n * sizeof *it->path);
+    if (!it->path) return cg_fail(CG_ERR_NOMEM, "folder: out of memory listing files");
+    for (int64_t i = 0; i < it->n; i++) it->path[i] = it->paths.text + it->paths.off[i];
+    return CG_OK;
+}
+
+static cg_status read_png(const char *path, cg_bytes *file, cg_gray_image *img) {
+    if (cg_read_file("png", path, FOLDER_MAX_FILE, file) != CG_OK) return cg_last_status();
+    return cg_png_decode(file->data, file->len, path, img);
+}
+
+/* Decodes images 1..n-1 into ds (image 0 is done and fixed the size). */
+static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
+    const int64_t n = it->n, hw = ds->height * ds->width;
+    float *x = ds->x->data, *y = ds->y->data;
+    int64_t first_bad = n; /* the lowest failing index met so far */
+    cg_status bad_status = CG_OK;
+    char bad_msg[512] = "";
+
+#pragma omp parallel
+    {
+        cg_bytes file = {0};
+        uint8_t *px = malloc((size_t)hw);
+        if (!px) {
+#pragma omp critical(cg_folder_error)
+            {
+                /* Not tied to a file: reported ahead of any. */
+#pragma omp atomic write
+                first_bad = -1;
+                bad_status = CG_ERR_NOMEM;
+                snprintf(bad_msg, sizeof bad_msg, "folder: out of memory");
+            }
+        }
+#pragma omp for schedule(dynamic, 64)
+        for (int64_t i = 1; i < n; i++) {
+            int64_t stop;
+#pragma omp atomic read
+            stop = first_bad;
+            /* Files after a known failure cannot change the report. */
+            if (i > stop) continue;
+            cg_gray_image img = {px, ds->width, ds->height};
+            if (read_png(it->path[i], &file, &img) != CG_OK) {
+#pragma omp critical(cg_folder_error)
+                if (i < first_bad) {
+#pragma omp atomic write
+                    first_bad = i;
+                    bad_status = cg_last_status();
+                    snprintf(bad_msg, sizeof bad_msg, "%s", cg_last_error());
+                }
+                continue;
+            }
+            cg_u8_to_unit(x + i * hw, px, hw);
+            y[i] = (float)it->label[i];
+        }
+        free(px);
+        cg_bytes_free(&file);
+    }
+    if (first_bad == n) return CG_OK;
+    if (bad_status == CG_ERR_SHAPE)
+        return cg_fail(bad_status, "%s (the size of the first image, %s)", bad_msg, it->path[0]);
+    return cg_fail(bad_status, "%s", bad_msg);
+}
+
+cg_status cg_dataset_load_folder(cg_dataset *ds, const char *dir) {
+    if (!ds || !dir) return cg_fail(CG_ERR_ARG, "folder: need a dataset and a folder");
+    memset(ds, 0, sizeof *ds);
+    folder_items it = {0};
+    cg_bytes file = {0};
+    cg_gray_image first = {0};
+    cg_status st = list_images(ds, dir, &it);
+    if (st == CG_OK) st = read_png(it.path[0], &file, &first);
+    cg_bytes_free(&file);
+    /* Keeps the class names list_images set. */
+    if (st == CG_OK) st = cg_dataset_alloc(ds, "folder", it.n, first.height, first.width);
+    if (st == CG_OK) {
+        cg_u8_to_unit(ds->x->data, first.pixels, first.height * first.width);
+        ds->y->data[0] = (float)it.label[0];
+        st = decode_all(ds, &it);
+    }
+    free(first.pixels);
+    items_free(&it);
+    if (st != CG_OK) cg_dataset_free(ds);
+    return st;
+}
