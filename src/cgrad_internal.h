@@ -60,6 +60,8 @@ cg_tensor *cg_view_result(const cg_op *op, cg_tensor *base, const int64_t *shape
                           int64_t offset);
 /* t->grad, allocated and zeroed on first use (NULL if out of memory). */
 float *cg_grad_buf(cg_tensor *t);
+/* Whether a cg_grad_buf call failed since the last reset. */
+bool cg_grad_alloc_failed(bool reset);
 /* True if backward should add into t's gradient. */
 static inline bool cg_wants_grad(const cg_tensor *t) { return t && t->requires_grad; }
 

@@ -19,7 +19,8 @@
 /* ------------------------------------------------------------------ */
 
 static char *join(char *buf, const char *a, const char *b) {
-    snprintf(buf, 512, "%s/%s", a, b);
+    int len = snprintf(buf, 512, "%s/%s", a, b);
+    assert_true(len > 0 && len < 512);
     return buf;
 }
 
@@ -85,6 +86,7 @@ typedef struct png_spec {
     int n_palette;
     const uint8_t *trns;
     int n_trns;
+    double gamma; /* a gAMA chunk when > 0 */
 } png_spec;
 
 static void write_png(const char *path, const png_spec *s, const uint8_t *data) {
@@ -100,6 +102,7 @@ static void write_png(const char *path, const png_spec *s, const uint8_t *data) 
                  PNG_FILTER_TYPE_DEFAULT);
     if (s->palette) png_set_PLTE(png, info, s->palette, s->n_palette);
     if (s->trns) png_set_tRNS(png, info, s->trns, s->n_trns, NULL);
+    if (s->gamma > 0) png_set_gAMA(png, info, s->gamma);
     png_write_info(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
     int passes = png_set_interlace_handling(png);
@@ -162,7 +165,8 @@ static void test_png_gray8_roundtrip(void **state) {
 static void test_png_gray16_scaled(void **state) {
     (void)state;
     char p[512];
-    const uint16_t v[4] = {0, 0x1234, 0x8080, 0xffff};
+    /* 0x12ff and 0x00ff round up: keeping the high byte (strip_16) would not */
+    const uint16_t v[4] = {0, 0x12ff, 0x00ff, 0xffff};
     uint8_t raw[8], expect[4];
     for (int i = 0; i < 4; i++) {
         raw[2 * i] = (uint8_t)(v[i] >> 8);
@@ -206,6 +210,9 @@ static void test_png_rgb_uses_bt601_weights(void **state) {
     /* not the BT.709 weights (0.2126, 0.7152, 0.0722): red would be 54 */
     assert_true(px[0] >= 75 && px[0] <= 77);
     free(px);
+    /* a gAMA chunk changes nothing: the weights apply to stored values, as in PIL */
+    write_png(p, &(png_spec){.w = 3, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .bit_depth = 8, .gamma = 1 / 2.2}, rgb);
+    expect_png(p, 3, 2, expect, 1);
 }
 
 static void test_png_rgba_composited_on_black(void **state) {

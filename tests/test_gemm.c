@@ -8,6 +8,7 @@
 #include "cgrad_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,8 @@ static void check_case(const gcase *g, uint64_t seed) { free(run_case(g, seed).b
 /* Sizes 1..67 chosen so that, across the sweep, m covers every residue mod
  * 6 and 4 (the kernels' MR), n every residue mod 16 and 8 (NR), and n
  * crosses the packed-A threshold (4 NR); k covers short, odd and
- * multi-block (past KC = 256, unevenly split) sums. */
+ * multi-block (past KC = 256, unevenly split) sums; a few larger ones
+ * cross the MC / NC blocks and the threading threshold. */
 static const int64_t sweep[][3] = {
     {1, 1, 1},    {1, 2, 3},    {2, 1, 5},    {3, 17, 2},   {4, 16, 16},  {5, 15, 31},
     {6, 31, 7},   {7, 33, 64},  {8, 8, 1},    {9, 47, 9},   {10, 23, 11}, {11, 65, 13},
@@ -109,6 +111,9 @@ static const int64_t sweep[][3] = {
     {47, 36, 45}, {53, 59, 4},  {59, 7, 27},  {61, 26, 58}, {64, 64, 64}, {67, 67, 67},
     {5, 67, 300}, {13, 18, 520}, {7, 3, 257}, {150, 70, 9}, {300, 5, 12}, {7, 4100, 5},
     {1, 67, 67},  {67, 1, 67},  {2, 2, 1000},
+    /* Over the 2^20-flop threading threshold, so 2 threads really split
+     * them: along M, along N, and the two gemv forms. */
+    {103, 97, 61}, {61, 205, 45}, {1, 1100, 500}, {1100, 1, 500},
 };
 static const float alphas[] = {1.0f, -0.5f, 2.0f, 0.75f};
 static const float betas[] = {0.0f, 1.0f, -1.5f, 0.25f};
@@ -267,6 +272,43 @@ static void gemm_kernel_choice(void **state) {
     cg_gemm_use_kernel(NULL);
 }
 
+/* A thread that multiplies once and ends: its pack buffers must be freed
+ * with it (the sanitizer build's leak check fails otherwise), and its
+ * result must be the main thread's, bit for bit. */
+typedef struct gemm_call {
+    int64_t m, n, k;
+    const float *a, *b;
+    float *c;
+} gemm_call;
+
+static void *one_gemm(void *arg) {
+    gemm_call *g = arg;
+    cg_gemm(false, false, g->m, g->n, g->k, 1.0f, g->a, g->k, g->b, g->n, 0.0f, g->c, g->n);
+    return NULL;
+}
+
+static void gemm_from_short_lived_threads(void **state) {
+    (void)state;
+    cg_rng rng;
+    cg_rng_seed(&rng, 9);
+    mat a = mat_new(40, 70, 0, 0, &rng), b = mat_new(70, 90, 0, 0, &rng);
+    mat c = mat_new(40, 90, 0, 0, &rng), c_main = mat_new(40, 90, 0, 0, &rng);
+    gemm_call g = {40, 90, 70, a.p, b.p, c.p};
+    gemm_call g_main = g;
+    g_main.c = c_main.p;
+    one_gemm(&g_main);
+    for (int i = 0; i < 3; i++) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, one_gemm, &g), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_memory_equal(c.p, c_main.p, sizeof(float) * 40 * 90);
+    }
+    free(a.base);
+    free(b.base);
+    free(c.base);
+    free(c_main.base);
+}
+
 static void threads_set_and_get(void **state) {
     (void)state;
     cg_set_num_threads(0);
@@ -290,6 +332,7 @@ int main(void) {
         cmocka_unit_test(gemm_beta_zero_overwrites_nan),
         cmocka_unit_test(gemm_rejects_bad_arguments),
         cmocka_unit_test(gemm_kernel_choice),
+        cmocka_unit_test(gemm_from_short_lived_threads),
         cmocka_unit_test(threads_set_and_get),
     };
     cg_test_setup_filter();

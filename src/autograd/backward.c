@@ -109,6 +109,7 @@ cg_status cg_backward(cg_tensor *loss) {
 
     /* The ops' backward functions must not record a graph of their own. */
     bool prev = cg_set_grad_enabled(false);
+    (void)cg_grad_alloc_failed(true);
     for (int64_t i = order.n - 1; i >= 0; i--) {
         cg_tensor *t = order.items[i];
         if (t->op && t->grad) t->op->backward(t);
@@ -122,5 +123,7 @@ cg_status cg_backward(cg_tensor *loss) {
             t->grad = NULL;
         }
     }
+    if (cg_grad_alloc_failed(true))
+        return cg_fail(CG_ERR_NOMEM, "backward: out of memory for gradients");
     return CG_OK;
 }

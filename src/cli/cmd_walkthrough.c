@@ -114,18 +114,18 @@ static cg_tensor *mnist_loss_raw(cg_tensor *predictions, cg_tensor *targets) {
 
 /* The images of one class of a cg_dataset as [n, h, w]: the article's
  * stacked_threes. *count gets n. */
-static cg_tensor *class_stack(const cg_dataset *ds, const char *name, int64_t *count) {
+static cg_tensor *class_stack(const cg_dataset *ds, const char *dir, const char *name, int64_t *count) {
     int c = -1;
     for (int k = 0; k < ds->n_classes; k++)
         if (strcmp(ds->class_names[k], name) == 0) c = k;
     if (c < 0) {
-        cg_fail(CG_ERR_FORMAT, "walkthrough: no class folder '%s' in the data", name);
+        cg_fail(CG_ERR_FORMAT, "%s has no class folder '%s' (the article needs 3/ and 7/)", dir, name);
         return NULL;
     }
     int64_t n_all = ds->y->shape[0], n = 0;
     int64_t *idx = malloc(sizeof *idx * (size_t)(n_all ? n_all : 1));
     if (!idx) {
-        cg_fail(CG_ERR_NOMEM, "walkthrough: out of memory");
+        cg_fail(CG_ERR_NOMEM, "out of memory");
         return NULL;
     }
     for (int64_t i = 0; i < n_all; i++)
@@ -156,8 +156,8 @@ static bool load_stacks(walk *s, const char *split, cg_tensor **threes, cg_tenso
     snprintf(dir, sizeof dir, "%s/%s", s->root, split);
     cg_dataset ds = {0};
     if (cg_dataset_load_folder(&ds, dir) != CG_OK) return false;
-    *threes = class_stack(&ds, "3", n3);
-    *sevens = class_stack(&ds, "7", n7);
+    *threes = class_stack(&ds, dir, "3", n3);
+    *sevens = class_stack(&ds, dir, "7", n7);
     s->height = ds.height;
     s->width = ds.width;
     cg_dataset_free(&ds);
@@ -245,7 +245,7 @@ static bool step_dataset(walk *s) {
     py("show_image(x.view(28,28))");
     printf("# drawn with %s:\n", cg_term_mode_name(s->mode));
     if (!cg_term_draw_floats(stdout, x->data, s->width, s->height, s->mode)) {
-        cg_fail(CG_ERR_NOMEM, "walkthrough: out of memory");
+        cg_fail(CG_ERR_NOMEM, "out of memory drawing the digit");
         goto done;
     }
     py("valid_dset = list(zip(valid_x, valid_y))");
@@ -405,7 +405,7 @@ static bool step_sgd(walk *s) {
     py("loss.backward()");
     if (cg_backward(loss) != CG_OK) goto done;
     if (!s->weights->grad || !s->bias->grad) {
-        cg_fail(CG_ERR_STATE, "walkthrough: backward left no gradient on the parameters");
+        cg_fail(CG_ERR_STATE, "backward left no gradient on the parameters");
         goto done;
     }
     py("weights.grad.shape, weights.grad.mean(), weights.grad.abs().mean(), bias.grad");
@@ -544,7 +544,10 @@ static bool step_train(walk *s) {
     const int64_t *idx;
     int64_t n;
     cg_dataloader_reset(&dl);
-    cg_dataloader_next(&dl, &idx, &n);
+    if (!cg_dataloader_next(&dl, &idx, &n)) {
+        cg_fail(CG_ERR_FORMAT, "no training images in %s/train", s->root);
+        goto done;
+    }
     cg_tensor *xb = cg_tensor_index_select(s->train_x, idx, n);
     cg_tensor *yb = cg_tensor_index_select(s->train_y, idx, n);
     if (!xb || !yb) goto done;

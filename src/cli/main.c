@@ -20,6 +20,8 @@ typedef struct command {
 
 /* In the order a reader of fastbook chapter 4 meets them. */
 static const command COMMANDS[] = {
+    {"fetch", cg_cmd_fetch, "download a dataset into the cache (fastai's untar_data)"},
+    {"walkthrough", cg_cmd_walkthrough, "the article, step by step, computed on the real data"},
     {"show", cg_cmd_show, "draw an image (a digit) in the terminal"},
     {"baseline", cg_cmd_baseline, "the pixel-similarity baseline: nearest 'ideal' 3 or 7"},
     {"train", cg_cmd_train, "train a linear model or a small neural net with SGD"},

@@ -14,8 +14,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Largest image file we read. */
 #define FOLDER_MAX_FILE ((size_t)1 << 28)
@@ -97,8 +99,8 @@ static cg_status list_dir(const char *dir, bool want_dirs, strlist *out) {
         if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) { /* follow links, as Python does */
             char path[4096];
             struct stat s;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            if (stat(path, &s) == 0) {
+            int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (len > 0 && (size_t)len < sizeof path && stat(path, &s) == 0) {
                 is_dir = S_ISDIR(s.st_mode);
                 is_file = S_ISREG(s.st_mode);
             }
@@ -112,18 +114,23 @@ static cg_status list_dir(const char *dir, bool want_dirs, strlist *out) {
     return st;
 }
 
-/* The work list: every image's path, in load order, and its class. */
+/* The work list: every image's path, in load order, and its class. Each
+ * class folder stays open, so a file is opened relative to it. */
 typedef struct folder_items {
     strlist paths;
     char **path;   /* pointers into paths.text */
     int *label;
     int64_t n;
+    int n_dirs;
+    int dirfd[CG_MAX_CLASSES];
+    size_t base[CG_MAX_CLASSES]; /* where the file name starts in a path */
 } folder_items;
 
 static void items_free(folder_items *it) {
     strlist_free(&it->paths);
     free(it->path);
     free(it->label);
+    for (int c = 0; c < it->n_dirs; c++) close(it->dirfd[c]);
     *it = (folder_items){0};
 }
 
@@ -157,6 +164,13 @@ static cg_status list_images(cg_dataset *ds, const char *root, folder_items *it)
         free(names);
         names = NULL;
         if ((st = list_dir(dir, false, &files)) != CG_OK) break;
+        it->dirfd[c] = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (it->dirfd[c] < 0) {
+            st = cg_fail(CG_ERR_IO, "folder: cannot open %s: %s", dir, strerror(errno));
+            break;
+        }
+        it->n_dirs = c + 1;
+        it->base[c] = strlen(dir) + 1;
         if (files.n == 0) {
             st = cg_fail(CG_ERR_FORMAT, "folder: class folder %s holds no .png images", dir);
             break;
@@ -192,8 +206,12 @@ static cg_status list_images(cg_dataset *ds, const char *root, folder_items *it)
     return CG_OK;
 }
 
-static cg_status read_png(const char *path, cg_bytes *file, cg_gray_image *img) {
-    if (cg_read_file("png", path, FOLDER_MAX_FILE, file) != CG_OK) return cg_last_status();
+/* Reads and decodes image i of the list. */
+static cg_status read_png(const folder_items *it, int64_t i, cg_bytes *file, cg_gray_image *img) {
+    int c = it->label[i];
+    const char *path = it->path[i];
+    if (cg_read_file_at("png", it->dirfd[c], path + it->base[c], path, FOLDER_MAX_FILE, file) != CG_OK)
+        return cg_last_status();
     return cg_png_decode(file->data, file->len, path, img);
 }
 
@@ -227,7 +245,7 @@ static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
             /* Files after a known failure cannot change the report. */
             if (i > stop) continue;
             cg_gray_image img = {px, ds->width, ds->height};
-            if (read_png(it->path[i], &file, &img) != CG_OK) {
+            if (read_png(it, i, &file, &img) != CG_OK) {
 #pragma omp critical(cg_folder_error)
                 if (i < first_bad) {
 #pragma omp atomic write
@@ -256,7 +274,7 @@ cg_status cg_dataset_load_folder(cg_dataset *ds, const char *dir) {
     cg_bytes file = {0};
     cg_gray_image first = {0};
     cg_status st = list_images(ds, dir, &it);
-    if (st == CG_OK) st = read_png(it.path[0], &file, &first);
+    if (st == CG_OK) st = read_png(&it, 0, &file, &first);
     cg_bytes_free(&file);
     /* Keeps the class names list_images set. */
     if (st == CG_OK) st = cg_dataset_alloc(ds, "folder", it.n, first.height, first.width);

@@ -83,7 +83,9 @@ static cg_status idx_read(gzFile gz, const char *name, int64_t file_size, cg_idx
     if (dims[0] > IDX_MAX_ITEMS)
         return cg_fail(CG_ERR_FORMAT, "idx: %s: %lld items is more than the %d we accept", name,
                        (long long)dims[0], IDX_MAX_ITEMS);
-    if (ndim == 3 && (dims[1] < 1 || dims[2] < 1 || dims[1] * dims[2] > IDX_MAX_ITEM_BYTES))
+    /* each side first, so rows*cols cannot overflow */
+    if (ndim == 3 && (dims[1] < 1 || dims[2] < 1 || dims[1] > IDX_MAX_ITEM_BYTES ||
+                      dims[2] > IDX_MAX_ITEM_BYTES || dims[1] * dims[2] > IDX_MAX_ITEM_BYTES))
         return cg_fail(CG_ERR_FORMAT, "idx: %s: bad image size %lldx%lld (rows*cols must be 1..%d)", name,
                        (long long)dims[1], (long long)dims[2], IDX_MAX_ITEM_BYTES);
     int64_t size = dims[0] * dims[1] * dims[2], head_len = 4 + 4 * ndim;

@@ -28,8 +28,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* Below this many flops (2mnk) a call stays on one thread: waking the
- * OpenMP team costs a few microseconds, ~100k flops at ~40 GFLOP/s. */
+/* Below this many flops (2mnk) a call stays on one thread. Waking the
+ * OpenMP team costs 1-2 us on idle cores (much more when another process
+ * holds the second core); 2^20 flops is ~10 us of one core's work, so
+ * below it the split has little to gain. */
 #define GEMM_PARALLEL_MIN_FLOPS (1 << 20)
 
 /* ------------------------------------------------------------------ */
@@ -50,7 +52,9 @@ static void ukr_generic(int64_t k, const float *a, int64_t rsa, int64_t csa, con
     float ab[G_MR][G_NR] = {{0}};
     for (int64_t p = 0; p < k; p++, a += csa, b += G_NR)
         for (int i = 0; i < G_MR; i++) {
-            float ai = a[i * rsa];
+            const float ai = a[i * rsa];
+            /* Without the hint GCC vectorises over p with shuffles, 10x slower. */
+#pragma omp simd
             for (int j = 0; j < G_NR; j++) ab[i][j] += ai * b[j];
         }
     for (int i = 0; i < mr; i++)
@@ -164,7 +168,12 @@ static pthread_key_t ws_key;
 static bool ws_key_ok;
 static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
 
-static void ws_free(void *p) { free(p); }
+/* Runs on the exiting thread itself, so it may clear that thread's TLS. */
+static void ws_free(void *p) {
+    free(p);
+    ws_ptr = NULL;
+    ws_cap = 0;
+}
 static void ws_key_init(void) { ws_key_ok = pthread_key_create(&ws_key, ws_free) == 0; }
 
 /* At least n floats, 64-byte aligned; NULL if out of memory. */
@@ -353,11 +362,10 @@ static void gemv(const cg_gemm_kernel *kr, int64_t m, int64_t k, float alpha, co
         /* Gather a strided x (a column of B) once; it is read m times. */
         float *xs = workspace((size_t)k);
         if (!xs) {
-            for (int64_t i = 0; i < m; i++) {
-                float s = 0.0f;
-                for (int64_t p = 0; p < k; p++) s += a[i * rs + p * cs] * x[p * incx];
-                y[i * incy] = scale_add(s, &y[i * incy], alpha, beta);
-            }
+            const gemm_job g = {.m = m, .n = 1, .k = k, .alpha = alpha, .beta = beta,
+                                .a = a, .b = x, .c = y, .ldc = incy,
+                                .a_rs = rs, .a_cs = cs, .b_ps = incx, .b_js = 0};
+            gemm_unblocked(&g, 0, m, 0, 1);
             return;
         }
         for (int64_t p = 0; p < k; p++) xs[p] = x[p * incx];

@@ -120,8 +120,11 @@ cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim, co
     }
     /* Accumulate in double, in row order, then add once: exact enough for
      * a mean over 12,396 images and the same bits on every run. */
-    double *acc = calloc((size_t)dst_numel, sizeof *acc);
+    /* The accumulator comes from the float pool (two floats per double, and
+     * 64-byte aligned), so a training loop's backward does not malloc. */
+    double *acc = (double *)cg_floats_alloc(2 * dst_numel);
     if (!acc) return cg_fail(CG_ERR_NOMEM, "sum_to_shape: out of memory");
+    memset(acc, 0, (size_t)dst_numel * sizeof *acc);
     const int64_t inner = p.inner;
     for (int64_t r = 0; r < p.rows; r++) {
         int64_t off[3];
@@ -137,6 +140,6 @@ cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim, co
         }
     }
     for (int64_t i = 0; i < dst_numel; i++) dst[i] += (float)acc[i];
-    free(acc);
+    cg_floats_free((float *)acc, 2 * dst_numel);
     return CG_OK;
 }

@@ -370,12 +370,25 @@ void cg_tensor_release(cg_tensor *t) {
     }
 }
 
+/* Set when a gradient buffer could not be had, so that cg_backward can
+ * report it instead of returning wrong gradients as if all went well. */
+static _Thread_local bool grad_alloc_failed;
+
 float *cg_grad_buf(cg_tensor *t) {
     if (!t->grad) {
         t->grad = cg_floats_alloc(t->numel);
-        if (t->grad) memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+        if (t->grad)
+            memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+        else
+            grad_alloc_failed = true;
     }
     return t->grad;
+}
+
+bool cg_grad_alloc_failed(bool reset) {
+    bool failed = grad_alloc_failed;
+    if (reset) grad_alloc_failed = false;
+    return failed;
 }
 
 /* ------------------------------------------------------------------ */
