@@ -131,7 +131,9 @@ TORCH_LDPATH=""
 TORCH_BLAS_NAME="-"
 if [ "$HAVE_TORCH" = 1 ]; then
   TORCH_BLAS_NAME=$(torch_blas_lib)
-  if [ "$TORCH_BLAS" = auto ] && case "$TORCH_BLAS_NAME" in */blas/libblas.so*) true ;; *) false ;; esac; then
+  # the reference BLAS, or OpenBLAS's pthread build: use the OpenMP build instead
+  if [ "$TORCH_BLAS" = auto ] &&
+     case "$TORCH_BLAS_NAME" in */blas/libblas.so* | *openblas-pthread*) true ;; *) false ;; esac; then
     find_ob() { local d; for d in /usr/lib/*/openblas-openmp; do [ -e "$d/libblas.so.3" ] && { echo "$d"; return; }; done; }
     ob=$(find_ob)
     if [ -z "$ob" ] && apt_install libopenblas0-openmp; then ob=$(find_ob); fi
@@ -139,8 +141,8 @@ if [ "$HAVE_TORCH" = 1 ]; then
       TORCH_LDPATH="$ob${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
       TORCH_BLAS_NAME=$(torch_blas_lib)
     else
-      echo "run_bench.sh: WARNING: PyTorch runs on the reference BLAS ($TORCH_BLAS_NAME);" \
-           "its matmul-heavy phases will look ~10x slower than with a real BLAS." \
+      echo "run_bench.sh: WARNING: PyTorch runs on $TORCH_BLAS_NAME;" \
+           "with the reference BLAS its matmul-heavy phases look ~10x slower than with OpenBLAS." \
            "Install one: apt-get install libopenblas0-openmp" >&2
     fi
   fi

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -42,15 +43,26 @@ static char *read_text(const char *path) {
     return s;
 }
 
+/* $CGRAD_TEST_BUILD/cgrad (ctest sets it), else the cgrad built beside this
+ * test program (BUILD/tests/test_cli -> BUILD/cgrad). */
 static const char *cgrad_bin(void) {
     static char path[1024];
     const char *build = getenv("CGRAD_TEST_BUILD");
-    if (!build || !*build) {
-        printf("skipped: CGRAD_TEST_BUILD is not set (run through ctest)\n");
-        skip();
+    if (build && *build) {
+        snprintf(path, sizeof path, "%s/cgrad", build);
+        return path;
     }
-    snprintf(path, sizeof path, "%s/cgrad", build);
-    return path;
+    char self[900];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    char *slash = n > 0 ? (self[n] = '\0', strrchr(self, '/')) : NULL;
+    if (slash) {
+        *slash = '\0';
+        snprintf(path, sizeof path, "%s/../cgrad", self);
+        if (access(path, X_OK) == 0) return path;
+    }
+    printf("skipped: no cgrad program found (set CGRAD_TEST_BUILD to the build folder)\n");
+    skip();
+    return NULL;
 }
 
 /* The dataset root, or skips the test. */
@@ -287,6 +299,13 @@ static void test_cli_missing_data_is_clear(void **state) {
         expect_contains(r.err, "/nonexistent/", cmds[i]);
         run_free(&r);
     }
+    /* --save into a folder that does not exist: refused before training. */
+    run_result s = run("train --model linear --data '%s' --save /nonexistent/dir/m.cgm",
+                       cg_test_tmpdir());
+    expect_status(&s, 1, "train --save to a missing folder");
+    expect_contains(s.err, "cgrad train: cannot save to /nonexistent/dir/m.cgm", "--save");
+    assert_null(strstr(s.out, "epoch"));
+    run_free(&s);
     /* A folder without train/ and valid/. */
     const char *empty = cg_test_tmpdir();
     run_result r = run("baseline --data '%s'", empty);
@@ -453,13 +472,6 @@ static void test_cli_train_eval_predict_linear(void **state) {
     free(args);
 }
 
-static void test_cli_mlp_reaches_book_accuracy(void **state) {
-    (void)state;
-    const char *root = data_root();
-    double acc = train_accuracy(root, "mlp", 1);
-    if (!(acc >= 0.98)) fail_msg("mlp accuracy %.4f < 0.98", acc);
-}
-
 /* Same seed: the same output (times aside) and byte-identical model files. */
 static void test_cli_train_deterministic(void **state) {
     (void)state;
@@ -470,7 +482,7 @@ static void test_cli_train_deterministic(void **state) {
         char *outs[3];
         for (int i = 0; i < 3; i++) {
             /* One --save path (it is in the output), each file then put aside. */
-            run_result r = run("train --model %s --data '%s' --epochs 3 --seed %d --json "
+            run_result r = run("train --model %s --data '%s' --epochs 2 --seed %d --json "
                                "--save '%s/m.cgm'",
                                models[k], root, i < 2 ? 5 : 6, dir);
             expect_status(&r, 0, "train");
@@ -494,21 +506,48 @@ static void test_cli_train_deterministic(void **state) {
     }
 }
 
-/* The bar over seeds 1..10: linear >= 0.96, mlp >= 0.98. */
+/*
+ * The issue's bar over seeds 1..10 with the default settings: linear >= 0.96
+ * (the book: 0.9696), mlp >= 0.98 (the book: 0.9828). About 20 s in an
+ * optimized build. Unoptimized builds (-O0, where the GEMM is many times
+ * slower) check seeds 1..2, and sanitizer builds, which are for memory
+ * errors and would take many minutes, skip it; either says so.
+ * CGRAD_SWEEP_SEEDS=N overrides the count.
+ */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CG_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(CG_TEST_ASAN)
+#define SWEEP_SEEDS 0
+#elif defined(__OPTIMIZE__)
+#define SWEEP_SEEDS 10
+#else
+#define SWEEP_SEEDS 2
+#endif
+
 static void test_cli_seed_sweep(void **state) {
     (void)state;
     const char *root = data_root();
     const char *models[] = {"linear", "mlp"};
     const double bar[] = {0.96, 0.98};
+    const char *env = getenv("CGRAD_SWEEP_SEEDS");
+    int seeds = env && *env ? atoi(env) : SWEEP_SEEDS;
+    if (seeds <= 0) {
+        printf("skipped: sanitizer build (set CGRAD_SWEEP_SEEDS=N to run N seeds anyway)\n");
+        skip();
+    }
+    if (seeds < 10) printf("checking seeds 1..%d only (an optimized build checks 1..10)\n", seeds);
     for (int k = 0; k < 2; k++) {
         double lo = 1.0, hi = 0.0;
-        for (int seed = 1; seed <= 10; seed++) {
+        for (int seed = 1; seed <= seeds; seed++) {
             double acc = train_accuracy(root, models[k], seed);
             if (!(acc >= bar[k])) fail_msg("%s seed %d: accuracy %.4f < %.2f", models[k], seed, acc, bar[k]);
             lo = fmin(lo, acc);
             hi = fmax(hi, acc);
         }
-        printf("%s over seeds 1..10: accuracy min %.4f, max %.4f\n", models[k], lo, hi);
+        printf("%s over seeds 1..%d: accuracy min %.4f, max %.4f\n", models[k], seeds, lo, hi);
     }
 }
 
@@ -551,7 +590,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_missing_data_is_clear),
     cmocka_unit_test(test_cli_baseline_matches_book),
     cmocka_unit_test(test_cli_train_eval_predict_linear),
-    cmocka_unit_test(test_cli_mlp_reaches_book_accuracy),
     cmocka_unit_test(test_cli_train_deterministic),
     cmocka_unit_test(test_cli_seed_sweep),
     cmocka_unit_test(test_cli_corrupt_model_file),

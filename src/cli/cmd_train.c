@@ -20,9 +20,11 @@
  * seeded from it, so the same seed (and thread count) gives the same
  * numbers and a byte-identical --save file.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cgrad.h"
 #include "cli/cli_data.h"
@@ -108,6 +110,20 @@ static int parse(int argc, char **argv, train_cfg *c) {
     return CG_OPTS_CONTINUE;
 }
 
+/* Fails early, before any training, when --save could not be written:
+ * its folder must exist and be writable (the file itself is replaced). */
+static cg_status check_save_path(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (access(dir, W_OK) != 0)
+        return cg_fail(CG_ERR_IO, "cannot save to %s: folder %s: %s", path, dir, strerror(errno));
+    return CG_OK;
+}
+
 /* One epoch of SGD; *mean_loss is the training loss averaged over the
  * epoch's items (a batch's mean loss weighted by its size). */
 static cg_status train_epoch(cg_model *m, const cg_dataset *train, cg_tensor *targets,
@@ -184,7 +200,9 @@ int cg_cmd_train(int argc, char **argv) {
     if (c.threads > 0) cg_set_num_threads((int)c.threads);
 
     char root[4096];
-    if (cg_cli_data_root(c.data, root, sizeof root) != CG_OK) return cg_cmd_fail("train");
+    if ((c.save && check_save_path(c.save) != CG_OK) ||
+        cg_cli_data_root(c.data, root, sizeof root) != CG_OK)
+        return cg_cmd_fail("train");
 
     cg_dataset train = {0}, valid = {0};
     cg_tensor *train_t = NULL, *valid_t = NULL;
