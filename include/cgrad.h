@@ -159,6 +159,11 @@ cg_tensor *cg_tensor_detach(cg_tensor *t);
 /* Scopes (see the top of this file). */
 void cg_scope_begin(void);
 void cg_scope_end(void);
+/* Ends the innermost scope but keeps `result`, handing it to the enclosing
+ * scope (or, with none open, to the caller): how a function built from
+ * several ops returns its result and frees its intermediates.
+ *   cg_scope_begin(); ...; return cg_scope_end_keep(out);                */
+cg_tensor *cg_scope_end_keep(cg_tensor *result);
 
 /* Grad mode: with it off, ops record no graph (updates, validation). */
 bool cg_grad_enabled(void);

@@ -222,6 +222,39 @@ static void test_scope_frees_everything(void **state) {
     free_model(&m);
 }
 
+/* cg_scope_end_keep: a composite function frees its intermediates and
+ * hands its result to the caller's scope, or to the caller with none open. */
+static cg_tensor *composite(cg_tensor *x) {
+    cg_scope_begin();
+    return cg_scope_end_keep(cg_tensor_exp(cg_tensor_neg(x)));
+}
+
+static void test_scope_end_keep(void **state) {
+    (void)state;
+    cg_tensor *x = cg_tensor_requires_grad(cg_tensor_full((int64_t[]){2}, 1, 1.0f), true);
+    /* No scope open: the caller owns the result; its graph holds neg(x) and x. */
+    cg_tensor *y = composite(x);
+    assert_non_null(y);
+    assert_int_equal(y->refcount, 1);
+    assert_int_equal(x->refcount, 2); /* ours, and neg's result's in y's graph */
+    assert_float_equal(y->data[0], 0.36787944f, 1e-6);
+    cg_tensor_release(y); /* frees y and neg(x): nothing else held them */
+    assert_int_equal(x->refcount, 1);
+    /* Inside a scope: the scope owns it and frees it at its end. */
+    cg_scope_begin();
+    cg_tensor *z = composite(x);
+    assert_int_equal(z->refcount, 1);
+    cg_tensor *loss = cg_tensor_sum(z);
+    assert_int_equal(cg_backward(loss), CG_OK);
+    assert_float_equal(x->grad[0], -0.36787944f, 1e-6); /* d/dx e^-x = -e^-x */
+    cg_scope_end();
+    assert_int_equal(x->refcount, 1);
+    /* A NULL result (an earlier error) passes through. */
+    cg_scope_begin();
+    assert_null(cg_scope_end_keep(NULL));
+    cg_tensor_release(x);
+}
+
 static void test_sgd_step(void **state) {
     (void)state;
     cg_tensor *p = cg_tensor_requires_grad(cg_tensor_from_data((float[]){1, 2, 3}, (int64_t[]){3}, 1), true);
@@ -285,6 +318,7 @@ int main(void) {
         cmocka_unit_test(test_backward_errors),
         cmocka_unit_test(test_detach),
         cmocka_unit_test(test_scope_frees_everything),
+        cmocka_unit_test(test_scope_end_keep),
         cmocka_unit_test(test_sgd_step),
         cmocka_unit_test(test_training_loop_learns),
     };

@@ -32,14 +32,7 @@ cg_status cg_cli_check_classes(const cg_dataset *a, const char *a_name, const cg
 cg_tensor *cg_cli_binary_targets(const cg_dataset *ds) {
     /* (y == 0) as 0/1 floats, then a column: [N] -> [N, 1]. */
     cg_scope_begin();
-    cg_tensor *t = cg_tensor_unsqueeze(cg_tensor_eq(ds->y, cg_tensor_scalar(0.0f)), 1);
-    cg_tensor_retain(t);
-    cg_scope_end();
-    if (!t) return NULL;
-    /* Our reference was the only one; hand it over as a fresh result would be. */
-    cg_tensor *out = cg_tensor_detach(t);
-    cg_tensor_release(t);
-    return out;
+    return cg_scope_end_keep(cg_tensor_unsqueeze(cg_tensor_eq(ds->y, cg_tensor_scalar(0.0f)), 1));
 }
 
 cg_tensor *cg_cli_loss(cg_loss_kind kind, cg_tensor *preds, cg_tensor *targets) {

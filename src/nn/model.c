@@ -110,21 +110,6 @@ void cg_model_free(cg_model *m) {
     free(m);
 }
 
-/*
- * Hands `t` (which we hold one reference to, outside any scope) to the
- * caller the way a single op would: owned by the caller's innermost scope,
- * or by the caller when none is open. A same-shape reshape is a new view
- * made under the caller's scope; when autograd records it, it references t
- * (keeping the graph alive), and otherwise it shares t's buffer - so our
- * own reference can go either way.
- */
-static cg_tensor *adopt_result(cg_tensor *t) {
-    if (!t) return NULL;
-    cg_tensor *v = cg_tensor_reshape(t, t->shape, t->ndim);
-    cg_tensor_release(t);
-    return v;
-}
-
 cg_tensor *cg_model_forward(cg_model *m, cg_tensor *x) {
     if (!m || !x) return NULL;
     if (x->ndim != 2 || x->shape[1] != m->n_inputs) {
@@ -134,12 +119,10 @@ cg_tensor *cg_model_forward(cg_model *m, cg_tensor *x) {
         return NULL;
     }
     /* The intermediates live in a scope of our own, so that a caller with no
-     * scope open owns only the result (see adopt_result). */
+     * scope open owns only the result. */
     cg_scope_begin();
     cg_tensor *h = cg_tensor_add(cg_tensor_matmul(x, m->params[0]), m->params[1]);
     if (m->kind == CG_MODEL_MLP)
         h = cg_tensor_add(cg_tensor_matmul(cg_tensor_relu(h), m->params[2]), m->params[3]);
-    cg_tensor_retain(h);
-    cg_scope_end();
-    return adopt_result(h);
+    return cg_scope_end_keep(h);
 }

@@ -149,6 +149,19 @@ static void scopes_free(void) {
     }
 }
 
+static bool scope_adopt(cg_tensor *t);
+
+cg_tensor *cg_scope_end_keep(cg_tensor *result) {
+    cg_tensor_retain(result);
+    cg_scope_end();
+    if (result && !scope_adopt(result)) {
+        cg_tensor_release(result);
+        cg_fail(CG_ERR_NOMEM, "scope: out of memory");
+        return NULL;
+    }
+    return result;
+}
+
 /* Hands the first reference of t to the innermost scope, if any. */
 static bool scope_adopt(cg_tensor *t) {
     if (scope_depth == 0) return true;
