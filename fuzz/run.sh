@@ -16,7 +16,7 @@ jobs=${CGRAD_FUZZ_JOBS:-2}
 
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCGRAD_FUZZ=ON -DCGRAD_SANITIZE=ON -DCGRAD_TESTS=OFF >/dev/null
-cmake --build "$build" -j"$jobs" --target fuzz_png fuzz_idx fuzz_csv
+cmake --build "$build" -j"$jobs" --target fuzz_png fuzz_idx fuzz_csv fuzz_archive
 
 work=$build/fuzz-work
 mkdir -p "$work"
@@ -31,7 +31,7 @@ fi
 # as an out-of-memory crash, not a slow machine.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-for t in png idx csv; do
+for t in png idx csv archive; do
     echo "== fuzz_$t for ${secs}s"
     mkdir -p "$work/corpus_$t"
     "$build/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 \

@@ -3,6 +3,8 @@
 PNGs of every colour type (written here with zlib, no PIL needed), IDX
 files raw and gzipped, CSV digits and a labels.csv. Usage: seeds.py DIR"""
 import gzip
+import io
+import tarfile
 import os
 import struct
 import sys
@@ -25,7 +27,7 @@ def png(w, h, depth, ctype, rows, plte=None, trns=None, interlace=0):
 
 def main():
     base = sys.argv[1]
-    seeds = {k: os.path.join(base, "seeds_" + k) for k in ("png", "idx", "csv")}
+    seeds = {k: os.path.join(base, "seeds_" + k) for k in ("png", "idx", "csv", "archive")}
     for d in seeds.values():
         os.makedirs(d, exist_ok=True)
 
@@ -55,6 +57,20 @@ def main():
                               + row(3, 0) + "\n" + row(7, 5) + "\r\n").encode())
     put("csv", "digits_noheader.csv", (row(1, 9) + "\n").encode())
     put("csv", "labels.csv", b"name,label\ntrain/3/7.png,0\ntrain/7/1.png,1\n\"a,b.png\",1\n")
+
+    # Archives: a fastai-like tgz, and names and link targets to mutate.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("mnist_tiny/labels.csv", b"name,label\n"), ("mnist_tiny/train/3/1.png", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("mnist_tiny/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "train/../labels.csv"
+        tar.addfile(link)
+    put("archive", "fastai.tgz", buf.getvalue())
+    put("archive", "name_and_target", b"a/b/c\0../../x")
+    put("archive", "dotdot", b"a/../../etc/passwd")
 
 
 if __name__ == "__main__":

@@ -111,16 +111,31 @@ static const cg_gemm_kernel generic_kernel = {
 
 static _Atomic(const cg_gemm_kernel *) chosen;
 
-/* The fastest kernel this CPU runs, unless $CGRAD_GEMM=generic. */
-static const cg_gemm_kernel *default_kernel(void) {
-    const char *env = getenv("CGRAD_GEMM");
-    if (env && strcmp(env, "generic") == 0) return &generic_kernel;
+#ifdef CGRAD_BLAS_OPENBLAS
+/* OpenBLAS as one of the choices: only its name is used, since cg_gemm
+ * hands it the whole call (gemm_openblas.c). */
+static const cg_gemm_kernel openblas_choice = {.name = CG_GEMM_OPENBLAS_NAME};
+#endif
+
+/* The fastest of cgrad's own kernels this CPU runs. */
+static const cg_gemm_kernel *own_kernel(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cg_gemm_avx2_kernel())
         return cg_gemm_avx2_kernel();
 #endif
     return &generic_kernel;
+}
+
+/* $CGRAD_GEMM=generic or avx2-fma picks one of ours; otherwise OpenBLAS
+ * when built with it, else our fastest. */
+static const cg_gemm_kernel *default_kernel(void) {
+    const char *env = getenv("CGRAD_GEMM");
+    if (env && strcmp(env, "generic") == 0) return &generic_kernel;
+#ifdef CGRAD_BLAS_OPENBLAS
+    if (!env || strcmp(env, "avx2-fma") != 0) return &openblas_choice;
+#endif
+    return own_kernel();
 }
 
 static const cg_gemm_kernel *kernel(void) {
@@ -139,6 +154,10 @@ bool cg_gemm_use_kernel(const char *name) {
         k = default_kernel();
     } else if (strcmp(name, generic_kernel.name) == 0) {
         k = &generic_kernel;
+#ifdef CGRAD_BLAS_OPENBLAS
+    } else if (strcmp(name, openblas_choice.name) == 0) {
+        k = &openblas_choice;
+#endif
     } else if (cg_gemm_avx2_kernel() && strcmp(name, cg_gemm_avx2_kernel()->name) == 0) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_cpu_init();
@@ -435,6 +454,12 @@ void cg_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float 
     }
 
     const cg_gemm_kernel *kr = kernel();
+#ifdef CGRAD_BLAS_OPENBLAS
+    if (kr == &openblas_choice) {
+        if (cg_gemm_openblas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+        kr = own_kernel();
+    }
+#endif
     const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
     const int64_t b_ps = trans_b ? 1 : ldb, b_js = trans_b ? ldb : 1;
     if (n == 1) {

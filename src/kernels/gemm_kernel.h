@@ -54,4 +54,17 @@ typedef struct cg_gemm_kernel {
 /* The AVX2+FMA kernel; NULL where the compiler cannot build it. */
 const cg_gemm_kernel *cg_gemm_avx2_kernel(void);
 
+#ifdef CGRAD_BLAS_OPENBLAS
+/*
+ * gemm_openblas.c (cmake -DCGRAD_BLAS=openblas): the whole cg_gemm call,
+ * arguments already checked, k > 0 and alpha != 0, through OpenBLAS.
+ * Returns false, touching nothing, when a size exceeds OpenBLAS's int;
+ * cgrad's own driver then does the call.
+ */
+#define CG_GEMM_OPENBLAS_NAME "openblas"
+bool cg_gemm_openblas(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                      float alpha, const float *a, int64_t lda, const float *b,
+                      int64_t ldb, float beta, float *c, int64_t ldc);
+#endif
+
 #endif /* CG_GEMM_KERNEL_H */
