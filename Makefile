@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test sanitize test-sanitize bench fuzz clean
+.PHONY: all deps build run test sanitize test-sanitize test-valgrind bench fuzz clean
 
 all: build
 
@@ -32,6 +32,9 @@ sanitize: deps
 
 test-sanitize: sanitize
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+test-valgrind: build
+	@scripts/valgrind-tests.sh $(BUILD)
 
 bench: build
 	@scripts/install-deps.sh --bench

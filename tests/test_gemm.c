@@ -2,7 +2,8 @@
  * test_gemm.c - cg_gemm against a plain double-precision triple loop, on
  * every kernel this machine runs: odd sizes hitting every tail, all four
  * transpose pairs, alpha/beta, row strides wider than the rows, pointers
- * off 16-byte alignment, 1 and 2 threads, and the training shapes.
+ * off 16-byte alignment, 1 and 2 threads, and the training shapes. Built
+ * with -DCGRAD_BLAS=openblas, the OpenBLAS path is one more kernel.
  */
 #include "testutil.h"
 #include "cgrad_internal.h"
@@ -13,10 +14,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef CGRAD_BLAS_OPENBLAS
+#include <cblas.h>
+#define HAVE_OPENBLAS true
+#else
+#define HAVE_OPENBLAS false
+#endif
+
 /* Sentinel in the padding past each row: gemm must not write there. */
 #define PAD_VALUE 12345.0f
 
-static const char *const kernels[] = {"generic", "avx2-fma"};
+static const char *const kernels[] = {
+    "generic", "avx2-fma",
+#ifdef CGRAD_BLAS_OPENBLAS
+    "openblas",
+#endif
+};
+#define N_KERNELS (sizeof kernels / sizeof kernels[0])
 
 /* One problem: sizes, flags, scalars and layout. */
 typedef struct gcase {
@@ -151,9 +165,17 @@ static void gemm_avx2_matches_reference(void **state) {
     sweep_kernel("avx2-fma");
 }
 
+/* Skipped unless built with -DCGRAD_BLAS=openblas. */
+static void gemm_openblas_matches_reference(void **state) {
+    (void)state;
+    sweep_kernel("openblas");
+}
+
 /* The shapes training runs (batch 256, 784 pixels, 30 hidden or 1 out)
- * and their backward forms, every kernel, 1 and 2 threads, with C
- * compared bit for bit between the thread counts. */
+ * and their backward forms, every kernel, 1 and 2 threads. C must be the
+ * same bits on a second run at 2 threads (any kernel) and, for cgrad's
+ * own kernels, the same bits at 1 and 2 threads (OpenBLAS promises only
+ * the former: its tiles' edges move with the split). */
 static void gemm_training_shapes(void **state) {
     (void)state;
     const gcase shapes[] = {
@@ -170,18 +192,23 @@ static void gemm_training_shapes(void **state) {
         {.m = 900, .n = 1, .k = 700, .ta = true, .alpha = 1, .beta = -1}, /* A^T @ column    */
         {.m = 130, .n = 150, .k = 70, .ta = true, .tb = true, .alpha = -1, .beta = 0.5f},
     };
-    for (size_t kn = 0; kn < 2; kn++) {
+    for (size_t kn = 0; kn < N_KERNELS; kn++) {
         if (!cg_gemm_use_kernel(kernels[kn])) continue;
+        const bool own = strcmp(kernels[kn], "openblas") != 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             cg_set_num_threads(1);
             mat c1 = run_case(&shapes[s], 77 + s);
             cg_set_num_threads(2);
             mat c2 = run_case(&shapes[s], 77 + s);
+            mat c2b = run_case(&shapes[s], 77 + s);
             size_t bytes = sizeof(float) * (size_t)(shapes[s].m * c1.ld);
-            if (memcmp(c1.p, c2.p, bytes) != 0)
+            if (own && memcmp(c1.p, c2.p, bytes) != 0)
                 fail_msg("%s shape %zu: 1 and 2 threads differ", kernels[kn], s);
+            if (memcmp(c2.p, c2b.p, bytes) != 0)
+                fail_msg("%s shape %zu: two runs at 2 threads differ", kernels[kn], s);
             free(c1.base);
             free(c2.base);
+            free(c2b.base);
         }
     }
     cg_set_num_threads(0);
@@ -193,7 +220,7 @@ static void gemm_training_shapes(void **state) {
 static void gemm_beta_zero_overwrites_nan(void **state) {
     (void)state;
     const int64_t shapes[][3] = {{7, 19, 5}, {20, 1, 9}, {1, 20, 9}, {5, 6, 0}, {64, 64, 300}};
-    for (size_t kn = 0; kn < 2; kn++) {
+    for (size_t kn = 0; kn < N_KERNELS; kn++) {
         if (!cg_gemm_use_kernel(kernels[kn])) continue;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int zero_alpha = 0; zero_alpha < 2; zero_alpha++) {
@@ -251,24 +278,32 @@ static void gemm_rejects_bad_arguments(void **state) {
     assert_int_equal(cg_last_status(), CG_OK);
 }
 
-/* CGRAD_GEMM=generic forces the portable kernel; unknown names are refused. */
+/* CGRAD_GEMM=generic forces the portable kernel, =avx2-fma our fastest;
+ * otherwise the default is OpenBLAS when built with it, else our fastest.
+ * Unknown names are refused. */
 static void gemm_kernel_choice(void **state) {
     (void)state;
-    assert_int_equal(setenv("CGRAD_GEMM", "generic", 1), 0);
-    assert_true(cg_gemm_use_kernel(NULL));
-    assert_string_equal(cg_gemm_kernel_name(), "generic");
-    assert_int_equal(unsetenv("CGRAD_GEMM"), 0);
-    assert_true(cg_gemm_use_kernel(NULL));
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     bool avx2 = false;
 #endif
-    assert_string_equal(cg_gemm_kernel_name(), avx2 ? "avx2-fma" : "generic");
+    const char *fastest = avx2 ? "avx2-fma" : "generic";
+    const char *dflt = HAVE_OPENBLAS ? "openblas" : fastest;
+    assert_int_equal(setenv("CGRAD_GEMM", "generic", 1), 0);
+    assert_true(cg_gemm_use_kernel(NULL));
+    assert_string_equal(cg_gemm_kernel_name(), "generic");
+    assert_int_equal(setenv("CGRAD_GEMM", "avx2-fma", 1), 0);
+    assert_true(cg_gemm_use_kernel(NULL));
+    assert_string_equal(cg_gemm_kernel_name(), fastest);
+    assert_int_equal(unsetenv("CGRAD_GEMM"), 0);
+    assert_true(cg_gemm_use_kernel(NULL));
+    assert_string_equal(cg_gemm_kernel_name(), dflt);
     assert_false(cg_gemm_use_kernel("no-such-kernel"));
-    assert_string_equal(cg_gemm_kernel_name(), avx2 ? "avx2-fma" : "generic");
+    assert_string_equal(cg_gemm_kernel_name(), dflt);
     assert_int_equal(cg_gemm_use_kernel("avx2-fma"), avx2);
+    assert_int_equal(cg_gemm_use_kernel("openblas"), HAVE_OPENBLAS);
     cg_gemm_use_kernel(NULL);
 }
 
@@ -309,6 +344,40 @@ static void gemm_from_short_lived_threads(void **state) {
     free(c_main.base);
 }
 
+/* OpenBLAS runs each call on cg_set_num_threads's count, even when its
+ * own count was changed behind cgrad's back, and when called from a new
+ * thread, whose OpenMP setting is OpenMP's default (which the OpenMP build
+ * would otherwise follow; 3 is the default on no machine here).
+ * Skipped unless built with -DCGRAD_BLAS=openblas. */
+static void gemm_openblas_follows_cgrad_threads(void **state) {
+    (void)state;
+#ifdef CGRAD_BLAS_OPENBLAS
+    assert_true(cg_gemm_use_kernel("openblas"));
+    cg_rng rng;
+    cg_rng_seed(&rng, 11);
+    mat a = mat_new(64, 96, 0, 0, &rng), b = mat_new(96, 80, 0, 0, &rng);
+    mat c = mat_new(64, 80, 0, 0, &rng);
+    gemm_call g = {64, 80, 96, a.p, b.p, c.p};
+    for (int nt = 1; nt <= 3; nt++) {
+        cg_set_num_threads(nt);
+        one_gemm(&g);
+        assert_int_equal(openblas_get_num_threads(), nt);
+        openblas_set_num_threads(nt == 1 ? 2 : 1);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, one_gemm, &g), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(openblas_get_num_threads(), nt);
+    }
+    free(a.base);
+    free(b.base);
+    free(c.base);
+    cg_set_num_threads(0);
+    cg_gemm_use_kernel(NULL);
+#else
+    skip();
+#endif
+}
+
 static void threads_set_and_get(void **state) {
     (void)state;
     cg_set_num_threads(0);
@@ -328,11 +397,13 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gemm_generic_matches_reference),
         cmocka_unit_test(gemm_avx2_matches_reference),
+        cmocka_unit_test(gemm_openblas_matches_reference),
         cmocka_unit_test(gemm_training_shapes),
         cmocka_unit_test(gemm_beta_zero_overwrites_nan),
         cmocka_unit_test(gemm_rejects_bad_arguments),
         cmocka_unit_test(gemm_kernel_choice),
         cmocka_unit_test(gemm_from_short_lived_threads),
+        cmocka_unit_test(gemm_openblas_follows_cgrad_threads),
         cmocka_unit_test(threads_set_and_get),
     };
     cg_test_setup_filter();
