@@ -237,7 +237,8 @@ cg_tensor *cg_tensor_matmul(cg_tensor *a, cg_tensor *b);
 void cg_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
              float alpha, const float *a, int64_t lda, const float *b,
              int64_t ldb, float beta, float *c, int64_t ldc);
-/* The name of the GEMM kernel chosen at run time ("avx2-fma", "generic"). */
+/* The name of the GEMM kernel chosen at run time ("avx2-fma", "generic", or
+ * "openblas" in a build configured with -DCGRAD_BLAS=openblas). */
 const char *cg_gemm_kernel_name(void);
 
 /* Threads used by kernels (OpenMP); 0 = OpenMP's default. */

@@ -123,8 +123,10 @@ static inline float cg_sigmoidf(float x) {
 #define CG_PARALLEL_MIN 32768
 
 /* ---- GEMM kernel choice (src/kernels/gemm.c) ---- */
-/* Makes cg_gemm use the named kernel ("generic", "avx2-fma"), or with NULL
- * the default: the fastest this CPU runs, "generic" if $CGRAD_GEMM=generic.
+/* Makes cg_gemm use the named kernel ("generic", "avx2-fma", "openblas" when
+ * built with -DCGRAD_BLAS=openblas), or with NULL the default: $CGRAD_GEMM's
+ * ("generic" or "avx2-fma") if set, else OpenBLAS if built with it, else the
+ * fastest this CPU runs.
  * Returns false, changing nothing, if that kernel cannot run here. */
 bool cg_gemm_use_kernel(const char *name);
 

@@ -347,8 +347,7 @@ static void gemm_from_short_lived_threads(void **state) {
 /* OpenBLAS runs each call on cg_set_num_threads's count, even when its
  * own count was changed behind cgrad's back, and when called from a new
  * thread, whose OpenMP setting is OpenMP's default (which the OpenMP build
- * would otherwise follow; 3 is the default on no machine here).
- * Skipped unless built with -DCGRAD_BLAS=openblas. */
+ * would otherwise follow). Skipped unless built with -DCGRAD_BLAS=openblas. */
 static void gemm_openblas_follows_cgrad_threads(void **state) {
     (void)state;
 #ifdef CGRAD_BLAS_OPENBLAS

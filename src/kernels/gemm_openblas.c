@@ -15,9 +15,12 @@
  * pthread build from openblas_set_num_threads(). cgrad's count is
  * process-wide (threads.c), so each call first sets both to
  * cg_get_num_threads() where they differ - openblas_set_num_threads does
- * both in the OpenMP build. OpenBLAS then cuts C by rows and columns only;
- * each element's K sum stays in one thread, in an order fixed by the CPU's
- * kernel, so a given thread count always gives the same bits.
+ * both in the OpenMP build. OpenBLAS then cuts C by rows and columns into
+ * ranges fixed by the shape and the count, and no K sum is shared between
+ * threads, so a given thread count always gives the same bits. Unlike
+ * cgrad's own kernels, 1 and 2 threads differ in the last bits (on the
+ * training shapes, OpenBLAS 0.3.21 on AVX2): each thread's piece is tiled
+ * and summed on its own, so a different cut moves the tile edges.
  *
  * Matrix-vector shapes (N == 1 or M == 1, the linear model) go to sgemv:
  * its sgemm would run them through 16-wide register tiles.
