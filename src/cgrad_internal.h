@@ -28,12 +28,15 @@ struct cg_op {
     void (*backward)(cg_tensor *out);
 };
 
-/* A reference-counted float buffer; a tensor and its views share one. */
+/* A reference-counted float buffer; a tensor and its views share one. The
+ * header sits in the first CG_BUFFER_HEADER_FLOATS floats of its own
+ * allocation (`alloc` floats from cg_floats_alloc), the data after it. */
 typedef struct cg_buffer {
     float *data;
-    int64_t numel;
+    int64_t alloc;
     int refcount;
 } cg_buffer;
+#define CG_BUFFER_HEADER_FLOATS 16 /* 64 bytes: keeps the data aligned */
 
 /* Largest tensor we agree to allocate (elements): 2^32 floats = 16 GiB. */
 #define CG_MAX_NUMEL ((int64_t)1 << 32)
@@ -64,6 +67,14 @@ float *cg_grad_buf(cg_tensor *t);
 bool cg_grad_alloc_failed(bool reset);
 /* True if backward should add into t's gradient. */
 static inline bool cg_wants_grad(const cg_tensor *t) { return t && t->requires_grad; }
+
+/* A growable array of tensor pointers (scopes, backward's order, ...). */
+typedef struct cg_tensor_list {
+    cg_tensor **items;
+    int64_t n, cap;
+} cg_tensor_list;
+/* Appends t; false (nothing changed) if memory ran out. */
+bool cg_tensor_list_push(cg_tensor_list *l, cg_tensor *t);
 
 /* Aligned buffer allocation through the per-thread pool. */
 float *cg_floats_alloc(int64_t n);

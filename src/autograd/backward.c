@@ -16,23 +16,6 @@
 
 static _Thread_local uint32_t generation;
 
-typedef struct tensor_list {
-    cg_tensor **items;
-    int64_t n, cap;
-} tensor_list;
-
-static bool list_push(tensor_list *l, cg_tensor *t) {
-    if (l->n == l->cap) {
-        int64_t cap = l->cap ? l->cap * 2 : 64;
-        cg_tensor **items = realloc(l->items, (size_t)cap * sizeof *items);
-        if (!items) return false;
-        l->items = items;
-        l->cap = cap;
-    }
-    l->items[l->n++] = t;
-    return true;
-}
-
 /* Post-order DFS: a node is emitted after all of its inputs. Each stack
  * frame remembers which input of its node to visit next. */
 typedef struct frame {
@@ -40,7 +23,7 @@ typedef struct frame {
     int next;
 } frame;
 
-static cg_status topo_sort(cg_tensor *root, tensor_list *order) {
+static cg_status topo_sort(cg_tensor *root, cg_tensor_list *order) {
     frame *stack = NULL;
     int64_t n = 0, cap = 0;
     uint32_t mark = ++generation;
@@ -71,7 +54,7 @@ static cg_status topo_sort(cg_tensor *root, tensor_list *order) {
             }
         }
         if (push) continue;
-        if (!list_push(order, f->t)) goto nomem;
+        if (!cg_tensor_list_push(order, f->t)) goto nomem;
         n--;
     }
     free(stack);
@@ -97,7 +80,7 @@ cg_status cg_backward(cg_tensor *loss) {
     }
     /* Kept between calls: a training loop sorts a graph of the same size
      * every step, and need not allocate for it each time. */
-    static _Thread_local tensor_list order;
+    static _Thread_local cg_tensor_list order;
     order.n = 0;
     cg_status st = topo_sort(loss, &order);
     if (st != CG_OK) return st;

@@ -139,9 +139,14 @@ int cg_opts_parse(const char *cmd, const char *usage, int argc, char **argv, con
     return CG_OPTS_CONTINUE;
 }
 
+cg_status cg_cli_dataset_root(const cg_data_opts *o, char *out, size_t size) {
+    /* --data, else $CGRAD_DATA/NAME, else the cache, else a download. */
+    const char *name = o->dataset ? o->dataset : "mnist_sample";
+    return cg_locate_dataset(name, o->data, true, out, size);
+}
+
 cg_status cg_cli_data_root(const char *data_opt, char *out, size_t size) {
-    /* --data, else $CGRAD_DATA/mnist_sample, else the cache, else a download. */
-    return cg_locate_dataset("mnist_sample", data_opt, true, out, size);
+    return cg_cli_dataset_root(&(cg_data_opts){.data = data_opt}, out, size);
 }
 
 double cg_cli_now(void) {

@@ -60,6 +60,32 @@ typedef struct cg_opt {
 #define CG_OPT_THREADS(p) {"--threads", CG_OPT_INT, (p), 0, 1024, NULL, false}
 
 /*
+ * Where a command's images come from, shared by train, eval and baseline
+ * (read by cg_cli_load_data in cli_data.h):
+ *   --data PATH     a dataset root (any layout cli_data.h lists)
+ *   --dataset NAME  a dataset by name through cg_locate_dataset: mnist_sample
+ *                   (the default), mnist_tiny, mnist; not with --data
+ *   --classes A,B   keep only these classes, in this order (the first is the
+ *                   label-1 class of the binary models, like "3")
+ */
+typedef struct cg_data_opts {
+    const char *data, *dataset, *classes; /* NULL: not given */
+} cg_data_opts;
+
+#define CG_OPT_DATASET(p) {"--dataset", CG_OPT_STR, (p), 0, 0, NULL, false}
+#define CG_OPT_CLASSES(p) {"--classes", CG_OPT_STR, (p), 0, 0, NULL, false}
+/* The three entries of an options table, for a cg_data_opts *s. */
+#define CG_OPTS_DATA_SOURCE(s) CG_OPT_DATA(&(s)->data), CG_OPT_DATASET(&(s)->dataset), \
+                               CG_OPT_CLASSES(&(s)->classes)
+/* Their lines in a command's usage text. */
+#define CG_USAGE_DATA_SOURCE                                                                 \
+    "  --data PATH          dataset root: train/ + valid/ (fastai), training/ + testing/\n"  \
+    "                       (mnist_png) of <class>/*.png, or MNIST's IDX files\n"            \
+    "  --dataset NAME       mnist_sample (default), mnist_tiny or mnist, found in\n"         \
+    "                       $CGRAD_DATA/NAME, else the cache, else downloaded\n"             \
+    "  --classes A,B[,...]  keep only these classes, in this order (e.g. 3,7)\n"
+
+/*
  * Parses argv[1..argc) (argv[0] is the command's name) into the table.
  * Arguments that are not options go to positional[0..max_positional), their
  * count to *n_positional. Returns CG_OPTS_CONTINUE, or CG_EXIT_OK after
@@ -81,11 +107,13 @@ int cg_usage_error(const char *cmd, const char *fmt, ...)
 int cg_cmd_fail(const char *cmd);
 
 /*
- * The dataset root (a folder with train/ and valid/) a command should read,
- * the one place that decides: cg_locate_dataset("mnist_sample", --data, ...),
- * so --data PATH, else $CGRAD_DATA/mnist_sample, else the cache, else a
- * download. Writes it to out; on failure cg_last_error says what to pass.
+ * The dataset root a command should read, the one place that decides:
+ * cg_locate_dataset(NAME, --data, ...), so --data PATH, else
+ * $CGRAD_DATA/NAME, else the cache, else a download, where NAME is
+ * --dataset or "mnist_sample". Writes it to out; on failure cg_last_error
+ * says what to pass. cg_cli_data_root is the same for NAME mnist_sample.
  */
+cg_status cg_cli_dataset_root(const cg_data_opts *o, char *out, size_t size);
 cg_status cg_cli_data_root(const char *data_opt, char *out, size_t size);
 
 /* Monotonic wall-clock seconds, for the "time"/"seconds" reports. */

@@ -101,6 +101,71 @@ void cg_bcast_row_offsets(const cg_bcast *p, int64_t row, int64_t off[3]) {
     }
 }
 
+/* The sum of x[0..n) in double. 8 interleaved accumulators (lane j takes
+ * i = j mod 8) break the chain of dependent adds, so the loop runs at load
+ * speed in vector registers instead of one add latency per element; the
+ * lanes are then added in order, so the result is the same on every run. */
+double cg_sum_floats(const float *x, int64_t n) {
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+    double s = 0.0;
+    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
+/* Below this many source elements a reduction stays on one thread. It is
+ * memory-bound work: a second thread only pays once the pass takes long
+ * enough (~1 MiB of floats, ~50 us) to hide waking it. */
+#define SUM_PARALLEL_MIN (1 << 18)
+
+/*
+ * Row sums: every run of `inner` source elements reduces to one element,
+ * acc[off] += sum(run). Runs that share a destination element (a middle dim
+ * reduced as well, e.g. [A,B,C] -> [1,B,1]) add in run order; when every run
+ * has its own element (the common [R,C] -> [R,1], a mean over the last dim)
+ * the runs are independent and may go to different threads.
+ */
+static void sum_rows(const cg_bcast *p, double *acc, const float *src) {
+    const int64_t rows = p->rows, inner = p->inner;
+    const bool own_element = p->ndim == 1 || (p->ndim == 2 && p->stride[0][0] != 0);
+#pragma omp parallel for schedule(static) if (own_element && rows > 1 && rows * inner >= SUM_PARALLEL_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off[3];
+        cg_bcast_row_offsets(p, r, off);
+        acc[off[0]] += cg_sum_floats(src + r * inner, inner);
+    }
+}
+
+/*
+ * Column sums: the destination walks along each run, acc[off + i] +=
+ * src[r, i] (a bias gradient [N,C] -> [C], the mean image [N,784] -> [784]).
+ * Each acc element is one chain of adds over the runs in order; threads take
+ * disjoint column ranges and every chain stays whole, so the bits do not
+ * depend on the thread count.
+ */
+static void sum_cols(const cg_bcast *p, double *acc, const float *src) {
+    const int64_t rows = p->rows, inner = p->inner;
+    /* Column blocks of whole cache lines (16 floats), at most one per thread. */
+    const int64_t lines = (inner + 15) / 16;
+    int nt = rows * inner >= SUM_PARALLEL_MIN ? cg_get_num_threads() : 1;
+    if (nt > lines) nt = (int)lines;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        const int64_t lo = lines * t / nt * 16, hi = lines * (t + 1) / nt * 16;
+        const int64_t n = (hi < inner ? hi : inner) - lo;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t off[3];
+            cg_bcast_row_offsets(p, r, off);
+            double *a = acc + off[0] + lo;
+            const float *s = src + r * inner + lo;
+            for (int64_t i = 0; i < n; i++) a[i] += s[i];
+        }
+    }
+}
+
 cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim, const float *src,
                           const int64_t *src_shape, int src_ndim) {
     cg_bcast p;
@@ -115,30 +180,22 @@ cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim, co
     if (src_numel != p.rows * p.inner || src_ndim < dst_ndim)
         return cg_fail(CG_ERR_SHAPE, "sum_to_shape: shapes do not reduce");
     if (dst_numel == src_numel) { /* nothing stretched: a plain add */
+#pragma omp parallel for schedule(static) if (src_numel >= SUM_PARALLEL_MIN)
         for (int64_t i = 0; i < src_numel; i++) dst[i] += src[i];
         return CG_OK;
     }
-    /* Accumulate in double, in row order, then add once: exact enough for
-     * a mean over 12,396 images and the same bits on every run. */
+    /* Accumulate in double, each destination element over the source in
+     * row order, then add once: exact enough for a mean over 12,396 images
+     * and the same bits on every run and any thread count. */
     /* The accumulator comes from the float pool (two floats per double, and
      * 64-byte aligned), so a training loop's backward does not malloc. */
     double *acc = (double *)cg_floats_alloc(2 * dst_numel);
     if (!acc) return cg_fail(CG_ERR_NOMEM, "sum_to_shape: out of memory");
     memset(acc, 0, (size_t)dst_numel * sizeof *acc);
-    const int64_t inner = p.inner;
-    for (int64_t r = 0; r < p.rows; r++) {
-        int64_t off[3];
-        cg_bcast_row_offsets(&p, r, off);
-        const float *s = src + r * inner; /* off[1] == r * inner: src is contiguous */
-        double *a = acc + off[0];
-        if (p.inner_stride[0]) {
-            for (int64_t i = 0; i < inner; i++) a[i] += s[i];
-        } else {
-            double sum = 0.0;
-            for (int64_t i = 0; i < inner; i++) sum += s[i];
-            a[0] += sum;
-        }
-    }
+    if (p.inner_stride[0])
+        sum_cols(&p, acc, src);
+    else
+        sum_rows(&p, acc, src);
     for (int64_t i = 0; i < dst_numel; i++) dst[i] += (float)acc[i];
     cg_floats_free((float *)acc, 2 * dst_numel);
     return CG_OK;

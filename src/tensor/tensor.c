@@ -115,10 +115,19 @@ static void struct_free(cg_tensor *t) {
 /* Scopes                                                              */
 /* ------------------------------------------------------------------ */
 
-typedef struct scope {
-    cg_tensor **items;
-    int64_t n, cap;
-} scope;
+bool cg_tensor_list_push(cg_tensor_list *l, cg_tensor *t) {
+    if (l->n == l->cap) {
+        int64_t cap = l->cap ? l->cap * 2 : 64;
+        cg_tensor **items = realloc(l->items, (size_t)cap * sizeof *items);
+        if (!items) return false;
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = t;
+    return true;
+}
+
+typedef cg_tensor_list scope;
 
 #define MAX_SCOPE_DEPTH 64
 static _Thread_local scope scopes[MAX_SCOPE_DEPTH];
@@ -166,16 +175,7 @@ cg_tensor *cg_scope_end_keep(cg_tensor *result) {
 static bool scope_adopt(cg_tensor *t) {
     if (scope_depth == 0) return true;
     if (scope_depth > MAX_SCOPE_DEPTH) return true;
-    scope *s = &scopes[scope_depth - 1];
-    if (s->n == s->cap) {
-        int64_t cap = s->cap ? s->cap * 2 : 64;
-        cg_tensor **items = realloc(s->items, (size_t)cap * sizeof *items);
-        if (!items) return false;
-        s->items = items;
-        s->cap = cap;
-    }
-    s->items[s->n++] = t;
-    return true;
+    return cg_tensor_list_push(&scopes[scope_depth - 1], t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -281,20 +281,22 @@ static cg_tensor *tensor_shell(const char *op, const int64_t *shape, int ndim) {
 cg_tensor *cg_tensor_alloc(const char *op, const int64_t *shape, int ndim) {
     cg_tensor *t = tensor_shell(op, shape, ndim);
     if (!t) return NULL;
-    cg_buffer *b = malloc(sizeof *b);
-    float *data = cg_floats_alloc(t->numel);
-    if (!b || !data) {
-        free(b);
-        cg_floats_free(data, t->numel);
+    /* One allocation: the buffer's header in the first 64 bytes, so the
+     * data stays 64-byte aligned and both come from (and go back to) the
+     * pool together. */
+    int64_t alloc = t->numel + CG_BUFFER_HEADER_FLOATS;
+    float *mem = cg_floats_alloc(alloc);
+    if (!mem) {
         struct_free(t);
         cg_fail(CG_ERR_NOMEM, "%s: cannot allocate %lld floats", op, (long long)t->numel);
         return NULL;
     }
-    b->data = data;
-    b->numel = t->numel;
+    cg_buffer *b = (cg_buffer *)mem;
+    b->data = mem + CG_BUFFER_HEADER_FLOATS;
+    b->alloc = alloc;
     b->refcount = 1;
     t->buffer = b;
-    t->data = data;
+    t->data = b->data;
     if (!scope_adopt(t)) {
         cg_tensor_release(t);
         cg_fail(CG_ERR_NOMEM, "%s: out of memory", op);
@@ -348,38 +350,26 @@ cg_tensor *cg_tensor_retain(cg_tensor *t) {
 /* Frees the tensors whose count reaches zero, and what they alone held,
  * with an explicit stack so that a long graph cannot overflow the C stack. */
 void cg_tensor_release(cg_tensor *t) {
-    static _Thread_local cg_tensor **stack;
-    static _Thread_local int64_t cap;
-    int64_t n = 0;
-    if (!t) return;
-    if (--t->refcount > 0) return;
+    static _Thread_local cg_tensor_list stack;
+    if (!t || --t->refcount > 0) return;
+    stack.n = 0;
     for (;;) {
         for (int i = 0; i < 3; i++) {
             cg_tensor *s = t->src[i];
-            if (!s || --s->refcount > 0) continue;
-            if (n == cap) {
-                int64_t nc = cap ? cap * 2 : 64;
-                cg_tensor **ns = realloc(stack, (size_t)nc * sizeof *ns);
-                if (!ns) continue; /* cannot happen in practice; leaks s rather than crash */
-                stack = ns;
-                cap = nc;
-            }
-            stack[n++] = s;
+            /* Out of memory for the stack (never seen): leak s, not crash. */
+            if (s && --s->refcount == 0) (void)cg_tensor_list_push(&stack, s);
         }
         free(t->aux);
         cg_floats_free(t->grad, t->numel);
-        if (t->buffer && --t->buffer->refcount == 0) {
-            cg_floats_free(t->buffer->data, t->buffer->numel);
-            free(t->buffer);
-        }
+        if (t->buffer && --t->buffer->refcount == 0)
+            cg_floats_free((float *)t->buffer, t->buffer->alloc);
         struct_free(t);
-        if (n == 0) break;
-        t = stack[--n];
+        if (stack.n == 0) break;
+        t = stack.items[--stack.n];
     }
-    if (n == 0 && stack && cap > 4096) { /* do not keep a huge stack around */
-        free(stack);
-        stack = NULL;
-        cap = 0;
+    if (stack.cap > 4096) { /* do not keep a huge stack around */
+        free(stack.items);
+        stack = (cg_tensor_list){0};
     }
 }
 
