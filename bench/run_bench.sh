@@ -5,6 +5,8 @@
 # median in-process seconds of each side, their ratio, the median process wall
 # time and peak RSS. Phases: load, baseline, linear, mlp, and pipeline (the
 # three cgrad CLI commands one after another vs one PyTorch process doing all).
+# With CGRAD_BIN_BLAS set (a cgrad built with -DCGRAD_BLAS=openblas), that binary
+# runs the GEMM phases too, as a third side shown in "PHASE+blas" rows.
 #
 # Only public tools: bash, /usr/bin/time (Debian package `time`), python3, awk.
 set -u
@@ -26,8 +28,9 @@ usage: bench/run_bench.sh [options]
   --no-install        never apt-get install anything (time, libopenblas0-openmp)
   --keep DIR          keep every run's raw output in DIR
 environment: CGRAD_BIN (default $ROOT/build/cgrad), CGRAD_BENCH_LOAD (default
-  bench_load beside CGRAD_BIN), PYTHON (default /usr/bin/python3, Debian's, which
-  has python3-torch), CGRAD_DATA.
+  bench_load beside CGRAD_BIN), CGRAD_BIN_BLAS (optional: a second cgrad, e.g.
+  ./build-blas/cgrad, timed on every phase but load, in extra "+blas" rows),
+  PYTHON (default /usr/bin/python3, Debian's, which has python3-torch), CGRAD_DATA.
 EOF
 }
 
@@ -110,6 +113,13 @@ if ! "$PYTHON" -c 'import torch, numpy, PIL' >/dev/null 2>&1; then
   HAVE_TORCH=0
   echo "run_bench.sh: $PYTHON cannot import torch/numpy/PIL; install with:" \
        "apt-get install python3-torch python3-pil (or set PYTHON); cgrad side only" >&2
+fi
+CGRAD_BIN_BLAS=${CGRAD_BIN_BLAS:-}
+HAVE_BLAS=0
+if [ -n "$CGRAD_BIN_BLAS" ]; then
+  if [ -x "$CGRAD_BIN_BLAS" ]; then HAVE_BLAS=1; else
+    echo "run_bench.sh: CGRAD_BIN_BLAS=$CGRAD_BIN_BLAS is not an executable; no +blas rows" >&2
+  fi
 fi
 if [ "$HAVE_CGRAD" = 0 ] && [ "$HAVE_TORCH" = 0 ]; then
   echo "run_bench.sh: neither side can run" >&2; exit 1
@@ -210,8 +220,8 @@ TENV=(env OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS")
 TCMD=("${TENV[@]}" "$PYTHON" "$TORCH_REF" --data "$DATA" --threads "$THREADS" --seed "$SEED" --json)
 
 LOAD_ARGS=""   # the bench_load invocation that worked: json_data, json or plain
-run_cgrad() {  # run_cgrad PHASE RUN
-  local o="$TMP/out" e="$TMP/err" sec acc
+run_cgrad() {  # run_cgrad PHASE RUN [SIDE BINARY] (default: cgrad "$CGRAD_BIN")
+  local o="$TMP/out" e="$TMP/err" sec acc side=${3:-cgrad} bin=${4:-$CGRAD_BIN}
   case "$1" in
     load)
       local try
@@ -226,21 +236,21 @@ run_cgrad() {  # run_cgrad PHASE RUN
         if [ "$T_RC" = 0 ] && [ -n "$sec" ]; then LOAD_ARGS=$try; break; fi
       done
       json_num seconds "$o" | grep -q . || : >"$TMP/load_was_text"
-      record cgrad load "$2" "$sec" "" ;;
+      record "$side" load "$2" "$sec" "" ;;
     baseline|linear|mlp)
       if [ "$1" = baseline ]; then
-        run_timed "$o" "$e" "${CENV[@]}" "$CGRAD_BIN" baseline --data "$DATA" --json
+        run_timed "$o" "$e" "${CENV[@]}" "$bin" baseline --data "$DATA" --json
       else
-        run_timed "$o" "$e" "${CENV[@]}" "$CGRAD_BIN" train --model "$1" --data "$DATA" --json --quiet
+        run_timed "$o" "$e" "${CENV[@]}" "$bin" train --model "$1" --data "$DATA" --json --quiet
       fi
-      record cgrad "$1" "$2" "$(json_num seconds "$o")" "$(json_num accuracy "$o")" ;;
+      record "$side" "$1" "$2" "$(json_num seconds "$o")" "$(json_num accuracy "$o")" ;;
     pipeline)
       # shellcheck disable=SC2016  # $0/$1 belong to the inner bash
       run_timed "$o" "$e" "${CENV[@]}" bash -c '
         "$0" baseline --data "$1" --json &&
         "$0" train --model linear --data "$1" --json --quiet &&
-        "$0" train --model mlp --data "$1" --json --quiet' "$CGRAD_BIN" "$DATA"
-      record cgrad pipeline "$2" "$T_WALL" "" ;;
+        "$0" train --model mlp --data "$1" --json --quiet' "$bin" "$DATA"
+      record "$side" pipeline "$2" "$T_WALL" "" ;;
   esac
 }
 run_torch() {  # run_torch PHASE RUN
@@ -263,6 +273,7 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo "cgrad vs PyTorch: $RUNS runs per phase, $THREADS threads, data $DATA"
 echo "  machine: $(nproc) cores${cpu:+, $cpu}"
 [ "$HAVE_CGRAD" = 1 ] && echo "  cgrad:   $CGRAD_BIN (load: $BENCH_LOAD)"
+[ "$HAVE_BLAS" = 1 ] && echo "  +blas:   $CGRAD_BIN_BLAS (no load phase: it has no GEMM)"
 [ "$HAVE_TORCH" = 1 ] && echo "  pytorch: $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)" \
   "via $PYTHON, BLAS $TORCH_BLAS_NAME"
 load1=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null)
@@ -276,9 +287,11 @@ for ((i = 1; i <= RUNS; i++)); do
     # alternate which side goes first, so neither always inherits the other's caches
     if ((i % 2)); then
       [ "$HAVE_CGRAD" = 1 ] && run_cgrad "$p" "$i"
+      [ "$HAVE_BLAS" = 1 ] && [ "$p" != load ] && run_cgrad "$p" "$i" cgrad_blas "$CGRAD_BIN_BLAS"
       [ "$HAVE_TORCH" = 1 ] && run_torch "$p" "$i"
     else
       [ "$HAVE_TORCH" = 1 ] && run_torch "$p" "$i"
+      [ "$HAVE_BLAS" = 1 ] && [ "$p" != load ] && run_cgrad "$p" "$i" cgrad_blas "$CGRAD_BIN_BLAS"
       [ "$HAVE_CGRAD" = 1 ] && run_cgrad "$p" "$i"
     fi
   done
@@ -298,23 +311,30 @@ mb() { case "$1" in -) echo - ;; *) awk -v v="$1" 'BEGIN { printf "%.1f", v / 10
 echo
 echo "phase seconds: in-process time of the phase, data loading excluded (pipeline: wall time);"
 echo "wall: the whole process (start-up and loading included); ratio = pytorch / cgrad (>1: cgrad faster)"
-printf '%-9s %10s %10s %7s %9s %9s %9s %9s %8s %8s\n' \
+[ "$HAVE_BLAS" = 1 ] && echo "PHASE+blas rows: the cgrad columns are $CGRAD_BIN_BLAS's (the PyTorch ones repeated)"
+W=9; [ "$HAVE_BLAS" = 1 ] && W=14   # the phase column's width
+printf '%-*s %10s %10s %7s %9s %9s %9s %9s %8s %8s\n' "$W" \
   phase cgrad_s torch_s ratio cgrad_wall torch_wall cgrad_MB torch_MB cgrad_acc torch_acc
-for p in $PHASES; do
-  cs=$(col cgrad "$p" 4); ts=$(col pytorch "$p" 4)
-  cw=$(col cgrad "$p" 5); tw=$(col pytorch "$p" 5)
-  cr=$(col cgrad "$p" 6); tr=$(col pytorch "$p" 6)
-  ca=$(col cgrad "$p" 7); ta=$(col pytorch "$p" 7)
+row() {  # row LABEL CGRAD_SIDE PHASE: one line of the table
+  local p=$3 cs ts cw tw cr tr ca ta ratio cf tf
+  cs=$(col "$2" "$p" 4); ts=$(col pytorch "$p" 4)
+  cw=$(col "$2" "$p" 5); tw=$(col pytorch "$p" 5)
+  cr=$(col "$2" "$p" 6); tr=$(col pytorch "$p" 6)
+  ca=$(col "$2" "$p" 7); ta=$(col pytorch "$p" 7)
   ratio=-
   [ "$cs" != - ] && [ "$ts" != - ] && ratio=$(awk -v a="$ts" -v b="$cs" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  cf=$(fails cgrad "$p"); tf=$(fails pytorch "$p")
+  cf=$(fails "$2" "$p"); tf=$(fails pytorch "$p")
   cs=$(fmt "$cs" %.3f); ts=$(fmt "$ts" %.3f)
   [ "$cf" != 0 ] && cs="$cs!$cf"
   [ "$tf" != 0 ] && ts="$ts!$tf"
-  printf '%-9s %10s %10s %7s %9s %9s %9s %9s %8s %8s\n' "$p" "$cs" "$ts" "$ratio" \
+  printf '%-*s %10s %10s %7s %9s %9s %9s %9s %8s %8s\n' "$W" "$1" "$cs" "$ts" "$ratio" \
     "$(fmt "$cw" %.3f)" "$(fmt "$tw" %.3f)" \
     "$(mb "$cr")" "$(mb "$tr")" \
     "$(fmt "$ca" %.4f)" "$(fmt "$ta" %.4f)"
+}
+for p in $PHASES; do
+  row "$p" cgrad "$p"
+  [ "$HAVE_BLAS" = 1 ] && [ "$p" != load ] && row "$p+blas" cgrad_blas "$p"
 done
 if [ -e "$TMP/load_was_text" ]; then
   echo "(load: cgrad's bench_load printed no JSON; its seconds were read from text, best effort)"

@@ -117,6 +117,8 @@ void cg_bcast_row_offsets(const cg_bcast *p, int64_t row, int64_t off[3]);
  */
 cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim,
                           const float *src, const int64_t *src_shape, int src_ndim);
+/* sum(x[0..n)) in double, in a fixed order (8 interleaved lanes). */
+double cg_sum_floats(const float *x, int64_t n);
 
 /* ---- scalar math shared by ops (src/ops/unary.c, src/nn/loss.c) ---- */
 
@@ -130,8 +132,12 @@ static inline float cg_sigmoidf(float x) {
 }
 
 /* ---- threads ---- */
-/* Below this many flops (roughly) a loop stays on one thread. */
-#define CG_PARALLEL_MIN 32768
+/* Below this many elements (or flops) a loop stays on one thread. The loops
+ * it guards are memory-bound: 2^18 floats (1 MiB) take ~50 us on one core,
+ * enough to pay for waking a second thread (1-2 us idle, far more when
+ * another process holds its core). A training step's elementwise ops are
+ * well below it, so there the GEMM alone carries the parallelism. */
+#define CG_PARALLEL_MIN (1 << 18)
 
 /* ---- GEMM kernel choice (src/kernels/gemm.c) ---- */
 /* Makes cg_gemm use the named kernel ("generic", "avx2-fma", "openblas" when

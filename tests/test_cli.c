@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -211,6 +212,117 @@ static double train_accuracy(const char *root, const char *model, int seed) {
 }
 
 /* ------------------------------------------------------------------ */
+/* More data: full MNIST, the mnist_png layout, IDX files              */
+/* ------------------------------------------------------------------ */
+
+/* $CGRAD_DATA/mnist (the IDX files), or skips the test. */
+static const char *mnist_root(void) {
+    static char root[1024];
+    const char *d = cg_test_data_dir();
+    if (!d) skip();
+    snprintf(root, sizeof root, "%s/mnist", d);
+    if (access(root, R_OK) != 0) {
+        printf("skipped: no %s\n", root);
+        skip();
+    }
+    return root;
+}
+
+static void make_dir(const char *fmt, ...) {
+    char path[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof path, fmt, ap);
+    va_end(ap);
+    if (mkdir(path, 0777) != 0) fail_msg("mkdir %s failed", path);
+}
+
+/* Class k's k-th fixture image: flat gray 40 + 80k, +0..6 by image, so
+ * the nearest ideal is always right. */
+static void fixture_pixels(uint8_t *px, int k, int i) {
+    for (int p = 0; p < 28 * 28; p++) px[p] = (uint8_t)(40 + 80 * k + (i + p) % 7);
+}
+
+/*
+ * ROOT/TRAIN/<class>/<i>.png and ROOT/VALID/<class>/<i>.png for classes
+ * a, b, c with n_train[k] and n_valid[k] images.
+ */
+static void make_png_fixture(const char *root, const char *train, const char *valid,
+                             const int *n_train, const int *n_valid) {
+    const char *split[2] = {train, valid};
+    const int *count[2] = {n_train, n_valid};
+    uint8_t px[28 * 28];
+    for (int s = 0; s < 2; s++) {
+        make_dir("%s/%s", root, split[s]);
+        for (int k = 0; k < 3; k++) {
+            make_dir("%s/%s/%c", root, split[s], 'a' + k);
+            for (int i = 0; i < count[s][k]; i++) {
+                char path[1024];
+                snprintf(path, sizeof path, "%s/%s/%c/%d.png", root, split[s], 'a' + k, i);
+                fixture_pixels(px, k, i);
+                assert_int_equal(cg_png_write_gray(path, px, 28, 28), CG_OK);
+            }
+        }
+    }
+}
+
+/* An uncompressed IDX file: magic 00 00 08 ndim, big-endian dims, bytes. */
+static void write_idx(const char *path, int ndim, const uint32_t *dims, const uint8_t *data) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    uint8_t head[4] = {0, 0, 8, (uint8_t)ndim};
+    fwrite(head, 1, 4, f);
+    size_t size = 1;
+    for (int d = 0; d < ndim; d++) {
+        uint8_t be[4] = {(uint8_t)(dims[d] >> 24), (uint8_t)(dims[d] >> 16), (uint8_t)(dims[d] >> 8),
+                         (uint8_t)dims[d]};
+        fwrite(be, 1, 4, f);
+        size *= dims[d];
+    }
+    assert_int_equal(fwrite(data, 1, size, f), size);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* ROOT/{train,t10k}-{images-idx3,labels-idx1}-ubyte: n images per split,
+ * labels cycling 0, 1, 2. */
+static void make_idx_fixture(const char *root, const int *n) {
+    const char *prefix[2] = {"train", "t10k"};
+    for (int s = 0; s < 2; s++) {
+        uint8_t *img = malloc((size_t)n[s] * 28 * 28), *lab = malloc((size_t)n[s]);
+        assert_true(img && lab);
+        for (int i = 0; i < n[s]; i++) {
+            lab[i] = (uint8_t)(i % 3);
+            fixture_pixels(img + (size_t)i * 28 * 28, i % 3, i);
+        }
+        char path[1024];
+        uint32_t dims[3] = {(uint32_t)n[s], 28, 28};
+        snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", root, prefix[s]);
+        write_idx(path, 3, dims, img);
+        snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", root, prefix[s]);
+        write_idx(path, 1, dims, lab);
+        free(img);
+        free(lab);
+    }
+}
+
+/* Images of class `name` in IDX images/labels under root, with --classes-style selection. */
+static void idx_class_counts(const char *root, const char *prefix, int64_t *n3, int64_t *n7) {
+    char images[1100], labels[1100];
+    snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", root, prefix);
+    snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", root, prefix);
+    cg_dataset ds;
+    assert_int_equal(cg_dataset_load_idx(&ds, images, labels), CG_OK);
+    const char *want[2] = {"3", "7"};
+    assert_int_equal(cg_dataset_select_classes(&ds, want, 2), CG_OK);
+    *n3 = *n7 = 0;
+    for (int64_t i = 0; i < ds.y->numel; i++) {
+        *n3 += ds.y->data[i] == 0.0f;
+        *n7 += ds.y->data[i] == 1.0f;
+    }
+    cg_dataset_free(&ds);
+}
+
+/* ------------------------------------------------------------------ */
 /* Tests                                                               */
 /* ------------------------------------------------------------------ */
 
@@ -275,6 +387,13 @@ static void test_cli_bad_usage_exits_2(void **state) {
         {"train --model linear --json=1", "--json takes no value"},
         {"train --model linear extra", "unexpected argument 'extra'"},
         {"baseline --distance l2", "--distance expects one of l1|rmse"},
+        {"baseline --classes 3,,7", "--classes '3,,7' has an empty class name"},
+        {"baseline --classes 3,", "has an empty class name"},
+        {"baseline --classes 3,3", "--classes lists class '3' twice"},
+        {"baseline --classes 3", "give at least 2"},
+        {"train --model linear --classes 3,7,1", "train needs exactly 2"},
+        {"eval m.cgm --classes 3", "--classes"},
+        {"baseline --data /tmp --dataset mnist", "--data PATH and --dataset NAME"},
         {"eval", "give the model file"},
         {"eval a.cgm b.cgm", "unexpected argument 'b.cgm'"},
         {"predict", "give a model file and at least one image"},
@@ -585,6 +704,237 @@ static void test_cli_corrupt_model_file(void **state) {
     run_free(&r);
 }
 
+/*
+ * The issue on data: full MNIST (the IDX files) with --classes 3,7 is
+ * MNIST_SAMPLE's task: the same counts (6131 + 6265 training, 1010 + 1028
+ * validation), the same ideal digits and the same baseline accuracy per
+ * class; a model trained on it scores the same on either copy of the
+ * validation images.
+ */
+static void test_cli_full_mnist_classes_is_mnist_sample(void **state) {
+    (void)state;
+    const char *sample = data_root();
+    const char *mnist = mnist_root();
+    char ideals[2][256], dir[256];
+    snprintf(ideals[0], sizeof ideals[0], "%s", cg_test_tmpdir());
+    snprintf(ideals[1], sizeof ideals[1], "%s", cg_test_tmpdir());
+    snprintf(dir, sizeof dir, "%s", cg_test_tmpdir());
+
+    run_result r[2];
+    r[0] = run("baseline --data '%s' --json --save-ideals '%s'", sample, ideals[0]);
+    r[1] = run("baseline --dataset mnist --classes 3,7 --json --save-ideals '%s'", ideals[1]);
+    for (int k = 0; k < 2; k++) {
+        expect_status(&r[k], 0, k ? "baseline --dataset mnist --classes 3,7" : "baseline");
+        assert_true(json_number(r[k].out, "n_train") == 6131 + 6265);
+        assert_true(json_number(r[k].out, "n") == 1010 + 1028);
+    }
+    const char *keys[] = {"accuracy", "correct", "3", "7"};
+    for (int i = 0; i < 4; i++) {
+        char a[64], b[64];
+        json_raw(r[0].out, keys[i], a, sizeof a);
+        json_raw(r[1].out, keys[i], b, sizeof b);
+        if (strcmp(a, b) != 0) fail_msg("baseline \"%s\": mnist_sample %s, mnist 3,7 %s", keys[i], a, b);
+    }
+    expect_contains(r[1].out, "\"per_class\":{\"3\":", "3 first, as given");
+    for (int k = 0; k < 2; k++) run_free(&r[k]);
+    for (int c = 0; c < 2; c++) {
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/ideal_%s.png", ideals[0], c ? "7" : "3");
+        snprintf(b, sizeof b, "%s/ideal_%s.png", ideals[1], c ? "7" : "3");
+        if (!files_equal(a, b)) fail_msg("ideal %s differs between mnist_sample and mnist", c ? "7" : "3");
+    }
+    /* The per-class counts of the validation split, and of both splits. */
+    run_result t = run("baseline --dataset mnist --classes 3,7");
+    expect_status(&t, 0, "baseline text");
+    expect_contains(t.out, "(926/1010)", "3s of the validation split");
+    expect_contains(t.out, "(1013/1028)", "7s of the validation split");
+    run_free(&t);
+    int64_t n3, n7;
+    idx_class_counts(mnist, "train", &n3, &n7);
+    assert_int_equal(n3, 6131);
+    assert_int_equal(n7, 6265);
+    idx_class_counts(mnist, "t10k", &n3, &n7);
+    assert_int_equal(n3, 1010);
+    assert_int_equal(n7, 1028);
+
+    /* The linear model's bar, on full MNIST's 3s and 7s. */
+    t = run("train --model linear --dataset mnist --classes 3,7 --seed 1 --json --quiet --save "
+            "'%s/m.cgm'",
+            dir);
+    expect_status(&t, 0, "train --dataset mnist --classes 3,7");
+    const char *sum = line_with(t.out, "\"command\":\"train\"");
+    double acc = json_number(sum, "accuracy");
+    if (!(acc >= 0.96)) fail_msg("linear on mnist 3,7: accuracy %.4f < 0.96", acc);
+    assert_true(json_number(sum, "n") == 2038);
+    char train_correct[64], ev[2][64];
+    json_raw(sum, "correct", train_correct, sizeof train_correct);
+    run_free(&t);
+    /* eval: the same images either way, so the same count right. */
+    r[0] = run("eval '%s/m.cgm' --dataset mnist --classes 3,7 --json", dir);
+    r[1] = run("eval '%s/m.cgm' --data '%s' --json", dir, sample);
+    for (int k = 0; k < 2; k++) {
+        expect_status(&r[k], 0, "eval");
+        json_raw(r[k].out, "correct", ev[k], sizeof ev[k]);
+        run_free(&r[k]);
+    }
+    assert_string_equal(ev[0], train_correct);
+    assert_string_equal(ev[1], train_correct);
+}
+
+/* Ten classes where a binary model needs two; a class the data lacks. */
+static void test_cli_full_mnist_class_errors(void **state) {
+    (void)state;
+    mnist_root();
+    const char *dir = cg_test_tmpdir();
+    char model[600];
+    snprintf(model, sizeof model, "%s/m.cgm", dir);
+    cg_rng rng;
+    cg_rng_seed(&rng, 1);
+    cg_model *m = cg_model_new(CG_MODEL_LINEAR, 784, 0, 1, CG_INIT_NORMAL, 1.0f, &rng);
+    assert_non_null(m);
+    m->n_classes = 2;
+    strcpy(m->class_names[0], "1");
+    strcpy(m->class_names[1], "8");
+    assert_int_equal(cg_model_save(m, model), CG_OK);
+    cg_model_free(m);
+
+    struct {
+        char args[700];
+        const char *message[2];
+    } cases[] = {
+        {"train --model linear --dataset mnist", {"has 10 classes (0, 1, 2,", "--classes 3,7"}},
+        /* eval suggests the model's own classes */
+        {"", {"has 10 classes", "--classes 1,8"}},
+        {"baseline --dataset mnist --classes 3,x", {"no class 'x'", "(its classes: 0, 1, 2,"}},
+        {"train --model linear --dataset mnist --classes 33,7", {"no class '33'", "train-labels"}},
+    };
+    snprintf(cases[1].args, sizeof cases[1].args, "eval '%s' --dataset mnist", model);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_result r = run("%s", cases[i].args);
+        expect_status(&r, 2, cases[i].args);
+        for (int k = 0; k < 2; k++) expect_contains(r.err, cases[i].message[k], cases[i].args);
+        assert_string_equal(r.out, "");
+        run_free(&r);
+    }
+    /* The model's classes, picked: it runs (a random model, any accuracy). */
+    run_result r = run("eval '%s' --dataset mnist --classes 1,8 --json", model);
+    expect_status(&r, 0, "eval --classes 1,8");
+    assert_true(json_number(r.out, "n") > 1900); /* 1135 1s + 974 8s */
+    run_free(&r);
+    /* The other order: the model names its classes. */
+    r = run("eval '%s' --dataset mnist --classes 8,1", model);
+    expect_status(&r, 1, "eval --classes 8,1");
+    expect_contains(r.err, "trained on classes 1/8, the data has 8/1", "eval --classes 8,1");
+    run_free(&r);
+}
+
+/* A root in none of the layouts, or in part of one. */
+static void test_cli_layout_errors(void **state) {
+    (void)state;
+    char root[256];
+    snprintf(root, sizeof root, "%s", cg_test_tmpdir());
+    run_result r = run("baseline --data '%s'", root);
+    expect_status(&r, 1, "baseline on an empty folder");
+    expect_contains(r.err, "holds neither train/valid, training/testing nor MNIST IDX files",
+                    "empty folder");
+    expect_contains(r.err, root, "empty folder");
+    run_free(&r);
+
+    make_dir("%s/train", root);
+    r = run("baseline --data '%s'", root);
+    expect_status(&r, 1, "train/ without valid/");
+    expect_contains(r.err, "has train/ but no valid/", "train/ without valid/");
+    run_free(&r);
+
+    snprintf(root, sizeof root, "%s", cg_test_tmpdir());
+    char path[600];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", root);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fclose(f);
+    r = run("train --model linear --data '%s'", root);
+    expect_status(&r, 1, "an images file alone");
+    expect_contains(r.err, "has train-images-idx3-ubyte.gz but no train-labels-idx1-ubyte[.gz]",
+                    "an images file alone");
+    run_free(&r);
+}
+
+/* fastai's mnist_png layout, training/ and testing/, here with classes
+ * a, b, c: every command reads it, --classes picks and orders. */
+static void test_cli_training_testing_layout(void **state) {
+    (void)state;
+    char root[256];
+    snprintf(root, sizeof root, "%s", cg_test_tmpdir());
+    const int n_train[3] = {4, 5, 6}, n_valid[3] = {3, 2, 4};
+    make_png_fixture(root, "training", "testing", n_train, n_valid);
+
+    run_result r = run("baseline --data '%s' --json", root);
+    expect_status(&r, 0, "baseline on training/testing");
+    assert_true(json_number(r.out, "n_train") == 15);
+    assert_true(json_number(r.out, "n") == 9);
+    expect_contains(r.out, "\"per_class\":{\"a\":1,\"b\":1,\"c\":1}", "baseline");
+    run_free(&r);
+
+    r = run("baseline --data '%s' --classes c,a --json", root);
+    expect_status(&r, 0, "baseline --classes c,a");
+    assert_true(json_number(r.out, "n_train") == 6 + 4);
+    assert_true(json_number(r.out, "n") == 4 + 3);
+    expect_contains(r.out, "\"per_class\":{\"c\":1,\"a\":1}", "classes in the order given");
+    run_free(&r);
+
+    /* Three classes for a binary model: the first two suggested. */
+    r = run("train --model linear --data '%s'", root);
+    expect_status(&r, 2, "train on 3 classes");
+    expect_contains(r.err, "has 3 classes (a, b, c)", "train on 3 classes");
+    expect_contains(r.err, "--classes a,b", "train on 3 classes");
+    run_free(&r);
+
+    r = run("baseline --data '%s' --classes a,z", root);
+    expect_status(&r, 2, "an unknown class");
+    expect_contains(r.err, "no class 'z' (its classes: a, b, c)", "an unknown class");
+    run_free(&r);
+
+    r = run("train --model linear --data '%s' --classes c,a --epochs 2 --json --quiet --save "
+            "'%s/m.cgm'",
+            root, root);
+    expect_status(&r, 0, "train --classes c,a");
+    const char *sum = line_with(r.out, "\"command\":\"train\"");
+    assert_true(json_number(sum, "n") == 7);
+    expect_contains(sum, "\"per_class\":{\"c\":", "c is the label-1 class");
+    char train_correct[64], eval_correct[64];
+    json_raw(sum, "correct", train_correct, sizeof train_correct);
+    run_free(&r);
+    r = run("eval '%s/m.cgm' --data '%s' --classes c,a --json", root, root);
+    expect_status(&r, 0, "eval --classes c,a");
+    json_raw(r.out, "correct", eval_correct, sizeof eval_correct);
+    assert_string_equal(eval_correct, train_correct);
+    run_free(&r);
+}
+
+/* Uncompressed IDX files (labels 0..2); a layout earlier in the order
+ * wins when a root holds two. */
+static void test_cli_idx_layout(void **state) {
+    (void)state;
+    char root[256];
+    snprintf(root, sizeof root, "%s", cg_test_tmpdir());
+    const int n[2] = {30, 12};
+    make_idx_fixture(root, n);
+    run_result r = run("baseline --data '%s' --classes 2,0 --json", root);
+    expect_status(&r, 0, "baseline on IDX files");
+    assert_true(json_number(r.out, "n_train") == 20);
+    assert_true(json_number(r.out, "n") == 8);
+    expect_contains(r.out, "\"per_class\":{\"2\":1,\"0\":1}", "baseline on IDX files");
+    run_free(&r);
+
+    /* Adding training/ and testing/ folders: those are read instead. */
+    const int n_train[3] = {1, 1, 2}, n_valid[3] = {1, 1, 1};
+    make_png_fixture(root, "training", "testing", n_train, n_valid);
+    r = run("baseline --data '%s' --classes c,a --json", root);
+    expect_status(&r, 0, "baseline on training/testing beside IDX files");
+    assert_true(json_number(r.out, "n_train") == 3);
+    run_free(&r);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_version_and_help),
     cmocka_unit_test(test_cli_bad_usage_exits_2),
@@ -594,6 +944,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_train_deterministic),
     cmocka_unit_test(test_cli_seed_sweep),
     cmocka_unit_test(test_cli_corrupt_model_file),
+    cmocka_unit_test(test_cli_full_mnist_classes_is_mnist_sample),
+    cmocka_unit_test(test_cli_full_mnist_class_errors),
+    cmocka_unit_test(test_cli_layout_errors),
+    cmocka_unit_test(test_cli_training_testing_layout),
+    cmocka_unit_test(test_cli_idx_layout),
 };
 
 CG_TEST_MAIN(tests)

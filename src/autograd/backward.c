@@ -24,8 +24,10 @@ typedef struct frame {
 } frame;
 
 static cg_status topo_sort(cg_tensor *root, cg_tensor_list *order) {
-    frame *stack = NULL;
-    int64_t n = 0, cap = 0;
+    /* Kept between calls, like backward's order: no malloc per step. */
+    static _Thread_local frame *stack;
+    static _Thread_local int64_t cap;
+    int64_t n = 0;
     uint32_t mark = ++generation;
     if (mark == 0) mark = ++generation; /* 0 means "never visited" */
 
@@ -57,10 +59,8 @@ static cg_status topo_sort(cg_tensor *root, cg_tensor_list *order) {
         if (!cg_tensor_list_push(order, f->t)) goto nomem;
         n--;
     }
-    free(stack);
     return CG_OK;
 nomem:
-    free(stack);
     return cg_fail(CG_ERR_NOMEM, "backward: out of memory sorting the graph");
 }
 

@@ -6,12 +6,222 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
-cg_status cg_cli_load_split(cg_dataset *ds, const char *root, const char *split) {
-    char dir[4096];
-    if (snprintf(dir, sizeof dir, "%s/%s", root, split) >= (int)sizeof dir)
-        return cg_fail(CG_ERR_ARG, "data: path %s/%s is too long", root, split);
-    return cg_dataset_load_folder(ds, dir);
+#define PATH_SIZE 4096
+
+/* What each layout's splits are made of: a folder of class folders, or an
+ * IDX images file and its labels file (found with or without ".gz"). */
+static const struct layout_parts {
+    bool folders;
+    const char *part[2][2]; /* [split][0]: folder or images, [1]: labels or NULL */
+} LAYOUTS[] = {
+    [CG_LAYOUT_FASTAI] = {true, {{"train", NULL}, {"valid", NULL}}},
+    [CG_LAYOUT_MNIST_PNG] = {true, {{"training", NULL}, {"testing", NULL}}},
+    [CG_LAYOUT_IDX] = {false,
+                       {{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
+                        {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}}},
+};
+#define N_LAYOUTS ((int)(sizeof LAYOUTS / sizeof LAYOUTS[0]))
+
+/* ROOT/NAME as path if it is there: a folder, or a file NAME or NAME.gz
+ * (the uncompressed one first: it needs no inflating). */
+static bool find_part(const char *root, const char *name, bool folder, char *path) {
+    struct stat st;
+    const char *ext[2] = {"", ".gz"};
+    for (int k = 0; k < (folder ? 1 : 2); k++) {
+        int n = snprintf(path, PATH_SIZE, "%s/%s%s", root, name, ext[k]);
+        if (n > 0 && n < PATH_SIZE && stat(path, &st) == 0 &&
+            (folder ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)))
+            return true;
+    }
+    return false;
+}
+
+cg_status cg_cli_detect_layout(const char *root, bool need_train, cg_data_layout *layout) {
+    /* The first layout found in part: what it has and lacks, for the error. */
+    char have[PATH_SIZE + 1] = "", lacks[128] = "", path[PATH_SIZE];
+    for (int li = 0; li < N_LAYOUTS; li++) {
+        const struct layout_parts *l = &LAYOUTS[li];
+        char l_have[PATH_SIZE + 1] = ""; /* a name and its "/" */
+        const char *l_lack = NULL;
+        for (int s = 0; s < 2; s++)
+            for (int k = 0; k < 2 && l->part[s][k]; k++) {
+                if (find_part(root, l->part[s][k], l->folders, path)) {
+                    if (!l_have[0])
+                        snprintf(l_have, sizeof l_have, "%s%s", strrchr(path, '/') + 1,
+                                 l->folders ? "/" : "");
+                } else if (!l_lack && (s == CG_SPLIT_VALID || need_train)) {
+                    l_lack = l->part[s][k];
+                }
+            }
+        if (!l_lack) {
+            *layout = (cg_data_layout)li;
+            return CG_OK;
+        }
+        if (l_have[0] && !lacks[0]) {
+            snprintf(have, sizeof have, "%s", l_have);
+            /* "valid/", "t10k-labels-idx1-ubyte[.gz]" */
+            snprintf(lacks, sizeof lacks, "%s%s", l_lack, l->folders ? "/" : "[.gz]");
+        }
+    }
+    if (lacks[0]) return cg_fail(CG_ERR_FORMAT, "data: %s has %s but no %s", root, have, lacks);
+    return cg_fail(CG_ERR_FORMAT,
+                   "data: %s holds neither train/valid, training/testing nor MNIST IDX files "
+                   "(expected <class>/*.png folders in train/ and valid/ or in training/ and "
+                   "testing/, or train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                   "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz])",
+                   root);
+}
+
+/* The folder or labels file that holds a split's classes, for messages. */
+static void split_source(const char *root, cg_data_layout layout, cg_data_split split,
+                         char *path) {
+    const struct layout_parts *l = &LAYOUTS[layout];
+    const char *name = l->part[split][l->folders ? 0 : 1];
+    if (!find_part(root, name, l->folders, path) &&
+        snprintf(path, PATH_SIZE, "%s/%s", root, name) >= PATH_SIZE)
+        snprintf(path, PATH_SIZE, "%s", name); /* too long to show whole */
+}
+
+cg_status cg_cli_load_split(cg_dataset *ds, const char *root, cg_data_layout layout,
+                            cg_data_split split) {
+    if ((int)layout < 0 || (int)layout >= N_LAYOUTS ||
+        (split != CG_SPLIT_TRAIN && split != CG_SPLIT_VALID))
+        return cg_fail(CG_ERR_ARG, "data: no layout %d or split %d", (int)layout, (int)split);
+    const struct layout_parts *l = &LAYOUTS[layout];
+    char images[PATH_SIZE], labels[PATH_SIZE];
+    /* A part that is not there keeps its plain name: the loader's error
+     * then names the path it could not open. */
+    for (int k = 0; k < (l->folders ? 1 : 2); k++) {
+        char *p = k ? labels : images;
+        if (!find_part(root, l->part[split][k], l->folders, p) &&
+            snprintf(p, PATH_SIZE, "%s/%s", root, l->part[split][k]) >= PATH_SIZE)
+            return cg_fail(CG_ERR_ARG, "data: path %s/%s is too long", root, l->part[split][k]);
+    }
+    return l->folders ? cg_dataset_load_folder(ds, images) : cg_dataset_load_idx(ds, images, labels);
+}
+
+/* --classes, split at the commas. */
+typedef struct class_list {
+    int n;
+    char names[CG_MAX_CLASSES][CG_CLASS_NAME_MAX];
+} class_list;
+
+static int parse_classes(const char *cmd, const char *text, bool binary, class_list *out) {
+    out->n = 0;
+    for (const char *p = text;; p++) {
+        size_t len = strcspn(p, ",");
+        if (len == 0)
+            return cg_usage_error(cmd, "--classes '%s' has an empty class name (write e.g. 3,7)",
+                                  text);
+        if (len >= CG_CLASS_NAME_MAX)
+            return cg_usage_error(cmd, "--classes: class name '%.*s' is longer than %d bytes",
+                                  (int)len, p, CG_CLASS_NAME_MAX - 1);
+        if (out->n == CG_MAX_CLASSES)
+            return cg_usage_error(cmd, "--classes lists more than %d classes", CG_MAX_CLASSES);
+        snprintf(out->names[out->n], CG_CLASS_NAME_MAX, "%.*s", (int)len, p);
+        for (int k = 0; k < out->n; k++)
+            if (strcmp(out->names[k], out->names[out->n]) == 0)
+                return cg_usage_error(cmd, "--classes lists class '%s' twice", out->names[k]);
+        out->n++;
+        p += len;
+        if (!*p) break;
+    }
+    if (binary && out->n != 2)
+        return cg_usage_error(cmd,
+                              "--classes lists %d class%s; %s needs exactly 2 (its models are "
+                              "binary), e.g. --classes 3,7",
+                              out->n, out->n == 1 ? "" : "es", cmd);
+    if (out->n < 2)
+        return cg_usage_error(cmd, "--classes lists 1 class; give at least 2 to tell apart");
+    return CG_OPTS_CONTINUE;
+}
+
+static int find_class(const cg_dataset *ds, const char *name) {
+    for (int c = 0; c < ds->n_classes; c++)
+        if (strcmp(ds->class_names[c], name) == 0) return c;
+    return -1;
+}
+
+/* "0, 1, 2" */
+static const char *class_names_text(const cg_dataset *ds, char *buf, size_t size) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < ds->n_classes && used < size; c++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", c ? ", " : "", ds->class_names[c]);
+    return buf;
+}
+
+/* --classes on one loaded split, or the binary commands' check without it. */
+static int narrow_split(const char *cmd, const char *source, cg_dataset *ds,
+                        const class_list *want, bool binary, const char *hint) {
+    char names[CG_MAX_CLASSES * (CG_CLASS_NAME_MAX + 2)];
+    if (want) {
+        const char *ptr[CG_MAX_CLASSES];
+        for (int k = 0; k < want->n; k++) {
+            if (find_class(ds, want->names[k]) < 0)
+                return cg_usage_error(cmd, "--classes: %s has no class '%s' (its classes: %s)",
+                                      source, want->names[k],
+                                      class_names_text(ds, names, sizeof names));
+            ptr[k] = want->names[k];
+        }
+        if (cg_dataset_select_classes(ds, ptr, want->n) != CG_OK) return cg_cmd_fail(cmd);
+        return CG_OPTS_CONTINUE;
+    }
+    if (!binary || ds->n_classes == 2) return CG_OPTS_CONTINUE;
+    char auto_hint[2 * CG_CLASS_NAME_MAX + 2] = "A,B";
+    if (!hint) {
+        if (find_class(ds, "3") >= 0 && find_class(ds, "7") >= 0)
+            snprintf(auto_hint, sizeof auto_hint, "3,7");
+        else if (ds->n_classes > 2)
+            snprintf(auto_hint, sizeof auto_hint, "%s,%s", ds->class_names[0], ds->class_names[1]);
+        hint = auto_hint;
+    }
+    return cg_usage_error(cmd,
+                          "%s has %d classes (%s); %s needs exactly 2 (its models are "
+                          "binary): choose them with --classes %s",
+                          source, ds->n_classes, class_names_text(ds, names, sizeof names), cmd,
+                          hint);
+}
+
+/* The checks that need no data; fills *want from --classes. */
+static int check_data_opts(const char *cmd, const cg_data_opts *o, bool binary, class_list *want) {
+    if (o->data && o->dataset)
+        return cg_usage_error(cmd, "--data PATH and --dataset NAME both say where the data is; "
+                                   "give one");
+    return o->classes ? parse_classes(cmd, o->classes, binary, want) : CG_OPTS_CONTINUE;
+}
+
+int cg_cli_check_data_opts(const char *cmd, const cg_data_opts *o, bool binary) {
+    class_list want;
+    return check_data_opts(cmd, o, binary, &want);
+}
+
+int cg_cli_load_data(const char *cmd, const cg_data_opts *o, bool binary, const char *hint,
+                     cg_dataset *train, cg_dataset *valid) {
+    class_list want;
+    int rc = check_data_opts(cmd, o, binary, &want);
+    if (rc != CG_OPTS_CONTINUE) return rc;
+    char root[PATH_SIZE];
+    cg_data_layout layout;
+    if (cg_cli_dataset_root(o, root, sizeof root) != CG_OK ||
+        cg_cli_detect_layout(root, train != NULL, &layout) != CG_OK)
+        return cg_cmd_fail(cmd);
+    cg_dataset *sets[2] = {train, valid};
+    char source[2][PATH_SIZE];
+    for (int s = 0; s < 2; s++) {
+        if (!sets[s]) continue;
+        split_source(root, layout, (cg_data_split)s, source[s]);
+        if (cg_cli_load_split(sets[s], root, layout, (cg_data_split)s) != CG_OK)
+            return cg_cmd_fail(cmd);
+        rc = narrow_split(cmd, source[s], sets[s], o->classes ? &want : NULL, binary, hint);
+        if (rc != CG_OPTS_CONTINUE) return rc;
+    }
+    if (train && valid &&
+        cg_cli_check_classes(train, source[0], valid, source[1], binary) != CG_OK)
+        return cg_cmd_fail(cmd);
+    return CG_OPTS_CONTINUE;
 }
 
 cg_status cg_cli_check_classes(const cg_dataset *a, const char *a_name, const cg_dataset *b,
@@ -24,7 +234,7 @@ cg_status cg_cli_check_classes(const cg_dataset *a, const char *a_name, const cg
     for (int c = 0; same && c < a->n_classes; c++)
         same = strcmp(a->class_names[c], b->class_names[c]) == 0;
     if (!same)
-        return cg_fail(CG_ERR_FORMAT, "data: %s and %s do not have the same class folders", a_name,
+        return cg_fail(CG_ERR_FORMAT, "data: %s and %s do not have the same classes", a_name,
                        b_name);
     return CG_OK;
 }
@@ -82,8 +292,9 @@ cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg
     for (int c = 0; c < 2; c++)
         if (strcmp(m->class_names[c], ds->class_names[c]) != 0)
             return cg_fail(CG_ERR_FORMAT,
-                           "%s was trained on classes %s/%s, the data has %s/%s", model_path,
-                           m->class_names[0], m->class_names[1], ds->class_names[0],
-                           ds->class_names[1]);
+                           "%s was trained on classes %s/%s, the data has %s/%s (--classes %s,%s "
+                           "picks the model's)",
+                           model_path, m->class_names[0], m->class_names[1], ds->class_names[0],
+                           ds->class_names[1], m->class_names[0], m->class_names[1]);
     return CG_OK;
 }

@@ -1,15 +1,75 @@
 /*
- * cli_data.h - what train, eval, baseline and predict share: reading the
- * dataset root's train/ and valid/ folders, the book's 0/1 targets, and
- * scoring a model on a whole split.
+ * cli_data.h - what train, eval, baseline and predict share: reading a
+ * dataset root's training and validation splits, the book's 0/1 targets,
+ * and scoring a model on a whole split.
  */
 #ifndef CGRAD_CLI_DATA_H
 #define CGRAD_CLI_DATA_H
 
 #include "cgrad.h"
+#include "cli/options.h"
 
-/* Loads ROOT/SPLIT (a folder of class folders); errors name the folder. */
-cg_status cg_cli_load_split(cg_dataset *ds, const char *root, const char *split);
+/*
+ * A dataset root is read in the first of these layouts it holds whole
+ * (both splits; only the validation split where that is all a command
+ * reads, as eval):
+ *   1. fastai's: ROOT/train/<class>/<image>.png and ROOT/valid/<class>/<image>.png
+ *      (MNIST_SAMPLE, mnist_tiny);
+ *   2. full MNIST as PNGs: ROOT/training/<class>/<image>.png and
+ *      ROOT/testing/<class>/<image>.png (fastai's mnist_png.tgz, what
+ *      `cgrad fetch mnist` unpacks);
+ *   3. MNIST's IDX files in ROOT: train-images-idx3-ubyte[.gz] +
+ *      train-labels-idx1-ubyte[.gz] are the training split,
+ *      t10k-images-idx3-ubyte[.gz] + t10k-labels-idx1-ubyte[.gz] the
+ *      validation split (the uncompressed file when both are there).
+ * A folder layout's classes are its sub-folder names, sorted, and a class's
+ * images come in file-name order (cg_dataset_load_folder); the IDX files'
+ * classes are the labels "0".."9", the images in file order. So full MNIST
+ * with --classes 3,7 holds the same images as MNIST_SAMPLE (6131 + 6265
+ * training, 1010 + 1028 validation), in another order.
+ */
+typedef enum cg_data_layout {
+    CG_LAYOUT_FASTAI = 0,    /* train/, valid/       */
+    CG_LAYOUT_MNIST_PNG = 1, /* training/, testing/  */
+    CG_LAYOUT_IDX = 2        /* train-*, t10k-*      */
+} cg_data_layout;
+
+typedef enum cg_data_split { CG_SPLIT_TRAIN = 0, CG_SPLIT_VALID = 1 } cg_data_split;
+
+/* The layout ROOT holds, with the training split too when need_train.
+ * Errors say what is missing: "data: ROOT has train/ but no valid/", or
+ * "data: ROOT holds neither train/valid, training/testing nor MNIST IDX
+ * files (...)". */
+cg_status cg_cli_detect_layout(const char *root, bool need_train, cg_data_layout *layout);
+
+/* Loads one split of ROOT, held in that layout; errors name the folder or
+ * file. */
+cg_status cg_cli_load_split(cg_dataset *ds, const char *root, cg_data_layout layout,
+                            cg_data_split split);
+
+/*
+ * Everything train, eval and baseline do to get their data from --data,
+ * --dataset and --classes (options.h): finds the root
+ * (cg_cli_dataset_root), detects its layout, loads the training split into
+ * *train (unless train is NULL) and the validation split into *valid,
+ * keeps only the --classes, in their order, on both
+ * (cg_dataset_select_classes), and checks both splits have the same
+ * classes. A binary command (train, eval) needs exactly 2 classes: a
+ * dataset with more and no --classes is a usage error whose message
+ * suggests `--classes HINT` (hint NULL: 3,7 where the data has those,
+ * else its first two classes).
+ * Returns CG_OPTS_CONTINUE, or the exit code after printing why:
+ * CG_EXIT_USAGE for what the command line must change (--data with
+ * --dataset, a malformed --classes, a class the data lacks, too many
+ * classes), CG_EXIT_FAIL for data that cannot be found or read. Either way
+ * the caller frees both datasets (they start zeroed).
+ */
+int cg_cli_load_data(const char *cmd, const cg_data_opts *o, bool binary, const char *hint,
+                     cg_dataset *train, cg_dataset *valid);
+
+/* cg_cli_load_data's checks that need no data (--data with --dataset, the
+ * --classes list), for a command with work to do before loading it. */
+int cg_cli_check_data_opts(const char *cmd, const cg_data_opts *o, bool binary);
 
 /* Both splits have the same classes, in the same order; for train and eval
  * (binary models) exactly two. */

@@ -27,25 +27,31 @@
 #include "cli/options.h"
 
 static const char BASELINE_USAGE[] =
-    "usage: cgrad baseline [--data PATH] [--distance l1|rmse] [--save-ideals DIR] [--json]\n"
+    "usage: cgrad baseline [--data PATH | --dataset NAME] [--classes A,B[,...]]\n"
+    "                      [--distance l1|rmse] [--save-ideals DIR] [--json]\n"
     "  The pixel-similarity baseline of fastbook chapter 4: average the training\n"
     "  images of each digit into an 'ideal' digit, then call each validation image\n"
     "  the digit whose ideal it is nearest to. Prints the accuracy per class and\n"
     "  overall (every validation image counted once).\n"
-    "  --data PATH         dataset root with train/ and valid/ (default:\n"
-    "                      $CGRAD_DATA/mnist_sample, else the cache, else a download)\n"
-    "  --distance l1|rmse  mean absolute difference (default) or root mean square\n"
-    "  --save-ideals DIR   also write the ideal digits as DIR/ideal_<class>.png\n"
-    "  --json              one JSON object instead of text\n";
+    CG_USAGE_DATA_SOURCE
+    "  --distance l1|rmse   mean absolute difference (default) or root mean square\n"
+    "  --save-ideals DIR    also write the ideal digits as DIR/ideal_<class>.png\n"
+    "  --json               one JSON object instead of text\n";
 
 enum { DIST_L1 = 0, DIST_RMSE = 1 };
 
 /* Distance of every row of x [N, P] to one image `ideal` [P]: [N]. */
 static cg_tensor *distance(cg_tensor *x, cg_tensor *ideal, int kind) {
     int last = -1;
+    /* The [N, P] intermediates live in a scope of their own and are freed
+     * as soon as the distances are out, so the next class reuses their
+     * buffers from the pool instead of faulting in fresh pages. */
+    cg_scope_begin();
     cg_tensor *diff = cg_tensor_sub(x, ideal); /* broadcasts [P] over the rows */
-    if (kind == DIST_L1) return cg_tensor_mean_dims(cg_tensor_abs(diff), &last, 1, false);
-    return cg_tensor_sqrt(cg_tensor_mean_dims(cg_tensor_mul(diff, diff), &last, 1, false));
+    cg_tensor *d = kind == DIST_L1
+                       ? cg_tensor_mean_dims(cg_tensor_abs(diff), &last, 1, false)
+                       : cg_tensor_sqrt(cg_tensor_mean_dims(cg_tensor_mul(diff, diff), &last, 1, false));
+    return cg_scope_end_keep(d);
 }
 
 /* The ideal of class c: the mean of its training rows, [P]. */
@@ -122,11 +128,12 @@ static cg_status run_baseline(const cg_dataset *train, const cg_dataset *valid, 
 static double ratio(int64_t a, int64_t b) { return b ? (double)a / (double)b : NAN; }
 
 int cg_cmd_baseline(int argc, char **argv) {
-    const char *data = NULL, *save_dir = NULL;
+    cg_data_opts src = {0};
+    const char *save_dir = NULL;
     int kind = DIST_L1;
     bool json = false;
     cg_opt opts[] = {
-        CG_OPT_DATA(&data),
+        CG_OPTS_DATA_SOURCE(&src),
         {"--distance", CG_OPT_CHOICE, &kind, 0, 0, "l1|rmse", false},
         {"--save-ideals", CG_OPT_STR, &save_dir, 0, 0, NULL, false},
         CG_OPT_JSON(&json),
@@ -135,17 +142,11 @@ int cg_cmd_baseline(int argc, char **argv) {
                            NULL);
     if (rc != CG_OPTS_CONTINUE) return rc;
 
-    char root[4096];
     cg_dataset train = {0}, valid = {0};
-    rc = CG_EXIT_FAIL;
-    if (cg_cli_data_root(data, root, sizeof root) != CG_OK) return cg_cmd_fail("baseline");
     double t0 = cg_cli_now();
-    if (cg_cli_load_split(&train, root, "train") != CG_OK ||
-        cg_cli_load_split(&valid, root, "valid") != CG_OK ||
-        cg_cli_check_classes(&train, "train/", &valid, "valid/", false) != CG_OK) {
-        rc = cg_cmd_fail("baseline");
+    if ((rc = cg_cli_load_data("baseline", &src, false, NULL, &train, &valid)) != CG_OPTS_CONTINUE)
         goto done;
-    }
+    rc = CG_EXIT_FAIL;
     double t1 = cg_cli_now();
 
     cg_scope_begin();
@@ -176,7 +177,8 @@ int cg_cmd_baseline(int argc, char **argv) {
             putchar(':');
             cg_json_number(stdout, ratio(r.class_correct[c], r.class_n[c]));
         }
-        printf("},\"n\":%lld,\"correct\":%lld,\"seconds\":", (long long)r.n, (long long)r.correct);
+        printf("},\"n\":%lld,\"correct\":%lld,\"n_train\":%lld,\"seconds\":", (long long)r.n,
+               (long long)r.correct, (long long)train.x->shape[0]);
         cg_json_number(stdout, seconds);
         printf(",\"load_seconds\":");
         cg_json_number(stdout, t1 - t0);

@@ -12,36 +12,44 @@
 #include "cli/options.h"
 
 static const char EVAL_USAGE[] =
-    "usage: cgrad eval MODEL [--data PATH] [--json]\n"
+    "usage: cgrad eval MODEL [--data PATH | --dataset NAME] [--classes A,B] [--json]\n"
     "  Scores a model saved by 'cgrad train --save' on the validation images.\n"
-    "  --data PATH   dataset root with valid/ (default: $CGRAD_DATA/mnist_sample,\n"
-    "                else the cache, else a download)\n"
-    "  --json        one JSON object instead of text\n";
+    CG_USAGE_DATA_SOURCE
+    "                       (the model's two, as it was trained: --classes 3,7)\n"
+    "  --json               one JSON object instead of text\n";
 
 static const char *model_name(const cg_model *m) {
     return m->kind == CG_MODEL_MLP ? "mlp" : "linear";
 }
 
 int cg_cmd_eval(int argc, char **argv) {
-    const char *data = NULL, *path = NULL;
+    cg_data_opts src = {0};
+    const char *path = NULL;
     bool json = false;
     int n_pos = 0;
-    cg_opt opts[] = {CG_OPT_DATA(&data), CG_OPT_JSON(&json)};
+    cg_opt opts[] = {CG_OPTS_DATA_SOURCE(&src), CG_OPT_JSON(&json)};
     int rc = cg_opts_parse("eval", EVAL_USAGE, argc, argv, opts, CG_NOPTS(opts), &path, 1, &n_pos);
     if (rc != CG_OPTS_CONTINUE) return rc;
     if (n_pos != 1) return cg_usage_error("eval", "give the model file to evaluate");
+    if ((rc = cg_cli_check_data_opts("eval", &src, true)) != CG_OPTS_CONTINUE) return rc;
 
-    char root[4096];
     cg_model *m = NULL;
     cg_dataset valid = {0};
     cg_tensor *targets = NULL;
     cg_score s;
     rc = CG_EXIT_FAIL;
     double t0 = cg_cli_now();
-    if (!(m = cg_model_load(path)) || cg_cli_check_model(m, path, NULL) != CG_OK ||
-        cg_cli_data_root(data, root, sizeof root) != CG_OK ||
-        cg_cli_load_split(&valid, root, "valid") != CG_OK ||
-        cg_cli_check_model(m, path, &valid) != CG_OK || !(targets = cg_cli_binary_targets(&valid)) ||
+    if (!(m = cg_model_load(path)) || cg_cli_check_model(m, path, NULL) != CG_OK) {
+        rc = cg_cmd_fail("eval");
+        goto done;
+    }
+    /* A dataset of more classes: suggest the model's two. */
+    char hint[2 * CG_CLASS_NAME_MAX + 2];
+    snprintf(hint, sizeof hint, "%s,%s", m->class_names[0], m->class_names[1]);
+    if ((rc = cg_cli_load_data("eval", &src, true, hint, NULL, &valid)) != CG_OPTS_CONTINUE)
+        goto done;
+    rc = CG_EXIT_FAIL;
+    if (cg_cli_check_model(m, path, &valid) != CG_OK || !(targets = cg_cli_binary_targets(&valid)) ||
         cg_cli_score(m, valid.x, targets, CG_LOSS_MNIST, &s) != CG_OK) {
         rc = cg_cmd_fail("eval");
         goto done;

@@ -34,11 +34,11 @@
 
 static const char TRAIN_USAGE[] =
     "usage: cgrad train --model linear|mlp [options]\n"
-    "  Trains a 3-vs-7 classifier with SGD, printing a row per epoch.\n"
+    "  Trains a two-class (3 vs 7) classifier with SGD, printing a row per epoch.\n"
     "  --model linear|mlp   the article's linear1 (x@w+b) or the book's simple_net\n"
     "                       (784 -> hidden -> ReLU -> 1); required\n"
-    "  --data PATH          dataset root with train/ and valid/ (default:\n"
-    "                       $CGRAD_DATA/mnist_sample, else the cache, else a download)\n"
+    CG_USAGE_DATA_SOURCE
+    "                       (exactly 2; the first is the label-1 class, like 3)\n"
     "  --lr X               learning rate (linear 1.0, mlp 0.1)\n"
     "  --epochs N           passes over the training set (linear 20, mlp 40)\n"
     "  --bs N               batch size (256)\n"
@@ -63,7 +63,8 @@ static const char *const INIT_NAMES[] = {"normal", "pytorch"};
 #define LOADER_SEED_MIX 0x9e3779b97f4a7c15ULL
 
 typedef struct train_cfg {
-    const char *data, *save;
+    cg_data_opts src;
+    const char *save;
     int model, loss, init;
     double lr, std;
     int64_t epochs, bs, hidden, threads;
@@ -79,7 +80,7 @@ static int parse(int argc, char **argv, train_cfg *c) {
                      .epochs = -1, .bs = 256, .hidden = -1, .seed = 42};
     cg_opt opts[] = {
         {"--model", CG_OPT_CHOICE, &c->model, 0, 0, "linear|mlp", false},
-        CG_OPT_DATA(&c->data),
+        CG_OPTS_DATA_SOURCE(&c->src),
         {"--lr", CG_OPT_FLOAT, &c->lr, 0, 1e6, NULL, true},
         {"--epochs", CG_OPT_INT, &c->epochs, 1, 100000, NULL, false},
         {"--bs", CG_OPT_INT, &c->bs, 1, 1 << 24, NULL, false},
@@ -107,7 +108,7 @@ static int parse(int argc, char **argv, train_cfg *c) {
     if (c->epochs < 0) c->epochs = mlp ? 40 : 20;
     if (c->hidden < 0) c->hidden = mlp ? 30 : 0;
     if (isnan(c->std)) c->std = 1.0;
-    return CG_OPTS_CONTINUE;
+    return cg_cli_check_data_opts("train", &c->src, true);
 }
 
 /* Fails early, before any training, when --save could not be written:
@@ -199,10 +200,7 @@ int cg_cmd_train(int argc, char **argv) {
     if (rc != CG_OPTS_CONTINUE) return rc;
     if (c.threads > 0) cg_set_num_threads((int)c.threads);
 
-    char root[4096];
-    if ((c.save && check_save_path(c.save) != CG_OK) ||
-        cg_cli_data_root(c.data, root, sizeof root) != CG_OK)
-        return cg_cmd_fail("train");
+    if (c.save && check_save_path(c.save) != CG_OK) return cg_cmd_fail("train");
 
     cg_dataset train = {0}, valid = {0};
     cg_tensor *train_t = NULL, *valid_t = NULL;
@@ -210,12 +208,10 @@ int cg_cmd_train(int argc, char **argv) {
     cg_dataloader dl = {0};
     cg_progress prog;
     cg_progress_init(&prog, (int)c.epochs, c.json, c.quiet);
-    rc = CG_EXIT_FAIL;
     double t0 = cg_cli_now();
-    if (cg_cli_load_split(&train, root, "train") != CG_OK ||
-        cg_cli_load_split(&valid, root, "valid") != CG_OK ||
-        cg_cli_check_classes(&train, "train/", &valid, "valid/", true) != CG_OK)
-        goto fail;
+    if ((rc = cg_cli_load_data("train", &c.src, true, NULL, &train, &valid)) != CG_OPTS_CONTINUE)
+        goto done;
+    rc = CG_EXIT_FAIL;
     /* Made once, reused every epoch. */
     train_t = cg_cli_binary_targets(&train);
     valid_t = cg_cli_binary_targets(&valid);

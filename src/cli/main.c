@@ -27,6 +27,7 @@ static const command COMMANDS[] = {
     {"train", cg_cmd_train, "train a linear model or a small neural net with SGD"},
     {"eval", cg_cmd_eval, "a saved model's accuracy on the validation images"},
     {"predict", cg_cmd_predict, "classify PNG images with a saved model"},
+    {"serve", cg_cmd_serve, "a web page to draw a digit on and see the model's guess"},
 };
 #define N_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
 
@@ -40,7 +41,8 @@ static void usage(FILE *f) {
         fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(f,
             "\n'cgrad help COMMAND' or 'cgrad COMMAND --help' shows a command's options.\n"
-            "Data: --data PATH, else $CGRAD_DATA/mnist_sample, else the cache.\n"
+            "Data: --data PATH, else $CGRAD_DATA/NAME, else the cache, NAME being --dataset\n"
+            "(mnist_sample by default, mnist_tiny, mnist); --classes 3,7 keeps those classes.\n"
             "Exit status: 0 ok, 1 failure, 2 bad usage.\n");
 }
 

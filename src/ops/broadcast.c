@@ -116,11 +116,6 @@ double cg_sum_floats(const float *x, int64_t n) {
     return s;
 }
 
-/* Below this many source elements a reduction stays on one thread. It is
- * memory-bound work: a second thread only pays once the pass takes long
- * enough (~1 MiB of floats, ~50 us) to hide waking it. */
-#define SUM_PARALLEL_MIN (1 << 18)
-
 /*
  * Row sums: every run of `inner` source elements reduces to one element,
  * acc[off] += sum(run). Runs that share a destination element (a middle dim
@@ -131,7 +126,8 @@ double cg_sum_floats(const float *x, int64_t n) {
 static void sum_rows(const cg_bcast *p, double *acc, const float *src) {
     const int64_t rows = p->rows, inner = p->inner;
     const bool own_element = p->ndim == 1 || (p->ndim == 2 && p->stride[0][0] != 0);
-#pragma omp parallel for schedule(static) if (own_element && rows > 1 && rows * inner >= SUM_PARALLEL_MIN)
+    const bool parallel = own_element && rows > 1 && rows * inner >= CG_PARALLEL_MIN;
+#pragma omp parallel for schedule(static) if (parallel)
     for (int64_t r = 0; r < rows; r++) {
         int64_t off[3];
         cg_bcast_row_offsets(p, r, off);
@@ -150,13 +146,35 @@ static void sum_cols(const cg_bcast *p, double *acc, const float *src) {
     const int64_t rows = p->rows, inner = p->inner;
     /* Column blocks of whole cache lines (16 floats), at most one per thread. */
     const int64_t lines = (inner + 15) / 16;
-    int nt = rows * inner >= SUM_PARALLEL_MIN ? cg_get_num_threads() : 1;
+    int nt = rows * inner >= CG_PARALLEL_MIN ? cg_get_num_threads() : 1;
     if (nt > lines) nt = (int)lines;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int t = 0; t < nt; t++) {
         const int64_t lo = lines * t / nt * 16, hi = lines * (t + 1) / nt * 16;
         const int64_t n = (hi < inner ? hi : inner) - lo;
-        for (int64_t r = 0; r < rows; r++) {
+        int64_t r = 0;
+        /* Four runs at a time when they land on the same slice (always, for
+         * [R,C] -> [C]): the same chain of adds as one run at a time, but
+         * acc is loaded and stored once per four, which keeps the loop at
+         * memory speed. */
+        for (; r + 4 <= rows; r += 4) {
+            int64_t off[4][3];
+            for (int q = 0; q < 4; q++) cg_bcast_row_offsets(p, r + q, off[q]);
+            if (off[1][0] != off[0][0] || off[2][0] != off[0][0] || off[3][0] != off[0][0])
+                break;
+            double *a = acc + off[0][0] + lo;
+            const float *s0 = src + r * inner + lo, *s1 = s0 + inner, *s2 = s1 + inner,
+                        *s3 = s2 + inner;
+            for (int64_t i = 0; i < n; i++) {
+                double v = a[i];
+                v += s0[i];
+                v += s1[i];
+                v += s2[i];
+                v += s3[i];
+                a[i] = v;
+            }
+        }
+        for (; r < rows; r++) {
             int64_t off[3];
             cg_bcast_row_offsets(p, r, off);
             double *a = acc + off[0] + lo;
@@ -180,7 +198,7 @@ cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim, co
     if (src_numel != p.rows * p.inner || src_ndim < dst_ndim)
         return cg_fail(CG_ERR_SHAPE, "sum_to_shape: shapes do not reduce");
     if (dst_numel == src_numel) { /* nothing stretched: a plain add */
-#pragma omp parallel for schedule(static) if (src_numel >= SUM_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (src_numel >= CG_PARALLEL_MIN)
         for (int64_t i = 0; i < src_numel; i++) dst[i] += src[i];
         return CG_OK;
     }

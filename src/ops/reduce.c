@@ -24,39 +24,27 @@
  * and their order are the same on 1 or 64 threads. */
 #define SUM_BLOCK 8192
 
-/* sum(x[0..n)) in double. Each block runs 8 interleaved accumulators,
- * which the compiler can keep in vector registers. */
-static double sum_block(const float *x, int64_t n) {
-    double acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
-    double s = 0.0;
-    for (; i < n; i++) s += x[i];
-    for (int j = 0; j < 8; j++) s += acc[j];
-    return s;
-}
-
 static double sum_all(const float *x, int64_t n) {
     int64_t nblocks = (n + SUM_BLOCK - 1) / SUM_BLOCK;
-    if (nblocks <= 1) return sum_block(x, n);
-    double *part = malloc((size_t)nblocks * sizeof *part);
+    if (nblocks <= 1) return cg_sum_floats(x, n);
+    /* From the float pool (two floats per double): no malloc per call. */
+    double *part = (double *)cg_floats_alloc(2 * nblocks);
     if (!part) { /* same value, one thread: block order kept */
         double s = 0.0;
         for (int64_t b = 0; b < nblocks; b++) {
             int64_t lo = b * SUM_BLOCK;
-            s += sum_block(x + lo, n - lo < SUM_BLOCK ? n - lo : SUM_BLOCK);
+            s += cg_sum_floats(x + lo, n - lo < SUM_BLOCK ? n - lo : SUM_BLOCK);
         }
         return s;
     }
 #pragma omp parallel for if (n >= CG_PARALLEL_MIN) schedule(static)
     for (int64_t b = 0; b < nblocks; b++) {
         int64_t lo = b * SUM_BLOCK;
-        part[b] = sum_block(x + lo, n - lo < SUM_BLOCK ? n - lo : SUM_BLOCK);
+        part[b] = cg_sum_floats(x + lo, n - lo < SUM_BLOCK ? n - lo : SUM_BLOCK);
     }
     double s = 0.0;
     for (int64_t b = 0; b < nblocks; b++) s += part[b];
-    free(part);
+    cg_floats_free((float *)part, 2 * nblocks);
     return s;
 }
 

@@ -226,6 +226,35 @@ static void index_select_backward(cg_tensor *out) {
 }
 static const cg_op OP_INDEX_SELECT = {"index_select", index_select_backward};
 
+/* Floats in a 64-byte cache line: the unit the prefetches below ask for. */
+#define LINE_FLOATS 16
+
+/*
+ * out[k] = x[idx[k]] for k in [k0, k1), rows of `len` floats. The rows of a
+ * shuffled batch sit at random places in a table far larger than the
+ * caches, and the hardware prefetcher, which follows sequential streams
+ * and stops at page ends, starts over on every row. So while row k is
+ * copied, row k + 2 is requested a line per line copied: two rows of reads
+ * always in flight, which brings a gather close to a sequential read.
+ */
+static void gather_rows(float *restrict out, const float *restrict x, const int64_t *idx,
+                        int64_t k0, int64_t k1, int64_t len) {
+    for (int64_t k = k0; k < k1; k++) {
+        const float *src = x + idx[k] * len;
+        const float *next = k + 2 < k1 ? x + idx[k + 2] * len : src;
+        float *dst = out + k * len;
+        int64_t i = 0;
+        for (; i + LINE_FLOATS <= len; i += LINE_FLOATS) {
+            __builtin_prefetch(next + i);
+            memcpy(dst + i, src + i, LINE_FLOATS * sizeof(float)); /* inlined: 4 moves */
+        }
+        if (i < len) {
+            __builtin_prefetch(next + i);
+            memcpy(dst + i, src + i, (size_t)(len - i) * sizeof(float));
+        }
+    }
+}
+
 cg_tensor *cg_tensor_index_select(cg_tensor *t, const int64_t *idx, int64_t n) {
     if (!t) return NULL;
     char have[64];
@@ -273,9 +302,10 @@ cg_tensor *cg_tensor_index_select(cg_tensor *t, const int64_t *idx, int64_t n) {
     }
     out->aux = saved;
     const int64_t len = row_len(t);
-#pragma omp parallel for if (n * len >= CG_PARALLEL_MIN) schedule(static)
-    for (int64_t k = 0; k < n; k++)
-        memcpy(out->data + k * len, t->data + idx[k] * len, (size_t)len * sizeof(float));
+    const int nt = n * len >= CG_PARALLEL_MIN ? cg_get_num_threads() : 1;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (int part = 0; part < nt; part++)
+        gather_rows(out->data, t->data, idx, n * part / nt, n * (part + 1) / nt, len);
     return out;
 }
 

@@ -1,0 +1,460 @@
+/*
+ * cmd_serve.c - `cgrad serve MODEL [--port N] [--host ADDR]`: a web page to
+ * draw a digit on, and a saved model's verdict on each drawing.
+ *
+ *   GET  /         the page (cli/serve_page.h)
+ *   GET  /model    {"kind":"linear","inputs":784,"classes":["3","7"]}
+ *   POST /predict  the body is exactly 784 bytes (Content-Type
+ *                  application/octet-stream, or none): a 28x28 image, row
+ *                  after row, one byte per pixel, 0 = background .. 255 =
+ *                  ink, as MNIST stores its digits. The answer is
+ *                  {"class":"3","probability":0.97,"logit":3.47}, worked out
+ *                  exactly as `cgrad predict` does for a PNG (pixel / 255;
+ *                  sigmoid(logit) is the first class's probability).
+ * Every error is JSON, {"error":"..."}: 400 a body of another size, 413 one
+ * over 4 KiB, 415 another Content-Type, 404 an unknown path, 405 a wrong
+ * method (with the Allow header).
+ *
+ * One thread does everything: libmicrohttpd runs in "external select" mode,
+ * driven by the pselect() loop below. That keeps cgrad's per-thread state
+ * (grad mode, scopes, the buffer pool) on the main thread, so a request
+ * needs no lock and everything is freed at exit. A prediction is one
+ * 784-long dot product (or a small MLP), far quicker than the round trip,
+ * and MHD never blocks on a slow client, so one thread is plenty.
+ *
+ * Stopping: SIGINT and SIGTERM stay blocked except inside pselect, whose
+ * mask lets them through. A signal therefore either interrupts pselect
+ * (EINTR) or waits, pending, until the next one starts; none can slip in
+ * between checking the flag and going to sleep.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "cgrad.h"
+#include "cli/cli_data.h"
+#include "cli/commands.h"
+#include "cli/json.h"
+#include "cli/options.h"
+#include "cli/serve_page.h"
+
+static const char SERVE_USAGE[] =
+    "usage: cgrad serve MODEL [--port N] [--host ADDR]\n"
+    "  Serves a page where you draw a digit with the mouse (or a finger) and\n"
+    "  see what the model saved by 'cgrad train --save' calls it.\n"
+    "  --port N      TCP port (default 8000; 0 picks a free one, printed)\n"
+    "  --host ADDR   IP address to listen on (default 127.0.0.1, this machine\n"
+    "                only; 0.0.0.0 or :: opens it to the network, with no\n"
+    "                authentication)\n"
+    "  API: POST /predict with a 784-byte body (a 28x28 image, one byte per\n"
+    "  pixel, 0 = background, 255 = ink, row after row) answers\n"
+    "  {\"class\":\"3\",\"probability\":0.97,\"logit\":3.47}.\n"
+    "  Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.\n";
+
+#define SERVE_SIDE 28
+#define SERVE_PIXELS (SERVE_SIDE * SERVE_SIDE)
+/* The largest body answered with anything but 413. */
+#define SERVE_MAX_BODY 4096
+/* A body without Content-Length (chunked) is only known to be too big while
+ * it arrives: it is read and dropped up to here, to answer 413 cleanly, and
+ * past here the connection is cut. */
+#define SERVE_MAX_DISCARD (1 << 20)
+#define SERVE_MAX_CONNECTIONS 32u
+#define SERVE_TIMEOUT_S 10u /* idle connections are closed after this */
+
+/* One POST /predict being received. */
+typedef struct upload {
+    size_t len;                /* bytes received, of which the first ... */
+    uint8_t px[SERVE_PIXELS];  /* ... SERVE_PIXELS are kept             */
+} upload;
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) { stop_signal = sig; }
+
+/* ------------------------------------------------------------------ */
+/* Responses                                                           */
+/* ------------------------------------------------------------------ */
+
+static enum MHD_Result send_response(struct MHD_Connection *c, unsigned int code,
+                                     struct MHD_Response *r, const char *type, const char *allow) {
+    if (!r) return MHD_NO;
+    enum MHD_Result ok =
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) &&
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") &&
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") &&
+        (!allow || MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow))
+            ? MHD_queue_response(c, code, r)
+            : MHD_NO;
+    MHD_destroy_response(r);
+    return ok;
+}
+
+/* Sends the JSON written to f, a stream from open_memstream(buf, len). */
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned int code, FILE *f, char **buf,
+                                 size_t *len, const char *allow) {
+    if (fclose(f) != 0) {
+        free(*buf);
+        return MHD_NO;
+    }
+    /* MUST_FREE: MHD free()s the buffer with the response. */
+    struct MHD_Response *r = MHD_create_response_from_buffer(*len, *buf, MHD_RESPMEM_MUST_FREE);
+    if (!r) free(*buf);
+    return send_response(c, code, r, "application/json", allow);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned int code, const char *allow,
+                                  const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned int code, const char *allow,
+                                  const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return MHD_NO;
+    fputs("{\"error\":", f);
+    cg_json_string(f, msg);
+    fputs("}\n", f);
+    return send_json(c, code, f, &buf, &len, allow);
+}
+
+static enum MHD_Result send_page(struct MHD_Connection *c) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        sizeof SERVE_PAGE - 1, (void *)SERVE_PAGE, MHD_RESPMEM_PERSISTENT);
+    /* The page needs nothing from anywhere else; say so, so that nothing
+     * injected into it could load or send anything either. */
+    if (r && !MHD_add_response_header(r, "Content-Security-Policy",
+                                      "default-src 'none'; script-src 'unsafe-inline'; "
+                                      "style-src 'unsafe-inline'; connect-src 'self'; "
+                                      "base-uri 'none'; form-action 'none'; "
+                                      "frame-ancestors 'none'")) {
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
+    return send_response(c, MHD_HTTP_OK, r, "text/html; charset=utf-8", NULL);
+}
+
+static void json_classes(FILE *f, const cg_model *m) {
+    fputc('[', f);
+    for (int i = 0; i < m->n_classes; i++) {
+        if (i) fputc(',', f);
+        cg_json_string(f, m->class_names[i]);
+    }
+    fputc(']', f);
+}
+
+static enum MHD_Result send_model(struct MHD_Connection *c, const cg_model *m) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return MHD_NO;
+    fprintf(f, "{\"kind\":\"%s\",\"inputs\":%lld,\"classes\":",
+            m->kind == CG_MODEL_MLP ? "mlp" : "linear", (long long)m->n_inputs);
+    json_classes(f, m);
+    fputs("}\n", f);
+    return send_json(c, MHD_HTTP_OK, f, &buf, &len, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Predictions                                                         */
+/* ------------------------------------------------------------------ */
+
+/* The model's call on one image, as `cgrad predict` makes it: the row is
+ * pixel / 255, and s = sigmoid(logit) names the first class when s > 0.5,
+ * otherwise the second with probability 1 - s. Grad mode is off (serve
+ * turns it off for its whole run); the scope frees the step's tensors. */
+static cg_status classify(cg_model *m, const uint8_t *px, int *cls, double *prob, double *logit) {
+    cg_scope_begin();
+    int64_t shape[2] = {1, m->n_inputs};
+    cg_tensor *x = cg_tensor_new(shape, 2);
+    if (x)
+        for (int64_t i = 0; i < x->numel; i++) x->data[i] = (float)px[i] / 255.0f;
+    cg_tensor *z = cg_model_forward(m, x);
+    cg_tensor *p = cg_tensor_sigmoid(z);
+    cg_status st = p ? CG_OK : cg_last_status();
+    if (p) {
+        double s = p->data[0];
+        *cls = s > 0.5 ? 0 : 1;
+        *prob = *cls == 0 ? s : 1.0 - s;
+        *logit = z->data[0];
+    }
+    cg_scope_end();
+    return st;
+}
+
+static enum MHD_Result send_prediction(struct MHD_Connection *c, cg_model *m, const uint8_t *px) {
+    int cls = 0;
+    double prob = 0.0, logit = 0.0;
+    if (classify(m, px, &cls, &prob, &logit) != CG_OK)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", cg_last_error());
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return MHD_NO;
+    fputs("{\"class\":", f);
+    cg_json_string(f, m->class_names[cls]);
+    fputs(",\"probability\":", f);
+    cg_json_number(f, prob);
+    fputs(",\"logit\":", f);
+    cg_json_number(f, logit);
+    fputs("}\n", f);
+    return send_json(c, MHD_HTTP_OK, f, &buf, &len, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+/* ------------------------------------------------------------------ */
+
+/* "application/octet-stream", any case, parameters allowed. */
+static bool is_octet_stream(const char *type) {
+    static const char want[] = "application/octet-stream";
+    size_t n = sizeof want - 1;
+    return strncasecmp(type, want, n) == 0 && (type[n] == '\0' || type[n] == ';' ||
+                                               type[n] == ' ' || type[n] == '\t');
+}
+
+/*
+ * MHD calls this once the headers are in (*req still NULL), once for each
+ * piece of the body (*size > 0), and once at the end (*size == 0). A
+ * response queued at the first call ends the request there: MHD drops any
+ * body and closes the connection, which is how everything but a good
+ * POST /predict is answered.
+ */
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *data,
+                              size_t *size, void **req) {
+    (void)version;
+    cg_model *m = cls;
+    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    if (strcmp(url, "/") == 0)
+        return get ? send_page(c)
+                   : send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
+                                "the page is read with GET, not %s", method);
+    if (strcmp(url, "/model") == 0)
+        return get ? send_model(c, m)
+                   : send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
+                                "/model is read with GET, not %s", method);
+    if (strcmp(url, "/predict") != 0)
+        return send_error(c, MHD_HTTP_NOT_FOUND, NULL,
+                          "no such page: there are GET /, GET /model and POST /predict");
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST",
+                          "/predict takes POST (with %d bytes), not %s", SERVE_PIXELS, method);
+
+    upload *u = *req;
+    if (!u) {
+        const char *type =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (type && !is_octet_stream(type))
+            return send_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                              "/predict takes application/octet-stream: %d bytes, one per pixel",
+                              SERVE_PIXELS);
+        /* MHD has already refused a malformed Content-Length. */
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > SERVE_MAX_BODY)
+            return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                              "a body of %s bytes; /predict takes %d (at most %d are read)", cl,
+                              SERVE_PIXELS, SERVE_MAX_BODY);
+        if (!(u = calloc(1, sizeof *u))) return MHD_NO;
+        *req = u;
+        return MHD_YES;
+    }
+    if (*size > 0) {
+        size_t keep = u->len < SERVE_PIXELS ? SERVE_PIXELS - u->len : 0;
+        if (keep > *size) keep = *size;
+        memcpy(u->px + u->len, data, keep);
+        u->len += *size;
+        *size = 0;
+        return u->len <= SERVE_MAX_DISCARD ? MHD_YES : MHD_NO;
+    }
+    if (u->len > SERVE_MAX_BODY)
+        return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                          "a body of more than %d bytes; /predict takes %d", SERVE_MAX_BODY,
+                          SERVE_PIXELS);
+    if (u->len != SERVE_PIXELS)
+        return send_error(c, MHD_HTTP_BAD_REQUEST, NULL,
+                          "/predict takes %d bytes (a %dx%d image, one byte per pixel, row after "
+                          "row), got %zu",
+                          SERVE_PIXELS, SERVE_SIDE, SERVE_SIDE, u->len);
+    return send_prediction(c, m, u->px);
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **req,
+                         enum MHD_RequestTerminationCode why) {
+    (void)cls, (void)c, (void)why;
+    free(*req);
+    *req = NULL;
+}
+
+static void log_mhd(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    fputs("cgrad serve: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
+/* ------------------------------------------------------------------ */
+/* The command                                                         */
+/* ------------------------------------------------------------------ */
+
+/* host (a numeric IPv4 or IPv6 address) and port as a socket address. */
+static bool parse_host(const char *host, int port, struct sockaddr_storage *addr) {
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_flags = AI_NUMERICHOST;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0) return false;
+    bool ok = res->ai_addrlen <= sizeof *addr &&
+              (res->ai_family == AF_INET || res->ai_family == AF_INET6);
+    if (ok) {
+        memset(addr, 0, sizeof *addr);
+        memcpy(addr, res->ai_addr, res->ai_addrlen);
+        if (res->ai_family == AF_INET)
+            ((struct sockaddr_in *)addr)->sin_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in6 *)addr)->sin6_port = htons((uint16_t)port);
+    }
+    freeaddrinfo(res);
+    return ok;
+}
+
+static bool is_loopback(const struct sockaddr_storage *addr) {
+    if (addr->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a6) ||
+           (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}
+
+/* Serves until SIGINT or SIGTERM; false if the event loop itself fails. */
+static bool run_loop(struct MHD_Daemon *d, const sigset_t *wait_mask) {
+    while (!stop_signal) {
+        fd_set rs, ws, es;
+        FD_ZERO(&rs);
+        FD_ZERO(&ws);
+        FD_ZERO(&es);
+        MHD_socket max = 0;
+        if (MHD_get_fdset(d, &rs, &ws, &es, &max) != MHD_YES) {
+            cg_fail(CG_ERR_STATE, "serve: too many open connections to wait on");
+            return false;
+        }
+        MHD_UNSIGNED_LONG_LONG ms = 0;
+        struct timespec ts, *tsp = NULL;
+        if (MHD_get_timeout(d, &ms) == MHD_YES) {
+            ts.tv_sec = (time_t)(ms / 1000);
+            ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+            tsp = &ts;
+        }
+        if (pselect(max + 1, &rs, &ws, &es, tsp, wait_mask) < 0) {
+            if (errno == EINTR) continue;
+            cg_fail(CG_ERR_IO, "serve: waiting for connections failed: %s", strerror(errno));
+            return false;
+        }
+        MHD_run_from_select(d, &rs, &ws, &es);
+    }
+    return true;
+}
+
+int cg_cmd_serve(int argc, char **argv) {
+    const char *host = "127.0.0.1", *path = NULL;
+    int64_t port = 8000;
+    int n_pos = 0;
+    cg_opt opts[] = {
+        {"--port", CG_OPT_INT, &port, 0, 65535, NULL, false},
+        {"--host", CG_OPT_STR, &host, 0, 0, NULL, false},
+    };
+    int rc = cg_opts_parse("serve", SERVE_USAGE, argc, argv, opts, CG_NOPTS(opts), &path, 1, &n_pos);
+    if (rc != CG_OPTS_CONTINUE) return rc;
+    if (n_pos != 1) return cg_usage_error("serve", "give the model file to serve");
+    struct sockaddr_storage addr;
+    if (!parse_host(host, (int)port, &addr))
+        return cg_usage_error("serve", "--host expects an IP address such as 127.0.0.1 or ::1, got '%s'",
+                              host);
+
+    cg_model *m = cg_model_load(path);
+    if (!m || cg_cli_check_model(m, path, NULL) != CG_OK ||
+        (m->n_inputs != SERVE_PIXELS &&
+         cg_fail(CG_ERR_SHAPE, "%s takes %lld pixels; the page sends %dx%d = %d", path,
+                 (long long)m->n_inputs, SERVE_SIDE, SERVE_SIDE, SERVE_PIXELS))) {
+        cg_model_free(m);
+        return cg_cmd_fail("serve");
+    }
+
+    /* SIGINT/SIGTERM: blocked from here on except inside pselect (see the
+     * top of this file). Blocked before MHD starts, so no thread it might
+     * make could take them instead. */
+    sigset_t stops, old_mask, wait_mask;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, &old_mask);
+    wait_mask = old_mask;
+    sigdelset(&wait_mask, SIGINT);
+    sigdelset(&wait_mask, SIGTERM);
+    struct sigaction sa = {0}, old_int, old_term, old_pipe;
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    /* A client that hangs up mid-answer must not kill the server. */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, &old_pipe);
+    stop_signal = 0;
+    bool grad = cg_set_grad_enabled(false);
+
+    bool v6 = addr.ss_family == AF_INET6;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), (uint16_t)port, NULL, NULL, handle, m,
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, so it gets every message */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_CONNECTION_LIMIT, SERVE_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, SERVE_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        MHD_OPTION_END);
+    if (!d) {
+        cg_fail(CG_ERR_IO, "cannot listen on %s port %lld (see above)", host, (long long)port);
+        rc = cg_cmd_fail("serve");
+    } else {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+        if (info) port = info->port;
+        if (!is_loopback(&addr))
+            fprintf(stderr,
+                    "cgrad serve: listening on %s, open to other machines; anyone who can "
+                    "reach it can use it\n",
+                    host);
+        printf("serving http://%s%s%s:%lld/ (Ctrl-C to stop)\n", v6 ? "[" : "", host,
+               v6 ? "]" : "", (long long)port);
+        fflush(stdout);
+        rc = run_loop(d, &wait_mask) ? CG_EXIT_OK : cg_cmd_fail("serve");
+        MHD_stop_daemon(d);
+    }
+
+    cg_set_grad_enabled(grad);
+    /* Unblocked while on_stop is still the handler: a second Ctrl-C that
+     * came in meanwhile only sets the flag again. */
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    cg_model_free(m);
+    return rc;
+}

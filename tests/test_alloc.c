@@ -1,0 +1,181 @@
+/*
+ * test_alloc.c - a training loop's steady state calls no allocator.
+ *
+ * The header promises that freed tensors, buffers and scratch go to
+ * per-thread pools, so a step whose shapes repeat does not malloc after
+ * the first ones. This program is linked with the linker's --wrap for
+ * malloc, calloc, realloc, aligned_alloc and posix_memalign (see
+ * tests/CMakeLists.txt): every call to them from the library's objects
+ * (and this file's) lands in a __wrap_ function below that counts it and
+ * forwards to the real one. Calls from inside the C library or libgomp
+ * are not seen, and need not be: they are not cgrad's.
+ *
+ * The loop is cmd_train's, on random data: a shuffled batch by
+ * index_select, forward, loss, backward and SGD in a scope, then a
+ * validation pass with grad mode off - for both models and both losses,
+ * at 1 and 2 threads (so that the GEMM's OpenMP workers, with their own
+ * pack buffers, take part). Two epochs warm the pools up; the next two
+ * must not allocate at all.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+/* ---- the counting allocator ---- */
+
+static atomic_bool counting;
+static atomic_long calls;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t align, size_t n);
+int __real_posix_memalign(void **p, size_t align, size_t n);
+
+static void count(void) {
+    if (atomic_load(&counting)) atomic_fetch_add(&calls, 1);
+}
+void *__wrap_malloc(size_t n) {
+    count();
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t size) {
+    count();
+    return __real_calloc(n, size);
+}
+void *__wrap_realloc(void *p, size_t n) {
+    count();
+    return __real_realloc(p, n);
+}
+void *__wrap_aligned_alloc(size_t align, size_t n) {
+    count();
+    return __real_aligned_alloc(align, n);
+}
+int __wrap_posix_memalign(void **p, size_t align, size_t n) {
+    count();
+    return __real_posix_memalign(p, align, n);
+}
+
+/* ---- the training loop ---- */
+
+enum { N_TRAIN = 600, N_VALID = 200, PIXELS = 784, BATCH = 256 };
+
+typedef struct setup {
+    cg_tensor *xt, *yt, *xv, *yv;
+    cg_model *m;
+    cg_dataloader dl;
+} setup;
+
+/* Random images in [0, 1) and 0/1 targets [N, 1], owned by the caller. */
+static void make_data(int64_t n, uint64_t seed, cg_tensor **x, cg_tensor **y) {
+    const int64_t xs[2] = {n, PIXELS}, ys[2] = {n, 1};
+    *x = cg_test_uniform(xs, 2, 0.0f, 1.0f, seed, false);
+    *y = cg_test_uniform(ys, 2, 0.0f, 1.0f, seed + 1, false);
+    for (int64_t i = 0; i < n; i++) (*y)->data[i] = (*y)->data[i] < 0.5f ? 1.0f : 0.0f;
+}
+
+static void setup_make(setup *s, cg_model_kind kind) {
+    make_data(N_TRAIN, 10, &s->xt, &s->yt);
+    make_data(N_VALID, 20, &s->xv, &s->yv);
+    cg_rng rng;
+    cg_rng_seed(&rng, 42);
+    s->m = cg_model_new(kind, PIXELS, 30, 1, kind == CG_MODEL_MLP ? CG_INIT_PYTORCH : CG_INIT_NORMAL,
+                        1.0f, &rng);
+    assert_non_null(s->m);
+    assert_int_equal(cg_dataloader_init(&s->dl, N_TRAIN, BATCH, true, false, 7), CG_OK);
+}
+
+static void setup_free(setup *s) {
+    cg_dataloader_free(&s->dl);
+    cg_model_free(s->m);
+    cg_tensor_release(s->xt);
+    cg_tensor_release(s->yt);
+    cg_tensor_release(s->xv);
+    cg_tensor_release(s->yv);
+}
+
+static cg_tensor *loss_of(bool bce, cg_tensor *preds, cg_tensor *targets) {
+    return bce ? cg_bce_with_logits(preds, targets) : cg_mnist_loss(preds, targets);
+}
+
+/* One epoch of SGD, then a validation pass as cg_cli_score makes it. */
+static void epoch(setup *s, bool bce) {
+    const int64_t *idx;
+    int64_t count;
+    cg_dataloader_reset(&s->dl);
+    while (cg_dataloader_next(&s->dl, &idx, &count)) {
+        cg_scope_begin();
+        cg_tensor *xb = cg_tensor_index_select(s->xt, idx, count);
+        cg_tensor *yb = cg_tensor_index_select(s->yt, idx, count);
+        cg_tensor *loss = loss_of(bce, cg_model_forward(s->m, xb), yb);
+        assert_int_equal(cg_backward(loss), CG_OK);
+        cg_sgd_step(s->m->params, s->m->n_params, 0.1f);
+        cg_scope_end();
+    }
+    bool prev = cg_set_grad_enabled(false);
+    cg_scope_begin();
+    cg_tensor *preds = cg_model_forward(s->m, s->xv);
+    cg_tensor *l = loss_of(bce, preds, s->yv);
+    cg_tensor *is_first = cg_tensor_gt(cg_tensor_sigmoid(preds), cg_tensor_scalar(0.5f));
+    assert_non_null(is_first);
+    assert_true(cg_tensor_item(l) >= 0.0f);
+    assert_true(cg_binary_accuracy(preds, s->yv) >= 0.0f);
+    cg_scope_end();
+    cg_set_grad_enabled(prev);
+}
+
+static void steady_state(cg_model_kind kind, bool bce, int threads) {
+    cg_set_num_threads(threads);
+    setup s;
+    setup_make(&s, kind);
+    epoch(&s, bce);
+    epoch(&s, bce);
+    atomic_store(&calls, 0);
+    atomic_store(&counting, true);
+    epoch(&s, bce);
+    epoch(&s, bce);
+    atomic_store(&counting, false);
+    setup_free(&s);
+    cg_set_num_threads(0);
+    if (atomic_load(&calls) != 0)
+        fail_msg("%s model, %s loss, %d thread(s): %ld allocator calls in two warm epochs",
+                 kind == CG_MODEL_MLP ? "mlp" : "linear", bce ? "bce" : "mnist", threads,
+                 atomic_load(&calls));
+}
+
+/* The wrappers must see the library's calls, or the checks below could not fail. */
+static void wrappers_see_library_calls(void **state) {
+    (void)state;
+    atomic_store(&calls, 0);
+    atomic_store(&counting, true);
+    const int64_t shape[2] = {3, 5};
+    cg_tensor *t = cg_tensor_zeros(shape, 2); /* a fresh size: the pool has none */
+    atomic_store(&counting, false);
+    assert_non_null(t);
+    cg_tensor_release(t);
+    assert_true(atomic_load(&calls) >= 1);
+}
+
+static void linear_step_allocates_nothing(void **state) {
+    (void)state;
+    steady_state(CG_MODEL_LINEAR, false, 1);
+    steady_state(CG_MODEL_LINEAR, true, 2);
+}
+
+static void mlp_step_allocates_nothing(void **state) {
+    (void)state;
+    steady_state(CG_MODEL_MLP, false, 1);
+    steady_state(CG_MODEL_MLP, true, 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(wrappers_see_library_calls),
+        cmocka_unit_test(linear_step_allocates_nothing),
+        cmocka_unit_test(mlp_step_allocates_nothing),
+    };
+    cg_test_setup_filter();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
