@@ -298,3 +298,26 @@ cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg
                            ds->class_names[1], m->class_names[0], m->class_names[1]);
     return CG_OK;
 }
+
+cg_status cg_cli_classify(cg_model *m, const uint8_t *pixels, int *cls, double *prob,
+                          double *logit) {
+    bool prev = cg_set_grad_enabled(false);
+    cg_scope_begin();
+    int64_t shape[2] = {1, m->n_inputs};
+    cg_tensor *x = cg_tensor_new(shape, 2);
+    if (x)
+        /* A single rounded division, as the loaders' pixel / 255. */
+        for (int64_t i = 0; i < x->numel; i++) x->data[i] = (float)pixels[i] / 255.0f;
+    cg_tensor *z = cg_model_forward(m, x);
+    cg_tensor *p = cg_tensor_sigmoid(z);
+    cg_status st = p ? CG_OK : cg_last_status();
+    if (p) {
+        double s = p->data[0];
+        *cls = s > 0.5 ? 0 : 1;
+        *prob = *cls == 0 ? s : 1.0 - s;
+        *logit = z->data[0];
+    }
+    cg_scope_end();
+    cg_set_grad_enabled(prev);
+    return st;
+}

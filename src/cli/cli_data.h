@@ -104,4 +104,10 @@ cg_status cg_cli_score(cg_model *m, cg_tensor *x, cg_tensor *targets, cg_loss_ki
 /* The model's class names agree with the dataset's (binary, 1 output). */
 cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg_dataset *ds);
 
+/* Classifies one image of 8-bit pixels (m->n_inputs of them) with a binary
+ * model, with no graph: *cls is the class index (0: the first class, when
+ * sigmoid(logit) > 0.5), *prob its probability, *logit the raw output. */
+cg_status cg_cli_classify(cg_model *m, const uint8_t *pixels, int *cls, double *prob,
+                          double *logit);
+
 #endif

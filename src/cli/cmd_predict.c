@@ -32,22 +32,8 @@ static cg_status predict_one(cg_model *m, const char *path, int *cls, double *pr
                        path, (long long)w, (long long)h, (long long)(w * h),
                        (long long)m->n_inputs);
     }
-    bool prev = cg_set_grad_enabled(false);
-    cg_scope_begin();
-    int64_t shape[2] = {1, m->n_inputs};
-    cg_tensor *x = cg_tensor_new(shape, 2);
-    if (x)
-        /* A single rounded division, as the loaders' pixel / 255. */
-        for (int64_t i = 0; i < x->numel; i++) x->data[i] = (float)px[i] / 255.0f;
-    cg_tensor *p = cg_tensor_sigmoid(cg_model_forward(m, x));
-    cg_status st = p ? CG_OK : cg_last_status();
-    if (p) {
-        double s = p->data[0];
-        *cls = s > 0.5 ? 0 : 1;
-        *prob = *cls == 0 ? s : 1.0 - s;
-    }
-    cg_scope_end();
-    cg_set_grad_enabled(prev);
+    double logit;
+    cg_status st = cg_cli_classify(m, px, cls, prob, &logit);
     free(px);
     return st;
 }

@@ -54,9 +54,9 @@ static const char SERVE_USAGE[] =
     "  Serves a page where you draw a digit with the mouse (or a finger) and\n"
     "  see what the model saved by 'cgrad train --save' calls it.\n"
     "  --port N      TCP port (default 8000; 0 picks a free one, printed)\n"
-    "  --host ADDR   IP address to listen on (default 127.0.0.1, this machine\n"
-    "                only; 0.0.0.0 or :: opens it to the network, with no\n"
-    "                authentication)\n"
+    "  --host ADDR   IP address to listen on (default 127.0.0.1: this machine\n"
+    "                only; ::1 for IPv6; 0.0.0.0 or :: opens it to the network,\n"
+    "                with no authentication)\n"
     "  API: POST /predict with a 784-byte body (a 28x28 image, one byte per\n"
     "  pixel, 0 = background, 255 = ink, row after row) answers\n"
     "  {\"class\":\"3\",\"probability\":0.97,\"logit\":3.47}.\n"
@@ -66,9 +66,15 @@ static const char SERVE_USAGE[] =
 #define SERVE_PIXELS (SERVE_SIDE * SERVE_SIDE)
 /* The largest body answered with anything but 413. */
 #define SERVE_MAX_BODY 4096
-/* A body without Content-Length (chunked) is only known to be too big while
- * it arrives: it is read and dropped up to here, to answer 413 cleanly, and
- * past here the connection is cut. */
+/*
+ * A body over SERVE_MAX_BODY but not over this is still read to its end
+ * (and dropped) before the 413 goes out. Answering and hanging up while the
+ * client is still sending would be quicker, but then the client's TCP stack
+ * gets a reset, which may discard the answer before the client reads it. A
+ * bigger declared Content-Length is refused at once (a client that sent
+ * "Expect: 100-continue", as curl does for big bodies, has sent nothing
+ * yet); a bigger chunked body has its connection cut.
+ */
 #define SERVE_MAX_DISCARD (1 << 20)
 #define SERVE_MAX_CONNECTIONS 32u
 #define SERVE_TIMEOUT_S 10u /* idle connections are closed after this */
@@ -179,33 +185,12 @@ static enum MHD_Result send_model(struct MHD_Connection *c, const cg_model *m) {
 /* Predictions                                                         */
 /* ------------------------------------------------------------------ */
 
-/* The model's call on one image, as `cgrad predict` makes it: the row is
- * pixel / 255, and s = sigmoid(logit) names the first class when s > 0.5,
- * otherwise the second with probability 1 - s. Grad mode is off (serve
- * turns it off for its whole run); the scope frees the step's tensors. */
-static cg_status classify(cg_model *m, const uint8_t *px, int *cls, double *prob, double *logit) {
-    cg_scope_begin();
-    int64_t shape[2] = {1, m->n_inputs};
-    cg_tensor *x = cg_tensor_new(shape, 2);
-    if (x)
-        for (int64_t i = 0; i < x->numel; i++) x->data[i] = (float)px[i] / 255.0f;
-    cg_tensor *z = cg_model_forward(m, x);
-    cg_tensor *p = cg_tensor_sigmoid(z);
-    cg_status st = p ? CG_OK : cg_last_status();
-    if (p) {
-        double s = p->data[0];
-        *cls = s > 0.5 ? 0 : 1;
-        *prob = *cls == 0 ? s : 1.0 - s;
-        *logit = z->data[0];
-    }
-    cg_scope_end();
-    return st;
-}
-
+/* The model's call on one image, exactly as `cgrad predict` makes it
+ * (cg_cli_classify), as JSON. */
 static enum MHD_Result send_prediction(struct MHD_Connection *c, cg_model *m, const uint8_t *px) {
     int cls = 0;
     double prob = 0.0, logit = 0.0;
-    if (classify(m, px, &cls, &prob, &logit) != CG_OK)
+    if (cg_cli_classify(m, px, &cls, &prob, &logit) != CG_OK)
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", cg_last_error());
     char *buf = NULL;
     size_t len = 0;
@@ -237,15 +222,17 @@ static bool is_octet_stream(const char *type) {
  * MHD calls this once the headers are in (*req still NULL), once for each
  * piece of the body (*size > 0), and once at the end (*size == 0). A
  * response queued at the first call ends the request there: MHD drops any
- * body and closes the connection, which is how everything but a good
- * POST /predict is answered.
+ * body and closes the connection. That is how everything but POST /predict
+ * is answered (none of it has a body worth reading), and a body too big to
+ * read at all (see SERVE_MAX_DISCARD).
  */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *data,
                               size_t *size, void **req) {
     (void)version;
     cg_model *m = cls;
-    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool get =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (strcmp(url, "/") == 0)
         return get ? send_page(c)
                    : send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
@@ -272,26 +259,27 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         /* MHD has already refused a malformed Content-Length. */
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > SERVE_MAX_BODY)
+        if (cl && strtoull(cl, NULL, 10) > SERVE_MAX_DISCARD)
             return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-                              "a body of %s bytes; /predict takes %d (at most %d are read)", cl,
+                              "a body of %s bytes; /predict takes %d (at most %d)", cl,
                               SERVE_PIXELS, SERVE_MAX_BODY);
         if (!(u = calloc(1, sizeof *u))) return MHD_NO;
         *req = u;
         return MHD_YES;
     }
     if (*size > 0) {
-        size_t keep = u->len < SERVE_PIXELS ? SERVE_PIXELS - u->len : 0;
-        if (keep > *size) keep = *size;
-        memcpy(u->px + u->len, data, keep);
+        if (u->len < SERVE_PIXELS) {
+            size_t keep = SERVE_PIXELS - u->len < *size ? SERVE_PIXELS - u->len : *size;
+            memcpy(u->px + u->len, data, keep);
+        }
         u->len += *size;
         *size = 0;
         return u->len <= SERVE_MAX_DISCARD ? MHD_YES : MHD_NO;
     }
     if (u->len > SERVE_MAX_BODY)
         return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-                          "a body of more than %d bytes; /predict takes %d", SERVE_MAX_BODY,
-                          SERVE_PIXELS);
+                          "a body of %zu bytes; /predict takes %d (at most %d)", u->len,
+                          SERVE_PIXELS, SERVE_MAX_BODY);
     if (u->len != SERVE_PIXELS)
         return send_error(c, MHD_HTTP_BAD_REQUEST, NULL,
                           "/predict takes %d bytes (a %dx%d image, one byte per pixel, row after "
@@ -317,8 +305,10 @@ static void log_mhd(void *cls, const char *fmt, va_list ap) {
 /* The command                                                         */
 /* ------------------------------------------------------------------ */
 
-/* host (a numeric IPv4 or IPv6 address) and port as a socket address. */
+/* host (a numeric IPv4 or IPv6 address, or "localhost") and port as a
+ * socket address. No name lookups: what is listened on is what was typed. */
 static bool parse_host(const char *host, int port, struct sockaddr_storage *addr) {
+    if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_flags = AI_NUMERICHOST;
     hints.ai_socktype = SOCK_STREAM;
@@ -382,12 +372,14 @@ int cg_cmd_serve(int argc, char **argv) {
         {"--port", CG_OPT_INT, &port, 0, 65535, NULL, false},
         {"--host", CG_OPT_STR, &host, 0, 0, NULL, false},
     };
-    int rc = cg_opts_parse("serve", SERVE_USAGE, argc, argv, opts, CG_NOPTS(opts), &path, 1, &n_pos);
+    int rc =
+        cg_opts_parse("serve", SERVE_USAGE, argc, argv, opts, CG_NOPTS(opts), &path, 1, &n_pos);
     if (rc != CG_OPTS_CONTINUE) return rc;
     if (n_pos != 1) return cg_usage_error("serve", "give the model file to serve");
     struct sockaddr_storage addr;
     if (!parse_host(host, (int)port, &addr))
-        return cg_usage_error("serve", "--host expects an IP address such as 127.0.0.1 or ::1, got '%s'",
+        return cg_usage_error("serve",
+                              "--host expects an IP address such as 127.0.0.1 or ::1, got '%s'",
                               host);
 
     cg_model *m = cg_model_load(path);

@@ -27,12 +27,17 @@
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 /* Below this many flops (2mnk) a call stays on one thread. Waking the
  * OpenMP team costs 1-2 us on idle cores (much more when another process
  * holds the second core); 2^20 flops is ~10 us of one core's work, so
  * below it the split has little to gain. */
 #define GEMM_PARALLEL_MIN_FLOPS (1 << 20)
+
+/* Packed B up to this many floats (128 KiB, a quarter of a 512 KiB L2)
+ * is packed over all of K at once; see cg_gemm. */
+#define SMALL_B_FLOATS (32 * 1024)
 
 /* ------------------------------------------------------------------ */
 /* The portable kernel                                                 */
@@ -267,8 +272,9 @@ static bool want_packed_a(const gemm_job *g, int64_t ncols) { return ncols > 4 *
 static size_t block_workspace(const gemm_job *g, int64_t mrows, int64_t ncols) {
     const cg_gemm_kernel *kr = g->kr;
     int64_t bsize = g->kc * round_up(min64(kr->nc, ncols), kr->nr);
-    int64_t asize = g->kc * round_up(min64(kr->mc, mrows), kr->mr);
-    return (size_t)(bsize + asize);
+    /* Read in place, A needs room for its ragged last MR rows only. */
+    int64_t arows = want_packed_a(g, ncols) ? round_up(min64(kr->mc, mrows), kr->mr) : kr->mr;
+    return (size_t)(bsize + g->kc * arows);
 }
 
 /* The plain triple loop, for when no workspace can be had. */
@@ -341,6 +347,57 @@ static int threads_for(double flops, int64_t units) {
     return nt < 1 ? 1 : nt;
 }
 
+/*
+ * Straggler guard. A parallel call ends at OpenMP's barrier, so it lasts as
+ * long as its slowest thread. When another process holds the other core, a
+ * worker can wait a whole scheduler slice (milliseconds) to run its ~100 us
+ * share, and every call of a training step waits with it: two threads then
+ * run many times slower than one (seen: an MLP epoch at 690 ms instead of
+ * 27 ms). So thread 0 times its own share and the whole region; when it
+ * waited longer at the barrier than it worked (the second thread gained
+ * nothing), the next calls run on one thread - 16 of them, doubling while
+ * it keeps happening, up to 1024, halving again with each call that goes
+ * well - and then two threads are tried again.
+ * cgrad's kernels give the same bits on any thread count, so this changes
+ * timings only, never a result.
+ */
+#define SOLO_MIN 16
+#define SOLO_MAX 1024
+static atomic_int solo_left;              /* calls still to run on one thread */
+static atomic_int solo_next = SOLO_MIN;   /* the length of the next such run */
+static atomic_bool team_started;          /* the first region also starts the team */
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* nt, or 1 while a run of one-thread calls lasts. */
+static int guard_threads(int nt) {
+    if (nt > 1 && atomic_load_explicit(&solo_left, memory_order_relaxed) > 0) {
+        atomic_fetch_sub_explicit(&solo_left, 1, memory_order_relaxed);
+        return 1;
+    }
+    return nt;
+}
+
+/* After a region that began at t0, whose thread 0 finished its share at t_own. */
+static void guard_report(double t0, double t_own) {
+    const double t_end = seconds_now();
+    /* The first region creates the worker threads: its wait says nothing. */
+    if (!atomic_exchange(&team_started, true)) return;
+    if (t_end - t_own > t_own - t0) {
+        int next = atomic_load(&solo_next);
+        atomic_store(&solo_left, next);
+        atomic_store(&solo_next, next < SOLO_MAX ? 2 * next : SOLO_MAX);
+    } else {
+        /* Trust returns slowly: contention tends to come back. */
+        int next = atomic_load(&solo_next);
+        atomic_store(&solo_next, next > SOLO_MIN ? next / 2 : SOLO_MIN);
+    }
+}
+
 /* [lo, hi) of `units` for part t of nt: the same cut for a given nt. */
 static void split(int64_t units, int t, int nt, int64_t *lo, int64_t *hi) {
     *lo = units * t / nt;
@@ -354,11 +411,13 @@ static void gemm_blocked(const gemm_job *g) {
      * still sees whole rows or columns of tiles. */
     const bool cut_n = un > um;
     const int64_t units = cut_n ? un : um;
-    int nt = threads_for(2.0 * (double)g->m * (double)g->n * (double)g->k, units);
+    int nt = guard_threads(threads_for(2.0 * (double)g->m * (double)g->n * (double)g->k, units));
     if (nt == 1) {
         gemm_block(g, 0, g->m, 0, g->n);
         return;
     }
+    const double t0 = seconds_now();
+    double t_own = t0;
 #pragma omp parallel num_threads(nt)
     {
         int64_t lo, hi;
@@ -367,7 +426,9 @@ static void gemm_blocked(const gemm_job *g) {
             gemm_block(g, 0, g->m, lo * NR, min64(hi * NR, g->n));
         else if (lo < hi)
             gemm_block(g, lo * MR, min64(hi * MR, g->m), 0, g->n);
+        if (omp_get_thread_num() == 0) t_own = seconds_now();
     }
+    guard_report(t0, t_own);
 }
 
 /*
@@ -396,18 +457,22 @@ static void gemv(const cg_gemm_kernel *kr, int64_t m, int64_t k, float alpha, co
     const int64_t lda = rows ? rs : cs;
     /* Cut rows in blocks of 64: whole vector groups for either kernel. */
     const int64_t units = (m + 63) / 64;
-    int nt = threads_for(2.0 * (double)m * (double)k, units);
+    int nt = guard_threads(threads_for(2.0 * (double)m * (double)k, units));
     if (nt == 1) {
         fn(m, k, alpha, a, lda, x, beta, y, incy);
         return;
     }
+    const double t0 = seconds_now();
+    double t_own = t0;
 #pragma omp parallel num_threads(nt)
     {
         int64_t lo, hi;
         split(units, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         int64_t i0 = lo * 64, i1 = min64(hi * 64, m);
         if (i0 < i1) fn(i1 - i0, k, alpha, a + i0 * rs, lda, x, beta, y + i0 * incy, incy);
+        if (omp_get_thread_num() == 0) t_own = seconds_now();
     }
+    guard_report(t0, t_own);
 }
 
 /* C = beta * C (beta == 0 writes zeros, whatever C held). */
@@ -477,9 +542,16 @@ void cg_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float 
         .a = a, .b = b, .c = c, .ldc = ldc,
         .a_rs = a_rs, .a_cs = a_cs, .b_ps = b_ps, .b_js = b_js,
     };
-    /* Equal K blocks (784 = 4 x 196, not 3 x 256 + 16): no short last
-     * block paying a full C read-modify-write for a few FMAs. */
-    const int64_t nblocks = (k + kr->kc - 1) / kr->kc;
+    /* K blocks. With few columns (a layer's 30 outputs) all of packed B is
+     * small, and K goes in one block: each tile then sums its whole chain in
+     * registers, with no C reload between blocks, and reads its rows of A in
+     * runs long enough for the hardware prefetcher to follow (784 x 30:
+     * ~15% faster than four blocks of 196). Otherwise equal blocks of at
+     * most KC (784 = 4 x 196, not 3 x 256 + 16): no short last block paying
+     * a full C read-modify-write for a few FMAs. kc depends on the shape
+     * alone, so sums split at the same places on any number of threads. */
+    const bool small_b = k * round_up(n, kr->nr) <= SMALL_B_FLOATS;
+    const int64_t nblocks = small_b ? 1 : (k + kr->kc - 1) / kr->kc;
     g.kc = (k + nblocks - 1) / nblocks;
     gemm_blocked(&g);
 }

@@ -62,7 +62,11 @@
             const float x = xs[i], y = ys[i];                                          \
             (void)x;                                                                   \
             (void)y;                                                                   \
-            gx[i] += g[i] * (dfdx);                                                    \
+            /* dy/dx in a variable of its own: GCC then makes relu's select */         \
+            /* a vector compare-and-mask, where inside the product it kept */          \
+            /* a branch, mispredicted on half of a layer's random signs. */            \
+            const float dydx = (dfdx);                                                 \
+            gx[i] = gx[i] + g[i] * dydx;                                               \
         }                                                                              \
     }                                                                                  \
     static const cg_op OP_##name = {#name, name##_backward};

@@ -12,11 +12,14 @@ void cg_sgd_step(cg_tensor *const *params, int n, float lr) {
     for (int j = 0; j < n; j++) {
         cg_tensor *p = params[j];
         if (!p || !p->grad) continue;
-        float *w = p->data;
-        const float *g = p->grad;
+        float *restrict w = p->data;
+        float *restrict g = p->grad;
         const int64_t m = p->numel;
+        /* Update and zero in one pass over the gradient. */
 #pragma omp parallel for if (m >= CG_PARALLEL_MIN) schedule(static)
-        for (int64_t i = 0; i < m; i++) w[i] -= lr * g[i];
-        cg_tensor_zero_grad(p);
+        for (int64_t i = 0; i < m; i++) {
+            w[i] -= lr * g[i];
+            g[i] = 0.0f;
+        }
     }
 }
