@@ -8,7 +8,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libomp-dev
       libpng-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev
       libcmocka-dev libmicrohttpd-dev libssl-dev valgrind python3)
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-pil libopenblas0-openmp time)
+  pkgs+=(python3-torch python3-pil libopenblas-openmp-dev time)
 fi
 
 if ! command -v dpkg >/dev/null || ! command -v apt-get >/dev/null; then
