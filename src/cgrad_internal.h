@@ -136,8 +136,21 @@ static inline float cg_sigmoidf(float x) {
  * it guards are memory-bound: 2^18 floats (1 MiB) take ~50 us on one core,
  * enough to pay for waking a second thread (1-2 us idle, far more when
  * another process holds its core). A training step's elementwise ops are
- * well below it, so there the GEMM alone carries the parallelism. */
+ * well below it; there the parallel work is the GEMM, matrix-vector products
+ * and the batch's row gather, each with a threshold of its own and under the
+ * straggler guard below. */
 #define CG_PARALLEL_MIN (1 << 18)
+
+/*
+ * The straggler guard (src/kernels/threads.c), for parallel regions whose
+ * result does not depend on the thread count (GEMM, row gathers): use
+ * cg_guard_threads(nt) threads - nt, or 1 while the guard holds - and after
+ * a region that ran on several, call cg_guard_report(t0, t_own) with t0 =
+ * cg_seconds() taken before it and t_own when thread 0 finished its share.
+ */
+double cg_seconds(void);
+int cg_guard_threads(int nt);
+void cg_guard_report(double t0, double t_own);
 
 /* ---- GEMM kernel choice (src/kernels/gemm.c) ---- */
 /* Makes cg_gemm use the named kernel ("generic", "avx2-fma", "openblas" when

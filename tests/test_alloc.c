@@ -81,8 +81,8 @@ static void setup_make(setup *s, cg_model_kind kind) {
     make_data(N_VALID, 20, &s->xv, &s->yv);
     cg_rng rng;
     cg_rng_seed(&rng, 42);
-    s->m = cg_model_new(kind, PIXELS, 30, 1, kind == CG_MODEL_MLP ? CG_INIT_PYTORCH : CG_INIT_NORMAL,
-                        1.0f, &rng);
+    const cg_init init = kind == CG_MODEL_MLP ? CG_INIT_PYTORCH : CG_INIT_NORMAL;
+    s->m = cg_model_new(kind, PIXELS, 30, 1, init, 1.0f, &rng);
     assert_non_null(s->m);
     assert_int_equal(cg_dataloader_init(&s->dl, N_TRAIN, BATCH, true, false, 7), CG_OK);
 }

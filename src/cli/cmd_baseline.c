@@ -47,9 +47,11 @@ static cg_tensor *distance(cg_tensor *x, cg_tensor *ideal, int kind) {
      * as the distances are out, so the next call reuses their buffers. */
     cg_scope_begin();
     cg_tensor *diff = cg_tensor_sub(x, ideal); /* broadcasts [P] over the rows */
-    cg_tensor *d = kind == DIST_L1
-                       ? cg_tensor_mean_dims(cg_tensor_abs(diff), &last, 1, false)
-                       : cg_tensor_sqrt(cg_tensor_mean_dims(cg_tensor_mul(diff, diff), &last, 1, false));
+    cg_tensor *d;
+    if (kind == DIST_L1)
+        d = cg_tensor_mean_dims(cg_tensor_abs(diff), &last, 1, false);
+    else
+        d = cg_tensor_sqrt(cg_tensor_mean_dims(cg_tensor_mul(diff, diff), &last, 1, false));
     return cg_scope_end_keep(d);
 }
 

@@ -27,13 +27,17 @@
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
 
 /* Below this many flops (2mnk) a call stays on one thread. Waking the
  * OpenMP team costs 1-2 us on idle cores (much more when another process
  * holds the second core); 2^20 flops is ~10 us of one core's work, so
  * below it the split has little to gain. */
 #define GEMM_PARALLEL_MIN_FLOPS (1 << 20)
+/* A matrix-vector product is memory-bound (one multiply-add per element of A
+ * read), so 2^18 flops is already ~0.5 MB of A and 20-40 us: a linear
+ * model's batch, 256 x 784, goes on two threads, each on the rows the
+ * row-gather (index_select) wrote from its own core. */
+#define GEMV_PARALLEL_MIN_FLOPS (1 << 18)
 
 /* Packed B up to this many floats (128 KiB, a quarter of a 512 KiB L2)
  * is packed over all of K at once; see cg_gemm. */
@@ -339,63 +343,12 @@ static void gemm_block(const gemm_job *g, int64_t m0, int64_t m1, int64_t n0, in
     }
 }
 
-/* Threads for `flops` of work cut into `units` pieces. */
-static int threads_for(double flops, int64_t units) {
+/* Threads for `flops` of work cut into `units` pieces; one below min_flops. */
+static int threads_for(double flops, double min_flops, int64_t units) {
     int nt = cg_get_num_threads();
-    if (flops < GEMM_PARALLEL_MIN_FLOPS || omp_in_parallel()) nt = 1;
+    if (flops < min_flops || omp_in_parallel()) nt = 1;
     if (nt > units) nt = (int)units;
     return nt < 1 ? 1 : nt;
-}
-
-/*
- * Straggler guard. A parallel call ends at OpenMP's barrier, so it lasts as
- * long as its slowest thread. When another process holds the other core, a
- * worker can wait a whole scheduler slice (milliseconds) to run its ~100 us
- * share, and every call of a training step waits with it: two threads then
- * run many times slower than one (seen: an MLP epoch at 690 ms instead of
- * 27 ms). So thread 0 times its own share and the whole region; when it
- * waited longer at the barrier than it worked (the second thread gained
- * nothing), the next calls run on one thread - 16 of them, doubling while
- * it keeps happening, up to 1024, halving again with each call that goes
- * well - and then two threads are tried again.
- * cgrad's kernels give the same bits on any thread count, so this changes
- * timings only, never a result.
- */
-#define SOLO_MIN 16
-#define SOLO_MAX 1024
-static atomic_int solo_left;              /* calls still to run on one thread */
-static atomic_int solo_next = SOLO_MIN;   /* the length of the next such run */
-static atomic_bool team_started;          /* the first region also starts the team */
-
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* nt, or 1 while a run of one-thread calls lasts. */
-static int guard_threads(int nt) {
-    if (nt > 1 && atomic_load_explicit(&solo_left, memory_order_relaxed) > 0) {
-        atomic_fetch_sub_explicit(&solo_left, 1, memory_order_relaxed);
-        return 1;
-    }
-    return nt;
-}
-
-/* After a region that began at t0, whose thread 0 finished its share at t_own. */
-static void guard_report(double t0, double t_own) {
-    const double t_end = seconds_now();
-    /* The first region creates the worker threads: its wait says nothing. */
-    if (!atomic_exchange(&team_started, true)) return;
-    if (t_end - t_own > t_own - t0) {
-        int next = atomic_load(&solo_next);
-        atomic_store(&solo_left, next);
-        atomic_store(&solo_next, next < SOLO_MAX ? 2 * next : SOLO_MAX);
-    } else {
-        /* Trust returns slowly: contention tends to come back. */
-        int next = atomic_load(&solo_next);
-        atomic_store(&solo_next, next > SOLO_MIN ? next / 2 : SOLO_MIN);
-    }
 }
 
 /* [lo, hi) of `units` for part t of nt: the same cut for a given nt. */
@@ -411,12 +364,13 @@ static void gemm_blocked(const gemm_job *g) {
      * still sees whole rows or columns of tiles. */
     const bool cut_n = un > um;
     const int64_t units = cut_n ? un : um;
-    int nt = guard_threads(threads_for(2.0 * (double)g->m * (double)g->n * (double)g->k, units));
+    const double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k;
+    int nt = cg_guard_threads(threads_for(flops, GEMM_PARALLEL_MIN_FLOPS, units));
     if (nt == 1) {
         gemm_block(g, 0, g->m, 0, g->n);
         return;
     }
-    const double t0 = seconds_now();
+    const double t0 = cg_seconds();
     double t_own = t0;
 #pragma omp parallel num_threads(nt)
     {
@@ -426,9 +380,9 @@ static void gemm_blocked(const gemm_job *g) {
             gemm_block(g, 0, g->m, lo * NR, min64(hi * NR, g->n));
         else if (lo < hi)
             gemm_block(g, lo * MR, min64(hi * MR, g->m), 0, g->n);
-        if (omp_get_thread_num() == 0) t_own = seconds_now();
+        if (omp_get_thread_num() == 0) t_own = cg_seconds();
     }
-    guard_report(t0, t_own);
+    cg_guard_report(t0, t_own);
 }
 
 /*
@@ -457,12 +411,13 @@ static void gemv(const cg_gemm_kernel *kr, int64_t m, int64_t k, float alpha, co
     const int64_t lda = rows ? rs : cs;
     /* Cut rows in blocks of 64: whole vector groups for either kernel. */
     const int64_t units = (m + 63) / 64;
-    int nt = guard_threads(threads_for(2.0 * (double)m * (double)k, units));
+    const double flops = 2.0 * (double)m * (double)k;
+    int nt = cg_guard_threads(threads_for(flops, GEMV_PARALLEL_MIN_FLOPS, units));
     if (nt == 1) {
         fn(m, k, alpha, a, lda, x, beta, y, incy);
         return;
     }
-    const double t0 = seconds_now();
+    const double t0 = cg_seconds();
     double t_own = t0;
 #pragma omp parallel num_threads(nt)
     {
@@ -470,9 +425,9 @@ static void gemv(const cg_gemm_kernel *kr, int64_t m, int64_t k, float alpha, co
         split(units, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         int64_t i0 = lo * 64, i1 = min64(hi * 64, m);
         if (i0 < i1) fn(i1 - i0, k, alpha, a + i0 * rs, lda, x, beta, y + i0 * incy, incy);
-        if (omp_get_thread_num() == 0) t_own = seconds_now();
+        if (omp_get_thread_num() == 0) t_own = cg_seconds();
     }
-    guard_report(t0, t_own);
+    cg_guard_report(t0, t_own);
 }
 
 /* C = beta * C (beta == 0 writes zeros, whatever C held). */

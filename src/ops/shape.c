@@ -10,6 +10,8 @@
  */
 #include "cgrad_internal.h"
 
+#include <omp.h>
+
 /* "[2, -1, 3]" for messages about a requested shape. */
 static const char *dims_list(const int64_t *shape, int ndim, char *buf, size_t size) {
     size_t used = (size_t)snprintf(buf, size, "[");
@@ -228,6 +230,8 @@ static const cg_op OP_INDEX_SELECT = {"index_select", index_select_backward};
 
 /* Floats in a 64-byte cache line: the unit the prefetches below ask for. */
 #define LINE_FLOATS 16
+/* Elements from which a gather takes more than one thread (256 KiB). */
+#define GATHER_PARALLEL_MIN (1 << 16)
 
 /*
  * out[k] = x[idx[k]] for k in [k0, k1), rows of `len` floats. The rows of a
@@ -304,13 +308,24 @@ cg_tensor *cg_tensor_index_select(cg_tensor *t, const int64_t *idx, int64_t n) {
     }
     out->aux = saved;
     const int64_t len = row_len(t);
-    /* A training batch (256 x 784) stays on one thread: the ops after it
-     * run on this thread too, and read it faster from this core's cache
-     * than half of it from the other core's. */
-    const int nt = n * len >= CG_PARALLEL_MIN ? cg_get_num_threads() : 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int part = 0; part < nt; part++)
-        gather_rows(out->data, t->data, idx, n * part / nt, n * (part + 1) / nt, len);
+    /* Gathering is latency-bound: a second thread keeps twice the reads in
+     * flight, and pays from a training batch's 256 x 784 floats on. Each
+     * part is the same copy on any thread count, so the straggler guard
+     * may keep it on one. */
+    const int nt = cg_guard_threads(n * len >= GATHER_PARALLEL_MIN ? cg_get_num_threads() : 1);
+    if (nt == 1) {
+        gather_rows(out->data, t->data, idx, 0, n, len);
+        return out;
+    }
+    const double t0 = cg_seconds();
+    double t_own = t0;
+#pragma omp parallel num_threads(nt)
+    {
+        const int part = omp_get_thread_num(), parts = omp_get_num_threads();
+        gather_rows(out->data, t->data, idx, n * part / parts, n * (part + 1) / parts, len);
+        if (part == 0) t_own = cg_seconds();
+    }
+    cg_guard_report(t0, t_own);
     return out;
 }
 
