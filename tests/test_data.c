@@ -33,20 +33,6 @@ static void write_bytes(const char *path, const void *data, size_t n) {
     assert_int_equal(fclose(f), 0);
 }
 
-static uint8_t *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)len + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return buf;
-}
-
 static void truncate_file(const char *path, size_t keep) { assert_int_equal(truncate(path, (off_t)keep), 0); }
 
 /* Removes the fixture folder: two levels at most, plain files. */
@@ -261,7 +247,7 @@ static void test_png_truncated(void **state) {
     for (int i = 0; i < 28 * 28; i++) px[i] = (uint8_t)(i * 131 % 251); /* compresses poorly */
     assert_int_equal(cg_png_write_gray(join(p, tmp, "cut.png"), px, 28, 28), CG_OK);
     size_t n;
-    free(read_bytes(p, &n));
+    free(cg_test_read_file(p, &n));
     uint8_t *out = (uint8_t *)1;
     int64_t w, h;
     const size_t keep[] = {n / 2, 40, 8, n - 6};
@@ -600,7 +586,7 @@ static void test_idx_truncated_gzip(void **state) {
     for (int i = 0; i < 4000; i++) px[i] = (uint8_t)(i * 2654435761u >> 24);
     write_idx(img, true, h, idx_header(h, 3, 5, 20, 40), px, 4000);
     size_t n;
-    uint8_t *whole = read_bytes(img, &n);
+    uint8_t *whole = cg_test_read_file(img, &n);
     cg_dataset ds;
     const size_t keep[] = {n - 4, n / 2, 12};
     for (int k = 0; k < 3; k++) {

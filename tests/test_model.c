@@ -27,20 +27,6 @@ static cg_model *make(cg_model_kind kind, int64_t in, int64_t hidden, cg_init in
     return m;
 }
 
-static uint8_t *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static void spit(const char *path, const uint8_t *buf, size_t len) {
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
@@ -320,7 +306,7 @@ static void test_file_layout(void **state) {
     cg_model *m = make(CG_MODEL_LINEAR, 784, 0, CG_INIT_NORMAL, 2);
     assert_int_equal(cg_model_save(m, path), CG_OK);
     size_t len;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = cg_test_read_file(path, &len);
     assert_int_equal(len, 44 + 2 * 32 + 4 + (4 + 16 + 784 * 4) + (4 + 8 + 4) + 4);
     assert_memory_equal(b, "CGRADMDL", 8);
     assert_int_equal(b[8], 1); /* version 1, little-endian */
@@ -353,7 +339,7 @@ static void test_save_byte_identical_for_same_seed(void **state) {
     assert_int_equal(cg_model_save(a, p1), CG_OK);
     assert_int_equal(cg_model_save(b, p2), CG_OK);
     size_t la, lb;
-    uint8_t *ba = slurp(p1, &la), *bb = slurp(p2, &lb);
+    uint8_t *ba = cg_test_read_file(p1, &la), *bb = cg_test_read_file(p2, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(ba, bb, la);
     free(ba);
@@ -406,7 +392,7 @@ static void test_load_truncated(void **state) {
     cg_model *m = make(CG_MODEL_MLP, 784, 30, CG_INIT_PYTORCH, 1);
     assert_int_equal(cg_model_save(m, path), CG_OK);
     size_t len;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = cg_test_read_file(path, &len);
     size_t lengths[] = {0, 5, 8, 20, 44, 100, len / 2, len - 4, len - 1};
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
         spit(cut, b, lengths[i]);
@@ -435,7 +421,7 @@ static void test_load_every_flipped_byte(void **state) {
     cg_model *m = make(CG_MODEL_MLP, 8, 3, CG_INIT_PYTORCH, 4);
     assert_int_equal(cg_model_save(m, path), CG_OK);
     size_t len;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = cg_test_read_file(path, &len);
     assert_int_equal(len, 304);
     for (size_t i = 0; i < len; i++) {
         b[i] ^= 0x10;
@@ -484,7 +470,7 @@ static void test_load_newer_version(void **state) {
     cg_model *m = make(CG_MODEL_LINEAR, 784, 0, CG_INIT_NORMAL, 1);
     assert_int_equal(cg_model_save(m, path), CG_OK);
     size_t len;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = cg_test_read_file(path, &len);
     b[8] = 7; /* format 7 */
     spit(path, b, len);
     char expect[600];
@@ -504,7 +490,7 @@ static void test_load_huge_sizes_refused(void **state) {
     cg_model *m = make(CG_MODEL_MLP, 784, 30, CG_INIT_PYTORCH, 1);
     assert_int_equal(cg_model_save(m, path), CG_OK);
     size_t len;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = cg_test_read_file(path, &len);
     /* n_inputs = n_hidden = 2^24: a 2^48-float first layer. */
     memset(b + 16, 0, 16);
     b[19] = 1;

@@ -104,6 +104,21 @@ cg_tensor *cg_test_uniform(const int64_t *shape, int ndim, float lo, float hi, u
     return cg_tensor_requires_grad(t, requires_grad);
 }
 
+uint8_t *cg_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    buf[n] = 0;
+    *len = (size_t)n;
+    return buf;
+}
+
 const char *cg_test_data_dir(void) {
     const char *d = getenv("CGRAD_DATA");
     if (!d || !*d) {

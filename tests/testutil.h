@@ -45,6 +45,9 @@ double cg_check_grad(cg_test_fn f, cg_tensor *const *inputs, int n, void *ctx, d
 cg_tensor *cg_test_uniform(const int64_t *shape, int ndim, float lo, float hi, uint64_t seed,
                            bool requires_grad);
 
+/* The whole file, malloc'd (plus a NUL after it); *len gets its size. */
+uint8_t *cg_test_read_file(const char *path, size_t *len);
+
 /* $CGRAD_DATA, or NULL after printing that the data tests are skipped. */
 const char *cg_test_data_dir(void);
 /* A fresh temporary folder for this test (removed by the OS, /tmp). */
