@@ -282,6 +282,14 @@ typedef struct cg_dataset {
  * order, images only. Every PNG becomes 8-bit gray (see src/data/png.c).
  */
 cg_status cg_dataset_load_folder(cg_dataset *ds, const char *dir);
+/*
+ * The same, bit for bit, through a cache of decoded images in cache_dir
+ * (NULL: no cache): CACHE_DIR/images-<key>.cgimg, keyed by the folder's
+ * real path and every image's name, size and mtime (src/data/image_cache.c).
+ * A missing, stale or corrupt cache file is rebuilt from the PNGs; one that
+ * cannot be written is skipped. The folder cache_dir must exist.
+ */
+cg_status cg_dataset_load_folder_cached(cg_dataset *ds, const char *dir, const char *cache_dir);
 /* MNIST IDX files (gzip or raw). */
 cg_status cg_dataset_load_idx(cg_dataset *ds, const char *images_path, const char *labels_path);
 /* CSV digits: label,p0,...,p783 per line, an optional header line. */

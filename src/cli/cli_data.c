@@ -2,6 +2,7 @@
  * cli_data.c - datasets, targets and scoring for the CLI's commands.
  */
 #include "cli/cli_data.h"
+#include "util/file.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -99,7 +100,20 @@ cg_status cg_cli_load_split(cg_dataset *ds, const char *root, cg_data_layout lay
             snprintf(p, PATH_SIZE, "%s/%s", root, l->part[split][k]) >= PATH_SIZE)
             return cg_fail(CG_ERR_ARG, "data: path %s/%s is too long", root, l->part[split][k]);
     }
-    return l->folders ? cg_dataset_load_folder(ds, images) : cg_dataset_load_idx(ds, images, labels);
+    if (!l->folders) return cg_dataset_load_idx(ds, images, labels);
+    char cache[PATH_SIZE];
+    return cg_dataset_load_folder_cached(ds, images, cg_cli_image_cache(cache, sizeof cache));
+}
+
+const char *cg_cli_image_cache(char *buf, size_t size) {
+    const char *off = getenv("CGRAD_NO_CACHE");
+    if (off && strcmp(off, "1") == 0) return NULL;
+    char base[PATH_SIZE];
+    /* No cache is only slower, so a cache that cannot be had is no error. */
+    bool ok = cg_cache_dir(base, sizeof base) && (size_t)snprintf(buf, size, "%s/images", base) < size &&
+              cg_make_dirs("cache", buf) == CG_OK;
+    if (!ok) cg_clear_error();
+    return ok ? buf : NULL;
 }
 
 /* --classes, split at the commas. */

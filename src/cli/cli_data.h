@@ -47,6 +47,11 @@ cg_status cg_cli_detect_layout(const char *root, bool need_train, cg_data_layout
 cg_status cg_cli_load_split(cg_dataset *ds, const char *root, cg_data_layout layout,
                             cg_data_split split);
 
+/* The folder of decoded-image caches (cg_dataset_load_folder_cached):
+ * cg_cache_dir()/images, made if missing; NULL (no cache) when the
+ * environment has CGRAD_NO_CACHE=1 or the folder cannot be made. */
+const char *cg_cli_image_cache(char *buf, size_t size);
+
 /*
  * Everything train, eval and baseline do to get their data from --data,
  * --dataset and --classes (options.h): finds the root

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cgrad.h"
+#include "cli/cli_data.h"
 #include "cli/options.h"
 #include "cli/pyfmt.h"
 #include "cli/term.h"
@@ -155,7 +156,9 @@ static bool load_stacks(walk *s, const char *split, cg_tensor **threes, cg_tenso
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/%s", s->root, split);
     cg_dataset ds = {0};
-    if (cg_dataset_load_folder(&ds, dir) != CG_OK) return false;
+    char cache[4200];
+    if (cg_dataset_load_folder_cached(&ds, dir, cg_cli_image_cache(cache, sizeof cache)) != CG_OK)
+        return false;
     *threes = class_stack(&ds, dir, "3", n3);
     *sevens = class_stack(&ds, dir, "7", n7);
     s->height = ds.height;

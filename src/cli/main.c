@@ -43,6 +43,7 @@ static void usage(FILE *f) {
             "\n'cgrad help COMMAND' or 'cgrad COMMAND --help' shows a command's options.\n"
             "Data: --data PATH, else $CGRAD_DATA/NAME, else the cache, NAME being --dataset\n"
             "(mnist_sample by default, mnist_tiny, mnist); --classes 3,7 keeps those classes.\n"
+            "Decoded image folders are cached in the cache's images/ (CGRAD_NO_CACHE=1: off).\n"
             "Exit status: 0 ok, 1 failure, 2 bad usage.\n");
 }
 

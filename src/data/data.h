@@ -43,6 +43,25 @@ cg_status cg_dataset_from_u8(cg_dataset *ds, const char *op, const char *name,
                              const uint8_t *pixels, const uint8_t *labels, int64_t n,
                              int64_t h, int64_t w);
 
+/* ---- image folders (folder.c) ---- */
+
+/* The images of a ROOT/<class>/<image>.png folder, listed in load order
+ * (see cg_dataset_load_folder), each class folder held open. */
+typedef struct cg_folder_items cg_folder_items;
+
+/* Zeroes ds, lists DIR's classes into ds->n_classes/class_names and its
+ * images into *items (NULL on failure). */
+cg_status cg_folder_list(cg_dataset *ds, const char *dir, cg_folder_items **items);
+int64_t cg_folder_count(const cg_folder_items *it);
+int cg_folder_label(const cg_folder_items *it, int64_t i);
+/* Image i's name relative to DIR ("3/10.png"), its size and mtime in ns. */
+cg_status cg_folder_file_info(const cg_folder_items *it, int64_t i, const char **rel,
+                              int64_t *size, int64_t *mtime_ns);
+/* Decodes the listed images into ds (keeping its class names), in
+ * parallel; on failure ds is freed. */
+cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it);
+void cg_folder_items_free(cg_folder_items *it);
+
 /* ---- PNG (png.c) ---- */
 
 /* Largest image we decode, in pixels (16384 x 16384). */

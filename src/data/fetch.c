@@ -15,6 +15,7 @@
  */
 #include "cgrad_internal.h"
 #include "data/fetch_internal.h"
+#include "util/file.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -98,25 +99,6 @@ const char *cg_cache_dir(char *buf, size_t size) {
     if (set_path(buf, size, home, "/.cache/cgrad")) return buf;
     cg_fail(CG_ERR_ARG, "cache: the home folder path is longer than %zu bytes", size);
     return NULL;
-}
-
-/* mkdir -p */
-static cg_status make_dirs(const char *path) {
-    char p[PATH_MAX];
-    if (!set_path(p, sizeof p, path, "")) return cg_fail(CG_ERR_ARG, "fetch: path too long: %s", path);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char keep = *s;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            return cg_fail(CG_ERR_IO, "fetch: cannot create folder %s: %s", p, strerror(errno));
-        *s = keep;
-        if (keep == '\0') break;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return cg_fail(CG_ERR_IO, "fetch: %s is not a folder", path);
-    return CG_OK;
 }
 
 /* ---- names ---- */
@@ -514,7 +496,7 @@ cg_status cg_fetch_plain(const char *name_or_url, char *out_dir, size_t out_size
         snprintf(out_dir, out_size, "%s", final);
         return CG_OK;
     }
-    cg_status s = make_dirs(cache);
+    cg_status s = cg_make_dirs("fetch", cache);
     if (s == CG_OK) {
         sweep_litter(cache, name);
         s = fetch_into(url, cache, name, final, &o);

@@ -116,7 +116,7 @@ static cg_status list_dir(const char *dir, bool want_dirs, strlist *out) {
 
 /* The work list: every image's path, in load order, and its class. Each
  * class folder stays open, so a file is opened relative to it. */
-typedef struct folder_items {
+struct cg_folder_items {
     strlist paths;
     char **path;   /* pointers into paths.text */
     int *label;
@@ -124,7 +124,9 @@ typedef struct folder_items {
     int n_dirs;
     int dirfd[CG_MAX_CLASSES];
     size_t base[CG_MAX_CLASSES]; /* where the file name starts in a path */
-} folder_items;
+    size_t root_len;             /* where "<class>/<file>" starts: past ROOT/ */
+};
+typedef struct cg_folder_items folder_items;
 
 static void items_free(folder_items *it) {
     strlist_free(&it->paths);
@@ -267,24 +269,67 @@ static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
     return cg_fail(bad_status, "%s", bad_msg);
 }
 
-cg_status cg_dataset_load_folder(cg_dataset *ds, const char *dir) {
+cg_status cg_folder_list(cg_dataset *ds, const char *dir, cg_folder_items **items) {
+    *items = NULL;
     if (!ds || !dir) return cg_fail(CG_ERR_ARG, "folder: need a dataset and a folder");
     memset(ds, 0, sizeof *ds);
-    folder_items it = {0};
+    folder_items *it = calloc(1, sizeof *it);
+    if (!it) return cg_fail(CG_ERR_NOMEM, "folder: out of memory listing files");
+    it->root_len = strlen(dir) + 1;
+    cg_status st = list_images(ds, dir, it);
+    if (st != CG_OK) {
+        cg_folder_items_free(it);
+        memset(ds, 0, sizeof *ds);
+        return st;
+    }
+    *items = it;
+    return CG_OK;
+}
+
+int64_t cg_folder_count(const cg_folder_items *it) { return it->n; }
+
+int cg_folder_label(const cg_folder_items *it, int64_t i) { return it->label[i]; }
+
+cg_status cg_folder_file_info(const cg_folder_items *it, int64_t i, const char **rel,
+                              int64_t *size, int64_t *mtime_ns) {
+    int c = it->label[i];
+    const char *path = it->path[i];
+    struct stat s;
+    if (fstatat(it->dirfd[c], path + it->base[c], &s, 0) != 0)
+        return cg_fail(CG_ERR_IO, "folder: cannot stat %s: %s", path, strerror(errno));
+    *rel = path + it->root_len;
+    *size = (int64_t)s.st_size;
+    *mtime_ns = (int64_t)s.st_mtim.tv_sec * 1000000000 + s.st_mtim.tv_nsec;
+    return CG_OK;
+}
+
+void cg_folder_items_free(cg_folder_items *it) {
+    if (!it) return;
+    items_free(it);
+    free(it);
+}
+
+cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it) {
     cg_bytes file = {0};
     cg_gray_image first = {0};
-    cg_status st = list_images(ds, dir, &it);
-    if (st == CG_OK) st = read_png(&it, 0, &file, &first);
+    cg_status st = read_png(it, 0, &file, &first);
     cg_bytes_free(&file);
-    /* Keeps the class names list_images set. */
-    if (st == CG_OK) st = cg_dataset_alloc(ds, "folder", it.n, first.height, first.width);
+    /* Keeps the class names cg_folder_list set. */
+    if (st == CG_OK) st = cg_dataset_alloc(ds, "folder", it->n, first.height, first.width);
     if (st == CG_OK) {
         cg_u8_to_unit(ds->x->data, first.pixels, first.height * first.width);
-        ds->y->data[0] = (float)it.label[0];
-        st = decode_all(ds, &it);
+        ds->y->data[0] = (float)it->label[0];
+        st = decode_all(ds, it);
     }
     free(first.pixels);
-    items_free(&it);
     if (st != CG_OK) cg_dataset_free(ds);
+    return st;
+}
+
+cg_status cg_dataset_load_folder(cg_dataset *ds, const char *dir) {
+    cg_folder_items *it;
+    cg_status st = cg_folder_list(ds, dir, &it);
+    if (st == CG_OK) st = cg_folder_decode(ds, it);
+    cg_folder_items_free(it);
     return st;
 }

@@ -34,54 +34,16 @@
  * one, never half of one.
  */
 #include "nn_internal.h"
+#include "util/file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define MODEL_MAGIC "CGRADMDL"
 #define MODEL_VERSION 1u
 #define HEADER_SIZE 44
 #define CRC_SIZE 4
-
-/* ------------------------------------------------------------------ */
-/* Little-endian bytes                                                 */
-/* ------------------------------------------------------------------ */
-
-static uint8_t *put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-    return p + 4;
-}
-
-static uint8_t *put_i64(uint8_t *p, int64_t v) {
-    uint64_t u = (uint64_t)v;
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(u >> (8 * i));
-    return p + 8;
-}
-
-static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static int64_t get_i64(const uint8_t *p) {
-    uint64_t u = 0;
-    for (int i = 7; i >= 0; i--) u = u << 8 | p[i];
-    return (int64_t)u;
-}
-
-/* zlib's crc32 takes a uInt length; feed large buffers in pieces. */
-static uint32_t crc_of(const uint8_t *p, size_t n) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (n > 0) {
-        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        crc = crc32(crc, p, chunk);
-        p += chunk;
-        n -= chunk;
-    }
-    return (uint32_t)crc;
-}
 
 /*
  * Bytes of a whole file for a model of these sizes, from the header's
@@ -123,52 +85,32 @@ static uint8_t *encode(const cg_model *m, size_t *size_out) {
     }
     uint8_t *p = buf;
     memcpy(p, MODEL_MAGIC, 8);
-    p = put_u32(p + 8, MODEL_VERSION);
-    p = put_u32(p, (uint32_t)m->kind);
-    p = put_i64(p, m->n_inputs);
-    p = put_i64(p, m->n_hidden);
-    p = put_i64(p, m->n_outputs);
-    p = put_u32(p, (uint32_t)m->n_classes);
+    p = cg_put_u32(p + 8, MODEL_VERSION);
+    p = cg_put_u32(p, (uint32_t)m->kind);
+    p = cg_put_i64(p, m->n_inputs);
+    p = cg_put_i64(p, m->n_hidden);
+    p = cg_put_i64(p, m->n_outputs);
+    p = cg_put_u32(p, (uint32_t)m->n_classes);
     for (int c = 0; c < m->n_classes; c++) {
         /* strncpy pads with NULs, so no stray bytes reach the file. */
         strncpy((char *)p, m->class_names[c], CG_CLASS_NAME_MAX);
         p[CG_CLASS_NAME_MAX - 1] = 0;
         p += CG_CLASS_NAME_MAX;
     }
-    p = put_u32(p, (uint32_t)m->n_params);
+    p = cg_put_u32(p, (uint32_t)m->n_params);
     for (int i = 0; i < m->n_params; i++) {
         const cg_tensor *t = m->params[i];
-        p = put_u32(p, (uint32_t)t->ndim);
-        for (int d = 0; d < t->ndim; d++) p = put_i64(p, t->shape[d]);
+        p = cg_put_u32(p, (uint32_t)t->ndim);
+        for (int d = 0; d < t->ndim; d++) p = cg_put_i64(p, t->shape[d]);
         for (int64_t j = 0; j < t->numel; j++) {
             uint32_t bits;
             memcpy(&bits, &t->data[j], 4);
-            p = put_u32(p, bits);
+            p = cg_put_u32(p, bits);
         }
     }
-    p = put_u32(p, crc_of(buf, (size_t)(p - buf)));
+    p = cg_put_u32(p, cg_crc32(buf, (size_t)(p - buf)));
     *size_out = size;
     return buf;
-}
-
-/* Makes a rename durable: fsync of the folder that holds the new name.
- * Some file systems refuse to fsync a folder; the data itself is already
- * on disk then, so that is not an error. */
-static void sync_parent_dir(const char *path) {
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        snprintf(dir, sizeof dir, ".");
-    } else if (slash == path) {
-        snprintf(dir, sizeof dir, "/");
-    } else {
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    }
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
 }
 
 cg_status cg_model_save(const cg_model *m, const char *path) {
@@ -192,47 +134,9 @@ cg_status cg_model_save(const cg_model *m, const char *path) {
     uint8_t *buf = encode(m, &size);
     if (!buf) return cg_last_status();
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) {
-        free(buf);
-        return cg_fail(CG_ERR_NOMEM, "model: out of memory");
-    }
-    snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        cg_status st = cg_fail(CG_ERR_IO, "model: cannot create a temporary file next to %s: %s",
-                               path, strerror(errno));
-        free(tmp);
-        free(buf);
-        return st;
-    }
-    /* mkstemp makes the file 0600; a model is an ordinary file. */
-    (void)fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "wb");
-    bool ok = f && fwrite(buf, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    if (f) {
-        if (fclose(f) != 0) ok = false;
-    } else {
-        close(fd);
-    }
+    cg_status st = cg_write_file_atomic("model", path, buf, size);
     free(buf);
-    if (!ok) {
-        unlink(tmp);
-        free(tmp);
-        return cg_fail(CG_ERR_IO, "model: cannot write %s: %s", path, strerror(err));
-    }
-    if (rename(tmp, path) != 0) {
-        cg_status st = cg_fail(CG_ERR_IO, "model: cannot rename %s to %s: %s", tmp, path,
-                               strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    sync_parent_dir(path);
-    return CG_OK;
+    return st;
 }
 
 /* ------------------------------------------------------------------ */
@@ -257,17 +161,17 @@ static uint8_t *read_all(FILE *f, const char *path, size_t size) {
 /* The parameter section of a file whose length and CRC are verified:
  * every shape must be the one the header's sizes give. */
 static cg_status decode_params(cg_model *m, const uint8_t *p, const char *path) {
-    uint32_t n_params = get_u32(p);
+    uint32_t n_params = cg_get_u32(p);
     p += 4;
     if (n_params != (uint32_t)m->n_params)
         return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: %u parameters, a %s model has %d",
                        path, n_params, m->kind == CG_MODEL_LINEAR ? "linear" : "mlp", m->n_params);
     for (int i = 0; i < m->n_params; i++) {
         cg_tensor *t = m->params[i];
-        uint32_t ndim = get_u32(p);
+        uint32_t ndim = cg_get_u32(p);
         p += 4;
         bool same = ndim == (uint32_t)t->ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = get_i64(p + 8 * d) == t->shape[d];
+        for (int d = 0; same && d < t->ndim; d++) same = cg_get_i64(p + 8 * d) == t->shape[d];
         if (!same)
             return cg_fail(CG_ERR_FORMAT,
                            "model: %s is corrupt: parameter %d's shape does not fit the model's "
@@ -275,7 +179,7 @@ static cg_status decode_params(cg_model *m, const uint8_t *p, const char *path) 
                            path, i);
         p += 8 * (size_t)t->ndim;
         for (int64_t j = 0; j < t->numel; j++) {
-            uint32_t bits = get_u32(p + 4 * j);
+            uint32_t bits = cg_get_u32(p + 4 * j);
             memcpy(&t->data[j], &bits, 4);
         }
         p += 4 * (size_t)t->numel;
@@ -312,7 +216,7 @@ cg_model *cg_model_load(const char *path) {
                 flen);
         goto done;
     }
-    uint32_t version = get_u32(head + 8);
+    uint32_t version = cg_get_u32(head + 8);
     if (version > MODEL_VERSION) {
         cg_fail(CG_ERR_FORMAT, "model: %s was written by a newer cgrad (format %u)", path, version);
         goto done;
@@ -321,9 +225,9 @@ cg_model *cg_model_load(const char *path) {
         cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: format version 0", path);
         goto done;
     }
-    uint32_t kind = get_u32(head + 12);
-    int64_t n_in = get_i64(head + 16), n_hid = get_i64(head + 24), n_out = get_i64(head + 32);
-    uint32_t n_classes = get_u32(head + 40);
+    uint32_t kind = cg_get_u32(head + 12);
+    int64_t n_in = cg_get_i64(head + 16), n_hid = cg_get_i64(head + 24), n_out = cg_get_i64(head + 32);
+    uint32_t n_classes = cg_get_u32(head + 40);
     uint64_t expect = file_size_for(kind, n_in, n_hid, n_out, n_classes);
     if (expect == 0) {
         cg_fail(CG_ERR_FORMAT,
@@ -343,7 +247,7 @@ cg_model *cg_model_load(const char *path) {
     if (!m) goto done;
     buf = read_all(f, path, flen);
     if (!buf) goto fail;
-    uint32_t stored = get_u32(buf + flen - CRC_SIZE), actual = crc_of(buf, flen - CRC_SIZE);
+    uint32_t stored = cg_get_u32(buf + flen - CRC_SIZE), actual = cg_crc32(buf, flen - CRC_SIZE);
     if (stored != actual) {
         cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)",
                 path, stored, actual);

@@ -1,0 +1,100 @@
+/*
+ * file.c - CRC-32, atomic file replacement and mkdir -p (see file.h).
+ */
+#include "util/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+uint32_t cg_crc32(const uint8_t *p, size_t n) {
+    /* zlib's crc32 takes a uInt length; feed large buffers in pieces. */
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = crc32(crc, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+    return (uint32_t)crc;
+}
+
+/* Makes a rename durable: fsync of the folder that holds the new name.
+ * Some file systems refuse to fsync a folder; the data itself is already
+ * on disk then, so that is not an error. */
+static void sync_parent_dir(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(dir, sizeof dir, ".");
+    } else if (slash == path) {
+        snprintf(dir, sizeof dir, "/");
+    } else {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+cg_status cg_write_file_atomic(const char *op, const char *path, const void *buf, size_t size) {
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", op);
+    snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        cg_status st = cg_fail(CG_ERR_IO, "%s: cannot create a temporary file next to %s: %s", op,
+                               path, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    /* mkstemp makes the file 0600; ours are ordinary files. */
+    (void)fchmod(fd, 0644);
+    FILE *f = fdopen(fd, "wb");
+    bool ok = f && fwrite(buf, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int err = errno;
+    if (f) {
+        if (fclose(f) != 0) ok = false;
+    } else {
+        close(fd);
+    }
+    if (!ok) {
+        unlink(tmp);
+        free(tmp);
+        return cg_fail(CG_ERR_IO, "%s: cannot write %s: %s", op, path, strerror(err));
+    }
+    if (rename(tmp, path) != 0) {
+        cg_status st = cg_fail(CG_ERR_IO, "%s: cannot rename %s to %s: %s", op, tmp, path,
+                               strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    free(tmp);
+    sync_parent_dir(path);
+    return CG_OK;
+}
+
+cg_status cg_make_dirs(const char *op, const char *path) {
+    char p[4096];
+    int len = snprintf(p, sizeof p, "%s", path);
+    if (len <= 0 || (size_t)len >= sizeof p) return cg_fail(CG_ERR_ARG, "%s: path too long: %s", op, path);
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char keep = *s;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return cg_fail(CG_ERR_IO, "%s: cannot create folder %s: %s", op, p, strerror(errno));
+        *s = keep;
+        if (keep == '\0') break;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cg_fail(CG_ERR_IO, "%s: %s is not a folder", op, path);
+    return CG_OK;
+}
