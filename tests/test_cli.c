@@ -468,6 +468,12 @@ static void test_cli_baseline_matches_book(void **state) {
         free(px);
     }
 
+    /* One thread: the same numbers (the sums are split the same way). */
+    r = run("baseline --data '%s' --threads 1 --json", root);
+    expect_status(&r, 0, "baseline --threads 1");
+    cg_assert_close(json_number(r.out, "accuracy"), 1939.0 / 2038.0, 1e-6, 0, "one thread");
+    run_free(&r);
+
     r = run("baseline --data '%s'", root);
     expect_status(&r, 0, "baseline text");
     expect_contains(r.out, "accuracy 3        0.9168", "baseline text");

@@ -36,6 +36,7 @@ static const char BASELINE_USAGE[] =
     CG_USAGE_DATA_SOURCE
     "  --distance l1|rmse   mean absolute difference (default) or root mean square\n"
     "  --save-ideals DIR    also write the ideal digits as DIR/ideal_<class>.png\n"
+    "  --threads N          threads for the kernels (0: OpenMP's default)\n"
     "  --json               one JSON object instead of text\n";
 
 enum { DIST_L1 = 0, DIST_RMSE = 1 };
@@ -160,16 +161,19 @@ int cg_cmd_baseline(int argc, char **argv) {
     cg_data_opts src = {0};
     const char *save_dir = NULL;
     int kind = DIST_L1;
+    int64_t threads = 0;
     bool json = false;
     cg_opt opts[] = {
         CG_OPTS_DATA_SOURCE(&src),
         {"--distance", CG_OPT_CHOICE, &kind, 0, 0, "l1|rmse", false},
         {"--save-ideals", CG_OPT_STR, &save_dir, 0, 0, NULL, false},
+        CG_OPT_THREADS(&threads),
         CG_OPT_JSON(&json),
     };
     int rc = cg_opts_parse("baseline", BASELINE_USAGE, argc, argv, opts, CG_NOPTS(opts), NULL, 0,
                            NULL);
     if (rc != CG_OPTS_CONTINUE) return rc;
+    if (threads > 0) cg_set_num_threads((int)threads);
 
     cg_dataset train = {0}, valid = {0};
     double t0 = cg_cli_now();
