@@ -151,6 +151,9 @@ static inline float cg_sigmoidf(float x) {
 double cg_seconds(void);
 int cg_guard_threads(int nt);
 void cg_guard_report(double t0, double t_own);
+/* On by default. Off, every region gets the threads it asks for: a fixed
+ * plan, for tests that count what a step does on a given thread count. */
+void cg_guard_enable(bool on);
 
 /* ---- GEMM kernel choice (src/kernels/gemm.c) ---- */
 /* Makes cg_gemm use the named kernel ("generic", "avx2-fma", "openblas" when

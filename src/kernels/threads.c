@@ -72,8 +72,13 @@ double cg_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static atomic_bool guard_off;
+
+void cg_guard_enable(bool on) { atomic_store(&guard_off, !on); }
+
 /* nt, or 1 while a stretch of one-thread regions lasts. */
 int cg_guard_threads(int nt) {
+    if (atomic_load_explicit(&guard_off, memory_order_relaxed)) return nt;
     if (nt > 1 && atomic_load_explicit(&solo_left, memory_order_relaxed) > 0) {
         atomic_fetch_sub_explicit(&solo_left, 1, memory_order_relaxed);
         return 1;
