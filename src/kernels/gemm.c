@@ -351,10 +351,19 @@ static int threads_for(double flops, double min_flops, int64_t units) {
     return nt < 1 ? 1 : nt;
 }
 
-/* [lo, hi) of `units` for part t of nt: the same cut for a given nt. */
-static void split(int64_t units, int t, int nt, int64_t *lo, int64_t *hi) {
-    *lo = units * t / nt;
-    *hi = units * (t + 1) / nt;
+/* Tiles [lo, hi) of C along the cut dimension, for cg_guarded_for. */
+typedef struct blocked_part {
+    const gemm_job *g;
+    bool cut_n;
+} blocked_part;
+
+static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
+    const blocked_part *p = ctx;
+    const gemm_job *g = p->g;
+    if (p->cut_n)
+        gemm_block(g, 0, g->m, lo * g->kr->nr, min64(hi * g->kr->nr, g->n));
+    else
+        gemm_block(g, lo * g->kr->mr, min64(hi * g->kr->mr, g->m), 0, g->n);
 }
 
 static void gemm_blocked(const gemm_job *g) {
@@ -362,27 +371,31 @@ static void gemm_blocked(const gemm_job *g) {
     const int64_t um = (g->m + MR - 1) / MR, un = (g->n + NR - 1) / NR;
     /* Cut along the dimension with more tiles: more even, and each thread
      * still sees whole rows or columns of tiles. */
-    const bool cut_n = un > um;
-    const int64_t units = cut_n ? un : um;
+    blocked_part part = {g, un > um};
+    const int64_t units = part.cut_n ? un : um;
     const double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k;
-    int nt = cg_guard_threads(threads_for(flops, GEMM_PARALLEL_MIN_FLOPS, units));
-    if (nt == 1) {
-        gemm_block(g, 0, g->m, 0, g->n);
-        return;
-    }
-    const double t0 = cg_seconds();
-    double t_own = t0;
-#pragma omp parallel num_threads(nt)
-    {
-        int64_t lo, hi;
-        split(units, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        if (cut_n && lo < hi)
-            gemm_block(g, 0, g->m, lo * NR, min64(hi * NR, g->n));
-        else if (lo < hi)
-            gemm_block(g, lo * MR, min64(hi * MR, g->m), 0, g->n);
-        if (omp_get_thread_num() == 0) t_own = cg_seconds();
-    }
-    cg_guard_report(t0, t_own);
+    cg_guarded_for(threads_for(flops, GEMM_PARALLEL_MIN_FLOPS, units), units, gemm_part, &part);
+}
+
+/* Rows [64 lo, 64 hi) of a matrix-vector product, for cg_guarded_for. */
+typedef struct gemv_part {
+    cg_gemv_fn fn;
+    int64_t m, k;
+    float alpha;
+    const float *a;
+    int64_t rs, lda;
+    const float *x;
+    float beta;
+    float *y;
+    int64_t incy;
+} gemv_part;
+
+static void gemv_rows_part(void *ctx, int64_t lo, int64_t hi) {
+    const gemv_part *p = ctx;
+    const int64_t i0 = lo * 64, i1 = min64(hi * 64, p->m);
+    if (i0 < i1)
+        p->fn(i1 - i0, p->k, p->alpha, p->a + i0 * p->rs, p->lda, p->x, p->beta, p->y + i0 * p->incy,
+              p->incy);
 }
 
 /*
@@ -407,27 +420,12 @@ static void gemv(const cg_gemm_kernel *kr, int64_t m, int64_t k, float alpha, co
     }
     /* One of rs, cs is 1: which one picks the kernel. */
     const bool rows = cs == 1;
-    const cg_gemv_fn fn = rows ? kr->gemv_rows : kr->gemv_cols;
-    const int64_t lda = rows ? rs : cs;
+    gemv_part part = {rows ? kr->gemv_rows : kr->gemv_cols, m, k, alpha, a, rs, rows ? rs : cs,
+                      x, beta, y, incy};
     /* Cut rows in blocks of 64: whole vector groups for either kernel. */
     const int64_t units = (m + 63) / 64;
     const double flops = 2.0 * (double)m * (double)k;
-    int nt = cg_guard_threads(threads_for(flops, GEMV_PARALLEL_MIN_FLOPS, units));
-    if (nt == 1) {
-        fn(m, k, alpha, a, lda, x, beta, y, incy);
-        return;
-    }
-    const double t0 = cg_seconds();
-    double t_own = t0;
-#pragma omp parallel num_threads(nt)
-    {
-        int64_t lo, hi;
-        split(units, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        int64_t i0 = lo * 64, i1 = min64(hi * 64, m);
-        if (i0 < i1) fn(i1 - i0, k, alpha, a + i0 * rs, lda, x, beta, y + i0 * incy, incy);
-        if (omp_get_thread_num() == 0) t_own = cg_seconds();
-    }
-    cg_guard_report(t0, t_own);
+    cg_guarded_for(threads_for(flops, GEMV_PARALLEL_MIN_FLOPS, units), units, gemv_rows_part, &part);
 }
 
 /* C = beta * C (beta == 0 writes zeros, whatever C held). */

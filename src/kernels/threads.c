@@ -104,3 +104,23 @@ void cg_guard_report(double t0, double t_own) {
         if (excess < 0.0) atomic_store(&solo_next, next > SOLO_MIN ? next / 2 : SOLO_MIN);
     }
 }
+
+void cg_guarded_for(int nt, int64_t units, cg_range_fn body, void *ctx) {
+    nt = cg_guard_threads(nt);
+    if (nt <= 1 || units <= 1) {
+        body(ctx, 0, units);
+        return;
+    }
+    const double t0 = cg_seconds();
+    double t_own = t0;
+#pragma omp parallel num_threads(nt)
+    {
+        /* Part t of n gets [units*t/n, units*(t+1)/n): the same cut for a
+         * given thread count, so results never depend on timing. */
+        const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+        const int64_t lo = units * t / n, hi = units * (t + 1) / n;
+        if (lo < hi) body(ctx, lo, hi);
+        if (t == 0) t_own = cg_seconds();
+    }
+    cg_guard_report(t0, t_own);
+}

@@ -10,7 +10,6 @@
  */
 #include "cgrad_internal.h"
 
-#include <omp.h>
 
 /* "[2, -1, 3]" for messages about a requested shape. */
 static const char *dims_list(const int64_t *shape, int ndim, char *buf, size_t size) {
@@ -261,6 +260,19 @@ static void gather_rows(float *restrict out, const float *restrict x, const int6
     }
 }
 
+/* Rows [lo, hi) of an index_select's gather, for cg_guarded_for. */
+typedef struct gather_job {
+    float *dst;
+    const float *src;
+    const int64_t *idx;
+    int64_t len;
+} gather_job;
+
+static void gather_part(void *ctx, int64_t lo, int64_t hi) {
+    const gather_job *j = ctx;
+    gather_rows(j->dst, j->src, j->idx, lo, hi, j->len);
+}
+
 cg_tensor *cg_tensor_index_select(cg_tensor *t, const int64_t *idx, int64_t n) {
     if (!t) return NULL;
     char have[64];
@@ -312,20 +324,8 @@ cg_tensor *cg_tensor_index_select(cg_tensor *t, const int64_t *idx, int64_t n) {
      * flight, and pays from a training batch's 256 x 784 floats on. Each
      * part is the same copy on any thread count, so the straggler guard
      * may keep it on one. */
-    const int nt = cg_guard_threads(n * len >= GATHER_PARALLEL_MIN ? cg_get_num_threads() : 1);
-    if (nt == 1) {
-        gather_rows(out->data, t->data, idx, 0, n, len);
-        return out;
-    }
-    const double t0 = cg_seconds();
-    double t_own = t0;
-#pragma omp parallel num_threads(nt)
-    {
-        const int part = omp_get_thread_num(), parts = omp_get_num_threads();
-        gather_rows(out->data, t->data, idx, n * part / parts, n * (part + 1) / parts, len);
-        if (part == 0) t_own = cg_seconds();
-    }
-    cg_guard_report(t0, t_own);
+    gather_job job = {out->data, t->data, idx, len};
+    cg_guarded_for(n * len >= GATHER_PARALLEL_MIN ? cg_get_num_threads() : 1, n, gather_part, &job);
     return out;
 }
 
