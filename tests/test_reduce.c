@@ -182,6 +182,36 @@ static void test_sum_deterministic(void **state) {
     cg_tensor_release(x);
 }
 
+/* A tall matrix's column means (the baseline's mean image: rows cut into
+ * fixed chunks, partial rows added in order): the same bits on 1 and 2
+ * threads, within float rounding of the exact mean, and a chunk-sized
+ * count of rows (no partial sums) and a ragged last chunk both right. */
+static void test_mean_dim0_tall_deterministic(void **state) {
+    (void)state;
+    const int64_t heights[] = {512, 8000}; /* 8000 x 37: past CG_PARALLEL_MIN */
+    for (int h = 0; h < 2; h++) {
+        int64_t shape[2] = {heights[h], 37};
+        cg_tensor *x = cg_test_uniform(shape, 2, 0, 1, 11 + h, false);
+        int dim0 = 0, prev = cg_get_num_threads();
+        cg_set_num_threads(1);
+        cg_tensor *m1 = cg_tensor_mean_dims(x, &dim0, 1, false);
+        cg_set_num_threads(2);
+        cg_tensor *m2 = cg_tensor_mean_dims(x, &dim0, 1, false);
+        cg_set_num_threads(prev);
+        assert_non_null(m1);
+        assert_non_null(m2);
+        assert_memory_equal(m1->data, m2->data, 37 * sizeof(float));
+        for (int64_t j = 0; j < 37; j++) {
+            double exact = 0;
+            for (int64_t i = 0; i < shape[0]; i++) exact += x->data[i * 37 + j];
+            cg_assert_close(m1->data[j], exact / (double)shape[0], 1e-6, 1e-6, "column mean");
+        }
+        cg_tensor_release(m1);
+        cg_tensor_release(m2);
+        cg_tensor_release(x);
+    }
+}
+
 /* ---- gradients ---- */
 
 typedef struct dims_ctx {
@@ -296,6 +326,7 @@ int main(void) {
         cmocka_unit_test(test_max_argmax_forward),
         cmocka_unit_test(test_max_grad_to_first),
         cmocka_unit_test(test_sum_deterministic),
+        cmocka_unit_test(test_mean_dim0_tall_deterministic),
         cmocka_unit_test(test_grad_sum),
         cmocka_unit_test(test_grad_mean),
         cmocka_unit_test(test_grad_sum_dims),

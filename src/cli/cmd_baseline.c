@@ -41,6 +41,11 @@ static const char BASELINE_USAGE[] =
 
 enum { DIST_L1 = 0, DIST_RMSE = 1 };
 
+/* Below this many validation pixels the distances stay on one thread: the
+ * OpenMP team's wake-up would cost more than it saves (MNIST_SAMPLE's
+ * valid set has 1.6 M). */
+#define BASELINE_PARALLEL_MIN (1 << 18)
+
 /* Distance of every row of x [N, P] to one image `ideal` [P]: [N]. */
 static cg_tensor *distance(cg_tensor *x, cg_tensor *ideal, int kind) {
     int last = -1;
@@ -103,6 +108,29 @@ typedef struct baseline_result {
 /* Validation rows per block of distances: see run_baseline. */
 #define DIST_BLOCK 64
 
+/* The nearest ideal to each row of one block of validation rows; a tie goes
+ * to the later class (<=), as is_3 = d3 < d7 sends it to 7. */
+static cg_status nearest_in_block(cg_tensor *block, cg_tensor *const *ideals, int nc, int kind,
+                                  int *best) {
+    float best_dist[DIST_BLOCK];
+    const int64_t rows = block->shape[0];
+    cg_scope_begin();
+    for (int c = 0; c < nc; c++) {
+        cg_tensor *d = distance(block, ideals[c], kind);
+        if (!d) {
+            cg_scope_end();
+            return cg_last_status();
+        }
+        for (int64_t i = 0; i < rows; i++)
+            if (c == 0 || d->data[i] <= best_dist[i]) {
+                best_dist[i] = d->data[i];
+                best[i] = c;
+            }
+    }
+    cg_scope_end();
+    return CG_OK;
+}
+
 /*
  * Ideals from train, nearest-ideal calls on valid; the ideals stay in the
  * caller's scope for --save-ideals.
@@ -114,6 +142,12 @@ typedef struct baseline_result {
  * be 6.4 MB tensors of fresh memory, and faulting fresh pages in costs
  * more than the arithmetic (about 1 ms per MB on a VM). Each row's
  * distance is the same either way: the mean runs along the row.
+ *
+ * Blocks are independent, so they are shared among the threads (each op
+ * inside then runs on its caller's thread, with that thread's scopes and
+ * buffer pool). The block views are made and freed here on the calling
+ * thread, since a view counts a reference on valid's buffer; the answer
+ * is the same for any thread count.
  */
 static cg_status run_baseline(const cg_dataset *train, const cg_dataset *valid, int kind,
                               cg_tensor **ideals, baseline_result *r) {
@@ -125,34 +159,37 @@ static cg_status run_baseline(const cg_dataset *train, const cg_dataset *valid, 
     }
     memset(r, 0, sizeof *r);
     r->n = n;
-    for (int64_t r0 = 0; r0 < n; r0 += DIST_BLOCK) {
-        const int64_t rows = n - r0 < DIST_BLOCK ? n - r0 : DIST_BLOCK;
-        float best_dist[DIST_BLOCK];
-        int best[DIST_BLOCK];
-        cg_scope_begin();
-        cg_tensor *block = cg_tensor_rows(valid->x, r0, r0 + rows);
-        for (int c = 0; c < nc; c++) {
-            cg_tensor *d = distance(block, ideals[c], kind);
-            if (!d) {
-                cg_scope_end();
-                return cg_last_status();
-            }
-            /* <= so that a tie goes to the later class: is_3 = d3 < d7. */
-            for (int64_t i = 0; i < rows; i++)
-                if (c == 0 || d->data[i] <= best_dist[i]) {
-                    best_dist[i] = d->data[i];
-                    best[i] = c;
-                }
-        }
-        cg_scope_end();
-        for (int64_t i = 0; i < rows; i++) {
-            int truth = (int)valid->y->data[r0 + i];
-            r->class_n[truth]++;
-            r->class_correct[truth] += best[i] == truth;
-            r->correct += best[i] == truth;
-        }
+    const int64_t n_blocks = (n + DIST_BLOCK - 1) / DIST_BLOCK;
+    cg_tensor **blocks = calloc((size_t)(n_blocks ? n_blocks : 1), sizeof *blocks);
+    int *best = malloc((size_t)(n ? n : 1) * sizeof *best);
+    cg_status st = blocks && best ? CG_OK : cg_fail(CG_ERR_NOMEM, "baseline: out of memory");
+    cg_scope_begin();
+    for (int64_t b = 0; st == CG_OK && b < n_blocks; b++) {
+        const int64_t r0 = b * DIST_BLOCK, r1 = r0 + DIST_BLOCK < n ? r0 + DIST_BLOCK : n;
+        if (!(blocks[b] = cg_tensor_rows(valid->x, r0, r1))) st = cg_last_status();
     }
-    return CG_OK;
+    /* A failure on a worker thread is told again here, on the caller's:
+     * messages are per thread. Only an allocation can fail. */
+    bool failed = false;
+    if (st == CG_OK) {
+#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1 && n * valid->x->shape[1] >= BASELINE_PARALLEL_MIN)
+        for (int64_t b = 0; b < n_blocks; b++)
+            if (nearest_in_block(blocks[b], ideals, nc, kind, best + b * DIST_BLOCK) != CG_OK) {
+#pragma omp atomic write
+                failed = true;
+            }
+        if (failed) st = cg_fail(CG_ERR_NOMEM, "baseline: out of memory for the distances");
+    }
+    cg_scope_end();
+    for (int64_t i = 0; st == CG_OK && i < n; i++) {
+        int truth = (int)valid->y->data[i];
+        r->class_n[truth]++;
+        r->class_correct[truth] += best[i] == truth;
+        r->correct += best[i] == truth;
+    }
+    free(best);
+    free(blocks);
+    return st;
 }
 
 static double ratio(int64_t a, int64_t b) { return b ? (double)a / (double)b : NAN; }

@@ -54,9 +54,11 @@ typedef struct cg_folder_items cg_folder_items;
 cg_status cg_folder_list(cg_dataset *ds, const char *dir, cg_folder_items **items);
 int64_t cg_folder_count(const cg_folder_items *it);
 int cg_folder_label(const cg_folder_items *it, int64_t i);
-/* Image i's name relative to DIR ("3/10.png"), its size and mtime in ns. */
-cg_status cg_folder_file_info(const cg_folder_items *it, int64_t i, const char **rel,
-                              int64_t *size, int64_t *mtime_ns);
+/* Image i's path relative to DIR ("3/10.png"). */
+const char *cg_folder_rel_path(const cg_folder_items *it, int64_t i);
+/* Every image's size in bytes and mtime in ns, in list order (arrays of
+ * cg_folder_count elements). */
+cg_status cg_folder_stat_all(const cg_folder_items *it, int64_t *size, int64_t *mtime_ns);
 /* Decodes the listed images into ds (keeping its class names), in
  * parallel; on failure ds is freed. */
 cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it);

@@ -73,16 +73,22 @@ static uint64_t fnv1a_i64(uint64_t h, int64_t v) {
 static cg_status cache_key(const char *dir, const cg_folder_items *it, uint64_t *key) {
     char real[PATH_MAX];
     if (!realpath(dir, real)) return cg_fail(CG_ERR_IO, "cache: cannot resolve %s: %s", dir, strerror(errno));
-    uint64_t h = fnv1a(FNV_OFFSET, real, strlen(real) + 1);
-    for (int64_t i = 0; i < cg_folder_count(it); i++) {
-        const char *rel;
-        int64_t size, mtime;
-        if (cg_folder_file_info(it, i, &rel, &size, &mtime) != CG_OK) return cg_last_status();
-        h = fnv1a(h, rel, strlen(rel) + 1);
-        h = fnv1a_i64(fnv1a_i64(h, size), mtime);
+    const int64_t n = cg_folder_count(it);
+    int64_t *size = malloc(2 * (size_t)n * sizeof *size);
+    if (!size) return cg_fail(CG_ERR_NOMEM, "cache: out of memory");
+    int64_t *mtime = size + n;
+    cg_status st = cg_folder_stat_all(it, size, mtime);
+    if (st == CG_OK) {
+        uint64_t h = fnv1a(FNV_OFFSET, real, strlen(real) + 1);
+        for (int64_t i = 0; i < n; i++) {
+            const char *rel = cg_folder_rel_path(it, i);
+            h = fnv1a(h, rel, strlen(rel) + 1);
+            h = fnv1a_i64(fnv1a_i64(h, size[i]), mtime[i]);
+        }
+        *key = h;
     }
-    *key = h;
-    return CG_OK;
+    free(size);
+    return st;
 }
 
 /* ------------------------------------------------------------------ */

@@ -138,50 +138,83 @@ static void sum_rows(const cg_bcast *p, double *acc, const float *src) {
 /*
  * Column sums: the destination walks along each run, acc[off + i] +=
  * src[r, i] (a bias gradient [N,C] -> [C], the mean image [N,784] -> [784]).
- * Each acc element is one chain of adds over the runs in order; threads take
- * disjoint column ranges and every chain stays whole, so the bits do not
- * depend on the thread count.
+ * Each acc element is one chain of adds over rows r0..r1 in order; threads
+ * take disjoint column ranges [lo, hi) and every chain stays whole, so the
+ * bits do not depend on the thread count.
  */
+static void sum_cols_range(const cg_bcast *p, double *acc, const float *src, int64_t r0,
+                           int64_t r1, int64_t lo, int64_t hi) {
+    const int64_t inner = p->inner, n = (hi < inner ? hi : inner) - lo;
+    int64_t r = r0;
+    /* Four runs at a time when they land on the same slice (always, for
+     * [R,C] -> [C]): the same chain of adds as one run at a time, but acc
+     * is loaded and stored once per four, which keeps the loop at memory
+     * speed. */
+    for (; r + 4 <= r1; r += 4) {
+        int64_t off[4][3];
+        for (int q = 0; q < 4; q++) cg_bcast_row_offsets(p, r + q, off[q]);
+        if (off[1][0] != off[0][0] || off[2][0] != off[0][0] || off[3][0] != off[0][0]) break;
+        double *a = acc + off[0][0] + lo;
+        const float *s0 = src + r * inner + lo, *s1 = s0 + inner, *s2 = s1 + inner, *s3 = s2 + inner;
+        for (int64_t i = 0; i < n; i++) {
+            double v = a[i];
+            v += s0[i];
+            v += s1[i];
+            v += s2[i];
+            v += s3[i];
+            a[i] = v;
+        }
+    }
+    for (; r < r1; r++) {
+        int64_t off[3];
+        cg_bcast_row_offsets(p, r, off);
+        double *a = acc + off[0] + lo;
+        const float *s = src + r * inner + lo;
+        for (int64_t i = 0; i < n; i++) a[i] += s[i];
+    }
+}
+
+/* Rows per partial sum when many rows fold into one row (see sum_cols). */
+#define SUM_CHUNK_ROWS 512
+
 static void sum_cols(const cg_bcast *p, double *acc, const float *src) {
     const int64_t rows = p->rows, inner = p->inner;
+    const int64_t chunks = (rows + SUM_CHUNK_ROWS - 1) / SUM_CHUNK_ROWS;
+    const bool one_slice = p->ndim == 2 && p->stride[0][0] == 0; /* [R,C] -> [C] */
+    if (one_slice && chunks > 1 && rows * inner >= CG_PARALLEL_MIN) {
+        /*
+         * A tall matrix to one row (12,396 images to their mean): cutting
+         * columns would have each thread read a short piece of every row,
+         * which the hardware prefetcher follows poorly (measured: half the
+         * bandwidth of whole rows). So rows go in fixed chunks of
+         * SUM_CHUNK_ROWS, each summed into a partial row of its own (any
+         * thread may take any chunk), and the partial rows are then added
+         * in chunk order. The chunks depend on the shape alone, so the bits
+         * are the same on any number of threads.
+         */
+        double *part = (double *)cg_floats_alloc(2 * chunks * inner);
+        if (part) {
+            memset(part, 0, (size_t)(chunks * inner) * sizeof *part);
+#pragma omp parallel for schedule(static)
+            for (int64_t c = 0; c < chunks; c++) {
+                const int64_t r0 = c * SUM_CHUNK_ROWS;
+                const int64_t r1 = r0 + SUM_CHUNK_ROWS < rows ? r0 + SUM_CHUNK_ROWS : rows;
+                /* the same shape with acc moved: chunk c's partial row */
+                sum_cols_range(p, part + c * inner, src, r0, r1, 0, inner);
+            }
+            for (int64_t c = 0; c < chunks; c++)
+                for (int64_t i = 0; i < inner; i++) acc[i] += part[c * inner + i];
+            cg_floats_free((float *)part, 2 * chunks * inner);
+            return;
+        }
+    }
     /* Column blocks of whole cache lines (16 floats), at most one per thread. */
     const int64_t lines = (inner + 15) / 16;
     int nt = rows * inner >= CG_PARALLEL_MIN ? cg_get_num_threads() : 1;
     if (nt > lines) nt = (int)lines;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int t = 0; t < nt; t++) {
-        const int64_t lo = lines * t / nt * 16, hi = lines * (t + 1) / nt * 16;
-        const int64_t n = (hi < inner ? hi : inner) - lo;
-        int64_t r = 0;
-        /* Four runs at a time when they land on the same slice (always, for
-         * [R,C] -> [C]): the same chain of adds as one run at a time, but
-         * acc is loaded and stored once per four, which keeps the loop at
-         * memory speed. */
-        for (; r + 4 <= rows; r += 4) {
-            int64_t off[4][3];
-            for (int q = 0; q < 4; q++) cg_bcast_row_offsets(p, r + q, off[q]);
-            if (off[1][0] != off[0][0] || off[2][0] != off[0][0] || off[3][0] != off[0][0])
-                break;
-            double *a = acc + off[0][0] + lo;
-            const float *s0 = src + r * inner + lo, *s1 = s0 + inner, *s2 = s1 + inner,
-                        *s3 = s2 + inner;
-            for (int64_t i = 0; i < n; i++) {
-                double v = a[i];
-                v += s0[i];
-                v += s1[i];
-                v += s2[i];
-                v += s3[i];
-                a[i] = v;
-            }
-        }
-        for (; r < rows; r++) {
-            int64_t off[3];
-            cg_bcast_row_offsets(p, r, off);
-            double *a = acc + off[0] + lo;
-            const float *s = src + r * inner + lo;
-            for (int64_t i = 0; i < n; i++) a[i] += s[i];
-        }
-    }
+    for (int t = 0; t < nt; t++)
+        sum_cols_range(p, acc, src, 0, rows, lines * t / nt * 16, lines * (t + 1) / nt * 16);
 }
 
 cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim, const float *src,
