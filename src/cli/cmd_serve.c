@@ -48,6 +48,28 @@
 #include "cli/json.h"
 #include "cli/options.h"
 #include "cli/serve_page.h"
+#include "util/lazy.h"
+
+/* libmicrohttpd, loaded when the server starts (util/lazy.h): no other
+ * command pays for loading it. */
+#define MHD_FNS(X) \
+    X(start_daemon, MHD_start_daemon, struct MHD_Daemon *, (unsigned int, uint16_t, MHD_AcceptPolicyCallback, void *, MHD_AccessHandlerCallback, void *, ...)) \
+    X(stop_daemon, MHD_stop_daemon, void, (struct MHD_Daemon *)) \
+    X(get_daemon_info, MHD_get_daemon_info, const union MHD_DaemonInfo *, (struct MHD_Daemon *, enum MHD_DaemonInfoType, ...)) \
+    X(get_fdset2, MHD_get_fdset2, enum MHD_Result, (struct MHD_Daemon *, fd_set *, fd_set *, fd_set *, MHD_socket *, unsigned int)) \
+    X(get_timeout, MHD_get_timeout, enum MHD_Result, (struct MHD_Daemon *, MHD_UNSIGNED_LONG_LONG *)) \
+    X(run_from_select, MHD_run_from_select, enum MHD_Result, (struct MHD_Daemon *, const fd_set *, const fd_set *, const fd_set *)) \
+    X(lookup_connection_value, MHD_lookup_connection_value, const char *, (struct MHD_Connection *, enum MHD_ValueKind, const char *)) \
+    X(queue_response, MHD_queue_response, enum MHD_Result, (struct MHD_Connection *, unsigned int, struct MHD_Response *)) \
+    X(create_response_from_buffer, MHD_create_response_from_buffer, struct MHD_Response *, (size_t, void *, enum MHD_ResponseMemoryMode)) \
+    X(destroy_response, MHD_destroy_response, void, (struct MHD_Response *)) \
+    X(add_response_header, MHD_add_response_header, enum MHD_Result, (struct MHD_Response *, const char *, const char *))
+typedef struct mhd_fns {
+    MHD_FNS(CG_LAZY_FIELD)
+} mhd_fns;
+static mhd_fns mhd;
+static const char *const mhd_names[] = {MHD_FNS(CG_LAZY_NAME) NULL};
+static cg_lazy_lib mhd_lib = CG_LAZY_LIB("libmicrohttpd.so.12", "libmicrohttpd12", mhd_names, mhd);
 
 static const char SERVE_USAGE[] =
     "usage: cgrad serve MODEL [--port N] [--host ADDR]\n"
@@ -97,13 +119,13 @@ static enum MHD_Result send_response(struct MHD_Connection *c, unsigned int code
                                      struct MHD_Response *r, const char *type, const char *allow) {
     if (!r) return MHD_NO;
     enum MHD_Result ok =
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) &&
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") &&
-        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") &&
-        (!allow || MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow))
-            ? MHD_queue_response(c, code, r)
+        mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) &&
+        mhd.add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") &&
+        mhd.add_response_header(r, "X-Content-Type-Options", "nosniff") &&
+        (!allow || mhd.add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow))
+            ? mhd.queue_response(c, code, r)
             : MHD_NO;
-    MHD_destroy_response(r);
+    mhd.destroy_response(r);
     return ok;
 }
 
@@ -115,7 +137,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned int code, FI
         return MHD_NO;
     }
     /* MUST_FREE: MHD free()s the buffer with the response. */
-    struct MHD_Response *r = MHD_create_response_from_buffer(*len, *buf, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = mhd.create_response_from_buffer(*len, *buf, MHD_RESPMEM_MUST_FREE);
     if (!r) free(*buf);
     return send_response(c, code, r, "application/json", allow);
 }
@@ -145,16 +167,16 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned int code, c
 }
 
 static enum MHD_Result send_page(struct MHD_Connection *c) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
+    struct MHD_Response *r = mhd.create_response_from_buffer(
         sizeof SERVE_PAGE - 1, (void *)SERVE_PAGE, MHD_RESPMEM_PERSISTENT);
     /* The page needs nothing from anywhere else; say so, so that nothing
      * injected into it could load or send anything either. */
-    if (r && !MHD_add_response_header(r, "Content-Security-Policy",
+    if (r && !mhd.add_response_header(r, "Content-Security-Policy",
                                       "default-src 'none'; script-src 'unsafe-inline'; "
                                       "style-src 'unsafe-inline'; connect-src 'self'; "
                                       "base-uri 'none'; form-action 'none'; "
                                       "frame-ancestors 'none'")) {
-        MHD_destroy_response(r);
+        mhd.destroy_response(r);
         return MHD_NO;
     }
     return send_response(c, MHD_HTTP_OK, r, "text/html; charset=utf-8", NULL);
@@ -251,14 +273,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     upload *u = *req;
     if (!u) {
         const char *type =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+            mhd.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (type && !is_octet_stream(type))
             return send_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
                               "/predict takes application/octet-stream: %d bytes, one per pixel",
                               SERVE_PIXELS);
         /* MHD has already refused a malformed Content-Length. */
         const char *cl =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            mhd.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > SERVE_MAX_DISCARD)
             return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
                               "a body of %s bytes; /predict takes %d (at most %d)", cl,
@@ -343,13 +365,13 @@ static bool run_loop(struct MHD_Daemon *d, const sigset_t *wait_mask) {
         FD_ZERO(&ws);
         FD_ZERO(&es);
         MHD_socket max = 0;
-        if (MHD_get_fdset(d, &rs, &ws, &es, &max) != MHD_YES) {
+        if (mhd.get_fdset2(d, &rs, &ws, &es, &max, FD_SETSIZE) != MHD_YES) {
             cg_fail(CG_ERR_STATE, "serve: too many open connections to wait on");
             return false;
         }
         MHD_UNSIGNED_LONG_LONG ms = 0;
         struct timespec ts, *tsp = NULL;
-        if (MHD_get_timeout(d, &ms) == MHD_YES) {
+        if (mhd.get_timeout(d, &ms) == MHD_YES) {
             ts.tv_sec = (time_t)(ms / 1000);
             ts.tv_nsec = (long)(ms % 1000) * 1000000L;
             tsp = &ts;
@@ -359,7 +381,7 @@ static bool run_loop(struct MHD_Daemon *d, const sigset_t *wait_mask) {
             cg_fail(CG_ERR_IO, "serve: waiting for connections failed: %s", strerror(errno));
             return false;
         }
-        MHD_run_from_select(d, &rs, &ws, &es);
+        mhd.run_from_select(d, &rs, &ws, &es);
     }
     return true;
 }
@@ -390,6 +412,10 @@ int cg_cmd_serve(int argc, char **argv) {
         cg_model_free(m);
         return cg_cmd_fail("serve");
     }
+    if (cg_lazy_load(&mhd_lib, "serve") != CG_OK) {
+        cg_model_free(m);
+        return cg_cmd_fail("serve");
+    }
 
     /* SIGINT/SIGTERM: blocked from here on except inside pselect (see the
      * top of this file). Blocked before MHD starts, so no thread it might
@@ -414,7 +440,7 @@ int cg_cmd_serve(int argc, char **argv) {
     bool grad = cg_set_grad_enabled(false);
 
     bool v6 = addr.ss_family == AF_INET6;
-    struct MHD_Daemon *d = MHD_start_daemon(
+    struct MHD_Daemon *d = mhd.start_daemon(
         MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), (uint16_t)port, NULL, NULL, handle, m,
         MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, so it gets every message */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
@@ -426,7 +452,7 @@ int cg_cmd_serve(int argc, char **argv) {
         cg_fail(CG_ERR_IO, "cannot listen on %s port %lld (see above)", host, (long long)port);
         rc = cg_cmd_fail("serve");
     } else {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+        const union MHD_DaemonInfo *info = mhd.get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
         if (info) port = info->port;
         if (!is_loopback(&addr))
             fprintf(stderr,
@@ -437,7 +463,7 @@ int cg_cmd_serve(int argc, char **argv) {
                v6 ? "]" : "", (long long)port);
         fflush(stdout);
         rc = run_loop(d, &wait_mask) ? CG_EXIT_OK : cg_cmd_fail("serve");
-        MHD_stop_daemon(d);
+        mhd.stop_daemon(d);
     }
 
     cg_set_grad_enabled(grad);

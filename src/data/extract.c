@@ -25,6 +25,7 @@
 
 #include "cgrad_internal.h"
 #include "data/fetch_internal.h"
+#include "util/lazy.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -32,6 +33,41 @@
 #include <ftw.h>
 #include <limits.h>
 #include <sys/stat.h>
+
+/* libarchive, loaded when an archive is first unpacked (util/lazy.h). */
+#define ARCHIVE_FNS(X) \
+    X(entry_copy_hardlink, archive_entry_copy_hardlink, void, (struct archive_entry *, const char *)) \
+    X(entry_copy_pathname, archive_entry_copy_pathname, void, (struct archive_entry *, const char *)) \
+    X(entry_filetype, archive_entry_filetype, __LA_MODE_T, (struct archive_entry *)) \
+    X(entry_hardlink, archive_entry_hardlink, const char *, (struct archive_entry *)) \
+    X(entry_pathname, archive_entry_pathname, const char *, (struct archive_entry *)) \
+    X(entry_perm, archive_entry_perm, __LA_MODE_T, (struct archive_entry *)) \
+    X(entry_set_perm, archive_entry_set_perm, void, (struct archive_entry *, __LA_MODE_T)) \
+    X(entry_size, archive_entry_size, la_int64_t, (struct archive_entry *)) \
+    X(entry_symlink, archive_entry_symlink, const char *, (struct archive_entry *)) \
+    X(error_string, archive_error_string, const char *, (struct archive *)) \
+    X(read_data_block, archive_read_data_block, int, (struct archive *, const void **, size_t *, la_int64_t *)) \
+    X(read_free, archive_read_free, int, (struct archive *)) \
+    X(read_new, archive_read_new, struct archive *, (void)) \
+    X(read_next_header, archive_read_next_header, int, (struct archive *, struct archive_entry **)) \
+    X(read_open_filename, archive_read_open_filename, int, (struct archive *, const char *, size_t)) \
+    X(read_support_filter_all, archive_read_support_filter_all, int, (struct archive *)) \
+    X(read_support_format_gnutar, archive_read_support_format_gnutar, int, (struct archive *)) \
+    X(read_support_format_tar, archive_read_support_format_tar, int, (struct archive *)) \
+    X(read_support_format_zip, archive_read_support_format_zip, int, (struct archive *)) \
+    X(write_close, archive_write_close, int, (struct archive *)) \
+    X(write_data_block, archive_write_data_block, la_ssize_t, (struct archive *, const void *, size_t, la_int64_t)) \
+    X(write_disk_new, archive_write_disk_new, struct archive *, (void)) \
+    X(write_disk_set_options, archive_write_disk_set_options, int, (struct archive *, int)) \
+    X(write_finish_entry, archive_write_finish_entry, int, (struct archive *)) \
+    X(write_free, archive_write_free, int, (struct archive *)) \
+    X(write_header, archive_write_header, int, (struct archive *, struct archive_entry *))
+typedef struct archive_fns {
+    ARCHIVE_FNS(CG_LAZY_FIELD)
+} archive_fns;
+static archive_fns ar;
+static const char *const archive_names[] = {ARCHIVE_FNS(CG_LAZY_NAME) NULL};
+static cg_lazy_lib archive_lib = CG_LAZY_LIB("libarchive.so.13", "libarchive13", archive_names, ar);
 
 /* ---- layer 1: names and link targets ---- */
 
@@ -154,19 +190,19 @@ static cg_status copy_data(struct archive *in, struct archive *out, const char *
         const void *buf;
         size_t size;
         la_int64_t offset;
-        int r = archive_read_data_block(in, &buf, &size, &offset);
+        int r = ar.read_data_block(in, &buf, &size, &offset);
         if (r == ARCHIVE_EOF) return CG_OK;
         if (r < ARCHIVE_WARN)
             return cg_fail(CG_ERR_FORMAT, "fetch: %s: reading '%s': %s (corrupt or truncated archive)",
-                           label, name, archive_error_string(in));
+                           label, name, ar.error_string(in));
         *total += (int64_t)size;
         if (*total > limit)
             return cg_fail(CG_ERR_FORMAT,
                            "fetch: %s: unpacks to more than %lld bytes; refused (a decompression bomb?)",
                            label, (long long)limit);
-        if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_WARN)
+        if (ar.write_data_block(out, buf, size, offset) < ARCHIVE_WARN)
             return cg_fail(CG_ERR_IO, "fetch: %s: writing '%s': %s", label, name,
-                           archive_error_string(out));
+                           ar.error_string(out));
     }
 }
 
@@ -174,15 +210,15 @@ static cg_status copy_data(struct archive *in, struct archive *out, const char *
 static cg_status extract_entry(struct archive *in, struct archive *out, struct archive_entry *e,
                                const char *dest, const char *label, bool own_checks,
                                int64_t *total, int64_t limit) {
-    const char *name = archive_entry_pathname(e);
+    const char *name = ar.entry_pathname(e);
     const char *why = NULL;
     int depth = 0;
     char path[PATH_MAX], link[PATH_MAX], shown[256];
     /* Kept for messages: the entry's own string changes below. */
     snprintf(shown, sizeof shown, "%s", name ? name : "(unnamed)");
 
-    mode_t type = archive_entry_filetype(e);
-    const char *hard = archive_entry_hardlink(e);
+    mode_t type = ar.entry_filetype(e);
+    const char *hard = ar.entry_hardlink(e);
     if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK && !hard)
         return cg_fail(CG_ERR_FORMAT,
                        "fetch: %s: entry '%s' is a device, fifo or socket; refused (a dataset holds "
@@ -198,32 +234,32 @@ static cg_status extract_entry(struct archive *in, struct archive *out, struct a
                            "whole archive",
                            label, shown, hard, why);
         if (type == AE_IFLNK && !hard &&
-            !cg_archive_symlink_ok(archive_entry_symlink(e), depth, &why))
+            !cg_archive_symlink_ok(ar.entry_symlink(e), depth, &why))
             return cg_fail(CG_ERR_FORMAT,
                            "fetch: %s: entry '%s' %s ('%s'); refused the whole archive", label,
-                           shown, why, archive_entry_symlink(e));
+                           shown, why, ar.entry_symlink(e));
     } else if (!name) {
         return cg_fail(CG_ERR_FORMAT, "fetch: %s: an entry has no usable name", label);
     }
     if (!join(path, sizeof path, dest, name) || (hard && !join(link, sizeof link, dest, hard)))
         return cg_fail(CG_ERR_FORMAT, "fetch: %s: entry '%s': path too long", label, shown);
-    archive_entry_copy_pathname(e, path);
-    if (hard) archive_entry_copy_hardlink(e, link);
+    ar.entry_copy_pathname(e, path);
+    if (hard) ar.entry_copy_hardlink(e, link);
     /* Modes from the archive could make a folder unwritable (so we could
      * neither fill nor remove it) or a file setuid; a dataset needs none. */
-    if (type == AE_IFDIR) archive_entry_set_perm(e, 0755);
-    else if (type == AE_IFREG) archive_entry_set_perm(e, (archive_entry_perm(e) & 0111) ? 0755 : 0644);
+    if (type == AE_IFDIR) ar.entry_set_perm(e, 0755);
+    else if (type == AE_IFREG) ar.entry_set_perm(e, (ar.entry_perm(e) & 0111) ? 0755 : 0644);
 
-    if (archive_write_header(out, e) < ARCHIVE_WARN)
+    if (ar.write_header(out, e) < ARCHIVE_WARN)
         return cg_fail(CG_ERR_FORMAT, "fetch: %s: entry '%s' refused: %s", label, shown,
-                       archive_error_string(out));
-    if (archive_entry_size(e) > 0 || type == AE_IFREG) {
+                       ar.error_string(out));
+    if (ar.entry_size(e) > 0 || type == AE_IFREG) {
         cg_status s = copy_data(in, out, label, shown, total, limit);
         if (s != CG_OK) return s;
     }
-    if (archive_write_finish_entry(out) < ARCHIVE_WARN)
+    if (ar.write_finish_entry(out) < ARCHIVE_WARN)
         return cg_fail(CG_ERR_IO, "fetch: %s: finishing '%s': %s", label, shown,
-                       archive_error_string(out));
+                       ar.error_string(out));
     return CG_OK;
 }
 
@@ -235,35 +271,36 @@ cg_status cg_archive_extract(const char *archive_path, const char *dest_dir, con
     char dest[PATH_MAX];
     if (!realpath(dest_dir, dest))
         return cg_fail(CG_ERR_IO, "fetch: cannot resolve folder %s: %s", dest_dir, strerror(errno));
+    if (cg_lazy_load(&archive_lib, "fetch") != CG_OK) return cg_last_status();
 
-    struct archive *in = archive_read_new();
-    struct archive *out = archive_write_disk_new();
+    struct archive *in = ar.read_new();
+    struct archive *out = ar.write_disk_new();
     if (!in || !out) {
-        archive_read_free(in);
-        archive_write_free(out);
+        ar.read_free(in);
+        ar.write_free(out);
         return cg_fail(CG_ERR_NOMEM, "fetch: out of memory starting libarchive");
     }
-    archive_read_support_filter_all(in);
-    archive_read_support_format_tar(in);
-    archive_read_support_format_gnutar(in);
-    archive_read_support_format_zip(in);
-    archive_write_disk_set_options(out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+    ar.read_support_filter_all(in);
+    ar.read_support_format_tar(in);
+    ar.read_support_format_gnutar(in);
+    ar.read_support_format_zip(in);
+    ar.write_disk_set_options(out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                             ARCHIVE_EXTRACT_SECURE_NODOTDOT);
 
     cg_status s = CG_OK;
-    if (archive_read_open_filename(in, archive_path, 1 << 16) != ARCHIVE_OK) {
+    if (ar.read_open_filename(in, archive_path, 1 << 16) != ARCHIVE_OK) {
         s = cg_fail(CG_ERR_FORMAT, "fetch: %s: not an archive cgrad can read: %s", label,
-                    archive_error_string(in));
+                    ar.error_string(in));
         goto done;
     }
     int64_t total = 0, entries = 0;
     for (;;) {
         struct archive_entry *e;
-        int r = archive_read_next_header(in, &e);
+        int r = ar.read_next_header(in, &e);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
             s = cg_fail(CG_ERR_FORMAT, "fetch: %s: %s (corrupt or truncated archive)", label,
-                        archive_error_string(in));
+                        ar.error_string(in));
             goto done;
         }
         if (++entries > max_entries) {
@@ -279,10 +316,10 @@ cg_status cg_archive_extract(const char *archive_path, const char *dest_dir, con
         goto done;
     }
     /* Close applies the folder times that libarchive defers to the end. */
-    if (archive_write_close(out) < ARCHIVE_WARN)
-        s = cg_fail(CG_ERR_IO, "fetch: %s: %s", label, archive_error_string(out));
+    if (ar.write_close(out) < ARCHIVE_WARN)
+        s = cg_fail(CG_ERR_IO, "fetch: %s: %s", label, ar.error_string(out));
 done:
-    archive_read_free(in);
-    archive_write_free(out);
+    ar.read_free(in);
+    ar.write_free(out);
     return s;
 }

@@ -16,6 +16,7 @@
 #include "cgrad_internal.h"
 #include "data/fetch_internal.h"
 #include "util/file.h"
+#include "util/lazy.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -27,6 +28,35 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* libcurl and libcrypto, loaded when a download starts (util/lazy.h). */
+#define CURL_FNS(X)                                                           \
+    X(global_init, curl_global_init, CURLcode, (long))                        \
+    X(easy_init, curl_easy_init, CURL *, (void))                              \
+    X(easy_setopt, curl_easy_setopt, CURLcode, (CURL *, CURLoption, ...))     \
+    X(easy_perform, curl_easy_perform, CURLcode, (CURL *))                    \
+    X(easy_cleanup, curl_easy_cleanup, void, (CURL *))                        \
+    X(easy_strerror, curl_easy_strerror, const char *, (CURLcode))
+typedef struct curl_fns {
+    CURL_FNS(CG_LAZY_FIELD)
+} curl_fns;
+static curl_fns curl;
+static const char *const curl_names[] = {CURL_FNS(CG_LAZY_NAME) NULL};
+static cg_lazy_lib curl_lib = CG_LAZY_LIB("libcurl.so.4", "libcurl4", curl_names, curl);
+
+#define CRYPTO_FNS(X)                                                                        \
+    X(md_ctx_new, EVP_MD_CTX_new, EVP_MD_CTX *, (void))                                      \
+    X(md_ctx_free, EVP_MD_CTX_free, void, (EVP_MD_CTX *))                                    \
+    X(sha256, EVP_sha256, const EVP_MD *, (void))                                            \
+    X(digest_init, EVP_DigestInit_ex, int, (EVP_MD_CTX *, const EVP_MD *, ENGINE *))         \
+    X(digest_update, EVP_DigestUpdate, int, (EVP_MD_CTX *, const void *, size_t))            \
+    X(digest_final, EVP_DigestFinal_ex, int, (EVP_MD_CTX *, unsigned char *, unsigned int *))
+typedef struct crypto_fns {
+    CRYPTO_FNS(CG_LAZY_FIELD)
+} crypto_fns;
+static crypto_fns crypto;
+static const char *const crypto_names[] = {CRYPTO_FNS(CG_LAZY_NAME) NULL};
+static cg_lazy_lib crypto_lib = CG_LAZY_LIB("libcrypto.so.3", "libssl3", crypto_names, crypto);
 
 /* ---- known datasets ---- */
 
@@ -194,7 +224,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user) {
         d->write_failed = true;
         return 0;
     }
-    if (d->md) EVP_DigestUpdate(d->md, ptr, n);
+    if (d->md) crypto.digest_update(d->md, ptr, n);
     d->bytes += (int64_t)n;
     return n;
 }
@@ -239,22 +269,24 @@ static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
-static void init_curl(void) { curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void init_curl(void) { curl_init_result = curl.global_init(CURL_GLOBAL_DEFAULT); }
 
 /* Downloads url into file; fills sha (when md) and reports every failure
  * with the URL and curl's own reason. */
 static cg_status download_to(const char *url, FILE *file, const char *label,
                              const cg_fetch_options *o, int64_t limit, unsigned char sha[32]) {
+    if (cg_lazy_load(&curl_lib, "fetch") != CG_OK || cg_lazy_load(&crypto_lib, "fetch") != CG_OK)
+        return cg_last_status();
     pthread_once(&curl_once, init_curl);
     if (curl_init_result != CURLE_OK)
         return cg_fail(CG_ERR_NET, "fetch: cannot start libcurl: %s",
-                       curl_easy_strerror(curl_init_result));
+                       curl.easy_strerror(curl_init_result));
     download d = {.file = file, .limit = limit, .label = label, .last_draw = -1.0};
-    d.md = EVP_MD_CTX_new();
-    CURL *c = curl_easy_init();
-    if (!d.md || !c || EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(d.md);
-        curl_easy_cleanup(c);
+    d.md = crypto.md_ctx_new();
+    CURL *c = curl.easy_init();
+    if (!d.md || !c || crypto.digest_init(d.md, crypto.sha256(), NULL) != 1) {
+        crypto.md_ctx_free(d.md);
+        if (c) curl.easy_cleanup(c);
         return cg_fail(CG_ERR_NOMEM, "fetch: out of memory starting a download");
     }
     char err[CURL_ERROR_SIZE] = "";
@@ -262,33 +294,33 @@ static cg_status download_to(const char *url, FILE *file, const char *label,
     long stall_s = o->stall_timeout_s > 0 ? o->stall_timeout_s : 60;
     bool bar = !o->quiet && isatty(STDERR_FILENO);
 
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L); /* a 404 page is not an archive */
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, connect_s);
+    curl.easy_setopt(c, CURLOPT_URL, url);
+    curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
+    curl.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl.easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+    curl.easy_setopt(c, CURLOPT_FAILONERROR, 1L); /* a 404 page is not an archive */
+    curl.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, connect_s);
     /* Under 1000 bytes/s for stall_s seconds counts as hung. */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1000L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall_s);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)limit);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* timeouts without SIGALRM: thread-safe */
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "cgrad/" CG_VERSION);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
+    curl.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1000L);
+    curl.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall_s);
+    curl.easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)limit);
+    curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* timeouts without SIGALRM: thread-safe */
+    curl.easy_setopt(c, CURLOPT_USERAGENT, "cgrad/" CG_VERSION);
+    curl.easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+    curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl.easy_setopt(c, CURLOPT_WRITEDATA, &d);
     if (bar) {
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &d);
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl.easy_setopt(c, CURLOPT_XFERINFODATA, &d);
+        curl.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     }
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = curl.easy_perform(c);
     if (d.drawn) fputc('\n', stderr);
-    curl_easy_cleanup(c);
+    curl.easy_cleanup(c);
     unsigned int len = 0;
-    bool hashed = EVP_DigestFinal_ex(d.md, sha, &len) == 1 && len == 32;
-    EVP_MD_CTX_free(d.md);
+    bool hashed = crypto.digest_final(d.md, sha, &len) == 1 && len == 32;
+    crypto.md_ctx_free(d.md);
     if (fflush(file) != 0) d.write_failed = true;
 
     if (d.over_limit || rc == CURLE_FILESIZE_EXCEEDED)
@@ -299,7 +331,7 @@ static cg_status download_to(const char *url, FILE *file, const char *label,
                        strerror(errno));
     if (rc != CURLE_OK)
         return cg_fail(CG_ERR_NET, "fetch: cannot download %s: %s (curl: %s)", url,
-                       err[0] ? err : curl_easy_strerror(rc), curl_easy_strerror(rc));
+                       err[0] ? err : curl.easy_strerror(rc), curl.easy_strerror(rc));
     if (!hashed) return cg_fail(CG_ERR_NOMEM, "fetch: SHA-256 of %s failed", url);
     if (o->expected_size > 0 && d.bytes != o->expected_size)
         return cg_fail(CG_ERR_FORMAT,

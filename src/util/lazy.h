@@ -1,0 +1,57 @@
+/*
+ * lazy.h - shared libraries that cgrad loads on first use (dlopen).
+ *
+ * libcurl, libarchive and OpenSSL's libcrypto serve `cgrad fetch` only,
+ * and libmicrohttpd `cgrad serve` only, but linked in they are loaded by
+ * every run: with what they pull in (Kerberos, LDAP, GnuTLS, ICU, ...)
+ * that is 47 shared objects and ~13 ms before main() on the machine the
+ * README measures, against ~2 ms without them. So the commands that need
+ * them load them when they first call in, and `cgrad train` never does.
+ *
+ * A user of a library declares its functions once, as an X-macro list of
+ * (field, symbol, return type, parameter list), which makes both a struct
+ * of typed function pointers and the table of names:
+ *
+ *     #define CURL_FNS(X) X(easy_init, curl_easy_init, CURL *, (void)) ...
+ *     typedef struct { CURL_FNS(CG_LAZY_FIELD) } curl_fns;
+ *     static curl_fns curl;
+ *     static const char *const curl_names[] = {CURL_FNS(CG_LAZY_NAME) NULL};
+ *     static cg_lazy_lib curl_lib = CG_LAZY_LIB("libcurl.so.4", "libcurl4", curl_names, curl);
+ *
+ *     if (cg_lazy_load(&curl_lib, "fetch") != CG_OK) return cg_last_status();
+ *     CURL *c = curl.easy_init();
+ */
+#ifndef CGRAD_UTIL_LAZY_H
+#define CGRAD_UTIL_LAZY_H
+
+#include "cgrad.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CG_LAZY_FIELD(field, symbol, ret, params) ret(*field) params;
+#define CG_LAZY_NAME(field, symbol, ret, params) #symbol,
+
+typedef struct cg_lazy_lib {
+    const char *soname;         /* what dlopen is given: "libcurl.so.4" */
+    const char *package;        /* the Debian package that has it, for the message */
+    const char *const *symbols; /* NULL-terminated, in the order of the struct's fields */
+    void *table;                /* the struct of function pointers */
+    size_t table_size;          /* its sizeof: checked against the names */
+    pthread_mutex_t lock;
+    bool tried;
+    cg_status status;      /* of the one attempt: a failure is remembered */
+    char message[512];
+} cg_lazy_lib;
+
+#define CG_LAZY_LIB(soname, package, names, table) \
+    {(soname), (package), (names), &(table), sizeof(table), PTHREAD_MUTEX_INITIALIZER, false, CG_OK, ""}
+
+/* Loads the library and every symbol (once; later calls return the first
+ * answer). On failure: CG_ERR_IO and a message naming `who` (the op), the
+ * library, dlerror()'s reason and the package to install. The library
+ * stays loaded until exit. Thread-safe. */
+cg_status cg_lazy_load(cg_lazy_lib *lib, const char *who);
+
+#endif
