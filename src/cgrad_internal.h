@@ -151,11 +151,15 @@ static inline float cg_sigmoidf(float x) {
 double cg_seconds(void);
 int cg_guard_threads(int nt);
 void cg_guard_report(double t0, double t_own);
-/* Runs body(ctx, lo, hi) over [0, units) cut evenly into nt parts (one
- * per thread), or on one thread while the guard holds, and reports the
- * region's timing to the guard: the whole protocol above in one call. */
+/* Runs body(ctx, lo, hi) over [0, units) on nt threads, or on one while
+ * the guard holds, and reports the region's timing to the guard: the whole
+ * protocol above in one call. Thread t owns the t-th of nt equal shares,
+ * cut into `chunks` pieces; a thread done with its own share takes pieces
+ * from the far end of the others' (see threads.c). chunks = 1 is a plain
+ * static split whose shares can still be taken whole by an idle thread.
+ * body must give the same result for a unit whichever call covers it. */
 typedef void (*cg_range_fn)(void *ctx, int64_t lo, int64_t hi);
-void cg_guarded_for(int nt, int64_t units, cg_range_fn body, void *ctx);
+void cg_guarded_for(int nt, int64_t units, int chunks, cg_range_fn body, void *ctx);
 /* On by default. Off, every region gets the threads it asks for: a fixed
  * plan, for tests that count what a step does on a given thread count. */
 void cg_guard_enable(bool on);

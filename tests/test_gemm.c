@@ -126,8 +126,10 @@ static const int64_t sweep[][3] = {
     {5, 67, 300}, {13, 18, 520}, {7, 3, 257}, {150, 70, 9}, {300, 5, 12}, {7, 4100, 5},
     {1, 67, 67},  {67, 1, 67},  {2, 2, 1000},
     /* Over the 2^20-flop threading threshold, so 2 threads really split
-     * them: along M, along N, and the two gemv forms. */
-    {103, 97, 61}, {61, 205, 45}, {1, 1100, 500}, {1100, 1, 500},
+     * them: along M (in row chunks taken from a shared counter; at 2000
+     * rows a chunk spans more than one MC block), along N, and the two
+     * gemv forms. */
+    {103, 97, 61}, {2000, 20, 30}, {61, 205, 45}, {1, 1100, 500}, {1100, 1, 500},
 };
 static const float alphas[] = {1.0f, -0.5f, 2.0f, 0.75f};
 static const float betas[] = {0.0f, 1.0f, -1.5f, 0.25f};

@@ -293,52 +293,67 @@ static void gemm_unblocked(const gemm_job *g, int64_t m0, int64_t m1, int64_t n0
         }
 }
 
+/*
+ * Rows [m0, m1) of C's columns [jc, jc + nc), for the K block [pc, pc + kc)
+ * whose B panels are packed at bp: the ic / jr / ir loops of the nest.
+ * ap has room for one MC x KC block of A.
+ */
+static void gemm_rows(const gemm_job *g, int64_t m0, int64_t m1, int64_t jc, int64_t nc,
+                      int64_t pc, int64_t kc, const float *bp, float *ap, bool pack_a) {
+    const cg_gemm_kernel *kr = g->kr;
+    const int MR = kr->mr, NR = kr->nr;
+    /* Later K blocks add onto what the first one wrote. */
+    const float beta = pc == 0 ? g->beta : 1.0f;
+    for (int64_t ic = m0; ic < m1; ic += kr->mc) {
+        const int64_t mc = min64(kr->mc, m1 - ic);
+        const float *ablk = g->a + ic * g->a_rs + pc * g->a_cs;
+        /* Panels [0, full) are read in place unless packing. */
+        const int64_t full = pack_a ? 0 : mc / MR * MR;
+        for (int64_t ir = full; ir < mc; ir += MR)
+            pack_panel(ablk + ir * g->a_rs, g->a_rs, g->a_cs, (int)min64(MR, mc - ir), MR, kc,
+                       ap + (ir - full) * kc);
+
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int nr = (int)min64(NR, nc - jr);
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+                const int mr = (int)min64(MR, mc - ir);
+                float *c = g->c + (ic + ir) * g->ldc + jc + jr;
+                if (ir < full)
+                    kr->ukr(kc, ablk + ir * g->a_rs, g->a_rs, g->a_cs, bp + jr * kc, c, g->ldc,
+                            g->alpha, beta, mr, nr);
+                else
+                    kr->ukr(kc, ap + (ir - full) * kc, 1, MR, bp + jr * kc, c, g->ldc, g->alpha,
+                            beta, mr, nr);
+            }
+        }
+    }
+}
+
+/* B's K block [pc, pc + kc) x columns [jc, jc + nc) into NR-column panels at bp. */
+static void pack_b(const gemm_job *g, int64_t jc, int64_t nc, int64_t pc, int64_t kc, float *bp) {
+    const int NR = g->kr->nr;
+    for (int64_t jr = 0; jr < nc; jr += NR)
+        pack_panel(g->b + pc * g->b_ps + (jc + jr) * g->b_js, g->b_js, g->b_ps,
+                   (int)min64(NR, nc - jr), NR, kc, bp + jr * kc);
+}
+
 /* The loop nest over one rectangle of C; m0 and n0 sit on tile boundaries. */
 static void gemm_block(const gemm_job *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     const cg_gemm_kernel *kr = g->kr;
-    const int MR = kr->mr, NR = kr->nr;
     float *ws = workspace(block_workspace(g, m1 - m0, n1 - n0));
     if (!ws) {
         gemm_unblocked(g, m0, m1, n0, n1);
         return;
     }
     float *bp = ws;
-    float *ap = ws + g->kc * round_up(min64(kr->nc, n1 - n0), NR);
+    float *ap = ws + g->kc * round_up(min64(kr->nc, n1 - n0), kr->nr);
     const bool pack_a = want_packed_a(g, n1 - n0);
-
     for (int64_t jc = n0; jc < n1; jc += kr->nc) {
         const int64_t nc = min64(kr->nc, n1 - jc);
         for (int64_t pc = 0; pc < g->k; pc += g->kc) {
             const int64_t kc = min64(g->kc, g->k - pc);
-            /* Later K blocks add onto what the first one wrote. */
-            const float beta = pc == 0 ? g->beta : 1.0f;
-            for (int64_t jr = 0; jr < nc; jr += NR)
-                pack_panel(g->b + pc * g->b_ps + (jc + jr) * g->b_js, g->b_js, g->b_ps,
-                           (int)min64(NR, nc - jr), NR, kc, bp + jr * kc);
-
-            for (int64_t ic = m0; ic < m1; ic += kr->mc) {
-                const int64_t mc = min64(kr->mc, m1 - ic);
-                const float *ablk = g->a + ic * g->a_rs + pc * g->a_cs;
-                /* Panels [0, full) are read in place unless packing. */
-                const int64_t full = pack_a ? 0 : mc / MR * MR;
-                for (int64_t ir = full; ir < mc; ir += MR)
-                    pack_panel(ablk + ir * g->a_rs, g->a_rs, g->a_cs, (int)min64(MR, mc - ir), MR,
-                               kc, ap + (ir - full) * kc);
-
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const int nr = (int)min64(NR, nc - jr);
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int mr = (int)min64(MR, mc - ir);
-                        float *c = g->c + (ic + ir) * g->ldc + jc + jr;
-                        if (ir < full)
-                            kr->ukr(kc, ablk + ir * g->a_rs, g->a_rs, g->a_cs, bp + jr * kc, c,
-                                    g->ldc, g->alpha, beta, mr, nr);
-                        else
-                            kr->ukr(kc, ap + (ir - full) * kc, 1, MR, bp + jr * kc, c, g->ldc,
-                                    g->alpha, beta, mr, nr);
-                    }
-                }
-            }
+            pack_b(g, jc, nc, pc, kc, bp);
+            gemm_rows(g, m0, m1, jc, nc, pc, kc, bp, ap, pack_a);
         }
     }
 }
@@ -366,6 +381,45 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
         gemm_block(g, lo * g->kr->mr, min64(hi * g->kr->mr, g->m), 0, g->n);
 }
 
+/*
+ * The skinny shapes of a small network's training step (256 x 784 x 30,
+ * 784 x 256 x 30: ~100 us each) have all of B in one packed block, which
+ * every thread packs once per call into its own workspace. Their rows then
+ * go in pieces through cg_guarded_for's work stealing: on a shared machine
+ * the two threads' speeds differ by 5-15% from call to call, and with a
+ * fixed split the faster one would idle for the difference. A thread packs
+ * B on the first piece it takes in a call: `call` numbers the calls, and
+ * packed_call remembers, per thread, which call its packed B belongs to.
+ */
+#define ROW_PIECES 6
+
+typedef struct rows_part {
+    const gemm_job *g;
+    uint64_t call;
+} rows_part;
+
+static atomic_uint_fast64_t gemm_calls;
+static _Thread_local uint64_t packed_call;
+
+static void gemm_rows_part(void *ctx, int64_t lo, int64_t hi) {
+    const rows_part *p = ctx;
+    const gemm_job *g = p->g;
+    const cg_gemm_kernel *kr = g->kr;
+    const int64_t m0 = lo * kr->mr, m1 = min64(hi * kr->mr, g->m);
+    float *ws = workspace(block_workspace(g, kr->mc, g->n));
+    if (!ws) {
+        packed_call = 0;
+        gemm_unblocked(g, m0, m1, 0, g->n);
+        return;
+    }
+    float *bp = ws, *ap = ws + g->kc * round_up(g->n, kr->nr);
+    if (packed_call != p->call) {
+        pack_b(g, 0, g->n, 0, g->k, bp);
+        packed_call = p->call;
+    }
+    gemm_rows(g, m0, m1, 0, g->n, 0, g->k, bp, ap, want_packed_a(g, g->n));
+}
+
 static void gemm_blocked(const gemm_job *g) {
     const int64_t MR = g->kr->mr, NR = g->kr->nr;
     const int64_t um = (g->m + MR - 1) / MR, un = (g->n + NR - 1) / NR;
@@ -374,7 +428,15 @@ static void gemm_blocked(const gemm_job *g) {
     blocked_part part = {g, un > um};
     const int64_t units = part.cut_n ? un : um;
     const double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k;
-    cg_guarded_for(threads_for(flops, GEMM_PARALLEL_MIN_FLOPS, units), units, gemm_part, &part);
+    const int nt = threads_for(flops, GEMM_PARALLEL_MIN_FLOPS, units);
+    if (!part.cut_n && g->kc == g->k && g->n <= g->kr->nc) { /* all of B in one block */
+        rows_part rows = {g, atomic_fetch_add(&gemm_calls, 1) + 1};
+        cg_guarded_for(nt, units, ROW_PIECES, gemm_rows_part, &rows);
+        return;
+    }
+    /* Otherwise one piece per thread: a piece re-packs its operands, which
+     * costs more than stealing saves in a call this long. */
+    cg_guarded_for(nt, units, 1, gemm_part, &part);
 }
 
 /* Rows [64 lo, 64 hi) of a matrix-vector product, for cg_guarded_for. */
@@ -425,7 +487,7 @@ static void gemv(const cg_gemm_kernel *kr, int64_t m, int64_t k, float alpha, co
     /* Cut rows in blocks of 64: whole vector groups for either kernel. */
     const int64_t units = (m + 63) / 64;
     const double flops = 2.0 * (double)m * (double)k;
-    cg_guarded_for(threads_for(flops, GEMV_PARALLEL_MIN_FLOPS, units), units, gemv_rows_part, &part);
+    cg_guarded_for(threads_for(flops, GEMV_PARALLEL_MIN_FLOPS, units), units, 2, gemv_rows_part, &part);
 }
 
 /* C = beta * C (beta == 0 writes zeros, whatever C held). */

@@ -325,7 +325,7 @@ cg_tensor *cg_tensor_index_select(cg_tensor *t, const int64_t *idx, int64_t n) {
      * part is the same copy on any thread count, so the straggler guard
      * may keep it on one. */
     gather_job job = {out->data, t->data, idx, len};
-    cg_guarded_for(n * len >= GATHER_PARALLEL_MIN ? cg_get_num_threads() : 1, n, gather_part, &job);
+    cg_guarded_for(n * len >= GATHER_PARALLEL_MIN ? cg_get_num_threads() : 1, n, 4, gather_part, &job);
     return out;
 }
 
