@@ -79,6 +79,9 @@ bool cg_tensor_list_push(cg_tensor_list *l, cg_tensor *t);
 /* Aligned buffer allocation through the per-thread pool. */
 float *cg_floats_alloc(int64_t n);
 void cg_floats_free(float *p, int64_t n);
+/* Maps in the pages of a big fresh buffer up front (see tensor.c): for a
+ * buffer about to be filled whole, e.g. a loaded dataset. */
+void cg_floats_prefault(float *p, int64_t n);
 
 /* Normalises a possibly negative dim for a rank-ndim tensor; -1 + cg_fail if out of range. */
 int cg_norm_dim(const char *op, int dim, int ndim);

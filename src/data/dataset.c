@@ -113,6 +113,8 @@ cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h,
         ds->x = NULL;
         return cg_last_status();
     }
+    /* It is about to be written whole: map its pages in one go. */
+    cg_floats_prefault(ds->x->data, ds->x->numel);
     ds->height = h;
     ds->width = w;
     return CG_OK;

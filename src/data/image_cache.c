@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,6 +126,7 @@ static cg_status cache_read(cg_dataset *ds, const char *path, uint64_t key, cons
     if (fd < 0) return cg_fail(CG_ERR_IO, "cache: no %s", path);
     cg_status st = CG_ERR_FORMAT;
     uint8_t *buf = NULL;
+    size_t size = 0;
     uint8_t head[CACHE_HEADER];
     struct stat s;
     if (fstat(fd, &s) != 0 || !S_ISREG(s.st_mode) || s.st_size < CACHE_HEADER + CACHE_CRC ||
@@ -142,13 +144,18 @@ static cg_status cache_read(cg_dataset *ds, const char *path, uint64_t key, cons
         goto done;
     }
     /* Only now, the sizes matching the listing and the file's length, is
-     * anything allocated. */
-    size_t size = (size_t)expect;
-    buf = malloc(size);
-    if (!buf || !read_at(fd, buf, size, 0)) {
-        cg_fail(CG_ERR_IO, "cache: cannot read %s", path);
+     * anything mapped. The file is mapped, not read into a buffer: its
+     * pages are already in the page cache, and a fresh 11 MB buffer would
+     * cost ~2,800 page faults (on a VM ~2.5 us each, more than the read).
+     * MAP_POPULATE maps them all in one call. (Our writers replace a cache
+     * file by rename, never in place, so the mapped file keeps its size.) */
+    void *map = mmap(NULL, (size_t)expect, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (map == MAP_FAILED) {
+        cg_fail(CG_ERR_IO, "cache: cannot map %s: %s", path, strerror(errno));
         goto done;
     }
+    buf = map;
+    size = (size_t)expect;
     if (cg_get_u32(buf + size - CACHE_CRC) != cg_crc32(buf, size - CACHE_CRC)) {
         cg_fail(CG_ERR_FORMAT, "cache: %s is corrupt (checksum)", path);
         goto done;
@@ -174,7 +181,7 @@ static cg_status cache_read(cg_dataset *ds, const char *path, uint64_t key, cons
     *ds = got;
     st = CG_OK;
 done:
-    free(buf);
+    if (buf) munmap(buf, size);
     close(fd);
     return st;
 }

@@ -13,6 +13,8 @@
 #include "cgrad_internal.h"
 
 #include <math.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* Per-thread pools                                                    */
@@ -80,6 +82,34 @@ float *cg_floats_alloc(int64_t n) {
     size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
     bytes = (bytes + 63) & ~(size_t)63;
     return aligned_alloc(64, bytes);
+}
+
+/*
+ * Maps in every page of a fresh buffer of n floats before it is filled.
+ * A new page costs a fault when first written, and on the VMs measured
+ * here that is ~2.5 us a page: filling MNIST_SAMPLE's 39 MB training
+ * tensor took 15-25 ms of faults on two threads. MADV_POPULATE_WRITE
+ * (Linux 5.14) maps a range in one call, ~11 ms for the same 39 MB with
+ * the range cut between the threads. Where the kernel lacks it, nothing
+ * happens and the pages fault in as they are written, as before.
+ */
+void cg_floats_prefault(float *f, int64_t n) {
+#ifdef MADV_POPULATE_WRITE
+    const long page = sysconf(_SC_PAGESIZE);
+    if (!f || page <= 0 || n * (int64_t)sizeof(float) < 64 * page) return;
+    const uintptr_t lo = ((uintptr_t)f + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    const uintptr_t hi = ((uintptr_t)(f + n)) & ~((uintptr_t)page - 1);
+    const int64_t pages = (int64_t)((hi - lo) / (uintptr_t)page);
+    const int nt = cg_get_num_threads() < 2 ? 1 : 2;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        const uintptr_t a = lo + (uintptr_t)(pages * t / nt) * (uintptr_t)page;
+        const uintptr_t b = lo + (uintptr_t)(pages * (t + 1) / nt) * (uintptr_t)page;
+        if (b > a) (void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+    }
+#else
+    (void)f, (void)n;
+#endif
 }
 
 void cg_floats_free(float *f, int64_t n) {
