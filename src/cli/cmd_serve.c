@@ -64,12 +64,7 @@
     X(create_response_from_buffer, MHD_create_response_from_buffer, struct MHD_Response *, (size_t, void *, enum MHD_ResponseMemoryMode)) \
     X(destroy_response, MHD_destroy_response, void, (struct MHD_Response *)) \
     X(add_response_header, MHD_add_response_header, enum MHD_Result, (struct MHD_Response *, const char *, const char *))
-typedef struct mhd_fns {
-    MHD_FNS(CG_LAZY_FIELD)
-} mhd_fns;
-static mhd_fns mhd;
-static const char *const mhd_names[] = {MHD_FNS(CG_LAZY_NAME) NULL};
-static cg_lazy_lib mhd_lib = CG_LAZY_LIB("libmicrohttpd.so.12", "libmicrohttpd12", mhd_names, mhd);
+CG_LAZY_TABLE(mhd_fns, mhd, MHD_FNS, "libmicrohttpd.so.12", "libmicrohttpd12");
 
 static const char SERVE_USAGE[] =
     "usage: cgrad serve MODEL [--port N] [--host ADDR]\n"

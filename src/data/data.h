@@ -36,6 +36,10 @@ void cg_u8_to_unit(float *dst, const uint8_t *src, int64_t n);
  * ds whatever scope is open; sets height and width. */
 cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w);
 
+/* Fills ds's x (from cg_dataset_alloc) with pixel / 255 of its n images
+ * of 8-bit pixels, in parallel, and y with the n labels. */
+void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *labels);
+
 /* Builds ds from 8-bit pixels (n images of h x w, row after row) and
  * labels: n_classes = max label + 1, named "0", "1", ... (digits). A label
  * that is not below CG_MAX_CLASSES is an error naming `name` and the item. */

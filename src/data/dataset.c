@@ -120,6 +120,13 @@ cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h,
     return CG_OK;
 }
 
+void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *labels) {
+    const int64_t n = ds->x->shape[0], hw = ds->x->shape[1];
+#pragma omp parallel for schedule(static) if (n * hw >= 16 * CG_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) cg_u8_to_unit(ds->x->data + i * hw, pixels + i * hw, hw);
+    for (int64_t i = 0; i < n; i++) ds->y->data[i] = (float)labels[i];
+}
+
 cg_status cg_dataset_from_u8(cg_dataset *ds, const char *op, const char *name,
                              const uint8_t *pixels, const uint8_t *labels, int64_t n,
                              int64_t h, int64_t w) {
@@ -132,10 +139,7 @@ cg_status cg_dataset_from_u8(cg_dataset *ds, const char *op, const char *name,
     }
     memset(ds, 0, sizeof *ds);
     if (cg_dataset_alloc(ds, op, n, h, w) != CG_OK) return cg_last_status();
-    int64_t hw = h * w;
-#pragma omp parallel for schedule(static) if (n * hw >= 16 * CG_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) cg_u8_to_unit(ds->x->data + i * hw, pixels + i * hw, hw);
-    for (int64_t i = 0; i < n; i++) ds->y->data[i] = (float)labels[i];
+    cg_dataset_fill_u8(ds, pixels, labels);
     ds->n_classes = max_label + 1;
     for (int c = 0; c < ds->n_classes; c++)
         snprintf(ds->class_names[c], CG_CLASS_NAME_MAX, "%d", c);

@@ -62,12 +62,7 @@
     X(write_finish_entry, archive_write_finish_entry, int, (struct archive *)) \
     X(write_free, archive_write_free, int, (struct archive *)) \
     X(write_header, archive_write_header, int, (struct archive *, struct archive_entry *))
-typedef struct archive_fns {
-    ARCHIVE_FNS(CG_LAZY_FIELD)
-} archive_fns;
-static archive_fns ar;
-static const char *const archive_names[] = {ARCHIVE_FNS(CG_LAZY_NAME) NULL};
-static cg_lazy_lib archive_lib = CG_LAZY_LIB("libarchive.so.13", "libarchive13", archive_names, ar);
+CG_LAZY_TABLE(archive_fns, ar, ARCHIVE_FNS, "libarchive.so.13", "libarchive13");
 
 /* ---- layer 1: names and link targets ---- */
 
@@ -271,7 +266,7 @@ cg_status cg_archive_extract(const char *archive_path, const char *dest_dir, con
     char dest[PATH_MAX];
     if (!realpath(dest_dir, dest))
         return cg_fail(CG_ERR_IO, "fetch: cannot resolve folder %s: %s", dest_dir, strerror(errno));
-    if (cg_lazy_load(&archive_lib, "fetch") != CG_OK) return cg_last_status();
+    if (cg_lazy_load(&ar_lib, "fetch") != CG_OK) return cg_last_status();
 
     struct archive *in = ar.read_new();
     struct archive *out = ar.write_disk_new();

@@ -37,12 +37,7 @@
     X(easy_perform, curl_easy_perform, CURLcode, (CURL *))                    \
     X(easy_cleanup, curl_easy_cleanup, void, (CURL *))                        \
     X(easy_strerror, curl_easy_strerror, const char *, (CURLcode))
-typedef struct curl_fns {
-    CURL_FNS(CG_LAZY_FIELD)
-} curl_fns;
-static curl_fns curl;
-static const char *const curl_names[] = {CURL_FNS(CG_LAZY_NAME) NULL};
-static cg_lazy_lib curl_lib = CG_LAZY_LIB("libcurl.so.4", "libcurl4", curl_names, curl);
+CG_LAZY_TABLE(curl_fns, curl, CURL_FNS, "libcurl.so.4", "libcurl4");
 
 #define CRYPTO_FNS(X)                                                                        \
     X(md_ctx_new, EVP_MD_CTX_new, EVP_MD_CTX *, (void))                                      \
@@ -51,12 +46,7 @@ static cg_lazy_lib curl_lib = CG_LAZY_LIB("libcurl.so.4", "libcurl4", curl_names
     X(digest_init, EVP_DigestInit_ex, int, (EVP_MD_CTX *, const EVP_MD *, ENGINE *))         \
     X(digest_update, EVP_DigestUpdate, int, (EVP_MD_CTX *, const void *, size_t))            \
     X(digest_final, EVP_DigestFinal_ex, int, (EVP_MD_CTX *, unsigned char *, unsigned int *))
-typedef struct crypto_fns {
-    CRYPTO_FNS(CG_LAZY_FIELD)
-} crypto_fns;
-static crypto_fns crypto;
-static const char *const crypto_names[] = {CRYPTO_FNS(CG_LAZY_NAME) NULL};
-static cg_lazy_lib crypto_lib = CG_LAZY_LIB("libcrypto.so.3", "libssl3", crypto_names, crypto);
+CG_LAZY_TABLE(crypto_fns, crypto, CRYPTO_FNS, "libcrypto.so.3", "libssl3");
 
 /* ---- known datasets ---- */
 

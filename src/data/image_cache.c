@@ -174,10 +174,7 @@ static cg_status cache_read(cg_dataset *ds, const char *path, uint64_t key, cons
         }
     cg_dataset got = *ds; /* the listing's class names */
     if (cg_dataset_alloc(&got, "cache", n, h, w) != CG_OK) goto done;
-    const int64_t hw = h * w;
-#pragma omp parallel for schedule(static) if (n * hw >= 16 * CG_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) cg_u8_to_unit(got.x->data + i * hw, pixels + i * hw, hw);
-    for (int64_t i = 0; i < n; i++) got.y->data[i] = (float)labels[i];
+    cg_dataset_fill_u8(&got, pixels, labels);
     *ds = got;
     st = CG_OK;
 done:

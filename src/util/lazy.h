@@ -9,14 +9,12 @@
  * them load them when they first call in, and `cgrad train` never does.
  *
  * A user of a library declares its functions once, as an X-macro list of
- * (field, symbol, return type, parameter list), which makes both a struct
- * of typed function pointers and the table of names:
+ * (field, symbol, return type, parameter list); CG_LAZY_TABLE makes from it
+ * a struct of typed function pointers `var`, its table of symbol names and
+ * the loader state `var_lib`:
  *
  *     #define CURL_FNS(X) X(easy_init, curl_easy_init, CURL *, (void)) ...
- *     typedef struct { CURL_FNS(CG_LAZY_FIELD) } curl_fns;
- *     static curl_fns curl;
- *     static const char *const curl_names[] = {CURL_FNS(CG_LAZY_NAME) NULL};
- *     static cg_lazy_lib curl_lib = CG_LAZY_LIB("libcurl.so.4", "libcurl4", curl_names, curl);
+ *     CG_LAZY_TABLE(curl_fns, curl, CURL_FNS, "libcurl.so.4", "libcurl4");
  *
  *     if (cg_lazy_load(&curl_lib, "fetch") != CG_OK) return cg_last_status();
  *     CURL *c = curl.easy_init();
@@ -47,6 +45,15 @@ typedef struct cg_lazy_lib {
 
 #define CG_LAZY_LIB(soname, package, names, table) \
     {(soname), (package), (names), &(table), sizeof(table), PTHREAD_MUTEX_INITIALIZER, false, CG_OK, ""}
+
+/* The struct type `type`, its one instance `var`, the names and var_lib. */
+#define CG_LAZY_TABLE(type, var, LIST, soname, package)                               \
+    typedef struct type {                                                             \
+        LIST(CG_LAZY_FIELD)                                                           \
+    } type;                                                                           \
+    static type var;                                                                  \
+    static const char *const var##_names[] = {LIST(CG_LAZY_NAME) NULL};               \
+    static cg_lazy_lib var##_lib = CG_LAZY_LIB(soname, package, var##_names, var)
 
 /* Loads the library and every symbol (once; later calls return the first
  * answer). On failure: CG_ERR_IO and a message naming `who` (the op), the
