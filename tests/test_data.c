@@ -5,6 +5,8 @@
  * CGRAD_DATA set, the real MNIST files are checked against each other. */
 #include "testutil.h"
 
+#include "data/data.h"
+
 #include <dirent.h>
 #include <png.h>
 #include <stdio.h>
@@ -880,6 +882,27 @@ static void test_real_labels_csv(void **state) {
     cg_labels_free(&l);
 }
 
+/* pixel / 255 in the vector loop: every one of the 256 values the same
+ * bits as a scalar division (a multiply by 1/255 would miss about half),
+ * at every alignment and with a tail. */
+static void test_u8_to_unit_exact(void **state) {
+    (void)state;
+    uint8_t src[300];
+    float dst[300];
+    for (int i = 0; i < 300; i++) src[i] = (uint8_t)(i * 7 + 3);
+    volatile float d255 = 255.0f; /* a run-time scalar division to compare with */
+    for (int off = 0; off < 9; off++)
+        for (int n = 0; n + off <= 300; n += 37) {
+            cg_u8_to_unit(dst + off, src + off, n);
+            for (int i = off; i < off + n; i++)
+                if (dst[i] != (float)src[i] / d255)
+                    fail_msg("pixel %d: %.9g, expected %.9g", src[i], dst[i], (float)src[i] / d255);
+        }
+    for (int v = 0; v < 256; v++) src[v] = (uint8_t)v;
+    cg_u8_to_unit(dst, src, 256);
+    for (int v = 0; v < 256; v++) assert_true(dst[v] == (float)v / d255);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_png_gray8_roundtrip, setup_tmp, teardown_tmp),
@@ -910,6 +933,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_csv_bad_rows, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_labels_csv, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_select_classes, setup_tmp, teardown_tmp),
+        cmocka_unit_test(test_u8_to_unit_exact),
         cmocka_unit_test(test_real_mnist_sample_counts),
         cmocka_unit_test(test_real_mnist_idx),
         cmocka_unit_test(test_real_png_matches_idx),

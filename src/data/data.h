@@ -30,7 +30,7 @@ cg_status cg_read_file_at(const char *op, int dirfd, const char *name, const cha
 
 /* dst[i] = src[i] / 255 as float, the same rounding as PyTorch's
  * tensor.float()/255. Serial: callers parallelise over images. */
-void cg_u8_to_unit(float *dst, const uint8_t *src, int64_t n);
+void cg_u8_to_unit(float *restrict dst, const uint8_t *restrict src, int64_t n);
 
 /* Gives ds fresh tensors x [n, h*w] (uninitialised) and y [n], owned by
  * ds whatever scope is open; sets height and width. */

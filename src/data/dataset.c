@@ -75,17 +75,14 @@ cg_status cg_read_file(const char *op, const char *path, size_t max_bytes, cg_by
 /* Pixels to floats                                                    */
 /* ------------------------------------------------------------------ */
 
-/* v / 255.0f for v = 0..255, folded by the compiler: each entry is the
- * correctly rounded quotient, the bits PyTorch's tensor.float()/255 gives
- * (a multiply by 1/255 is off by an ulp for some v). */
-#define UNIT1(v) (float)(v) / 255.0f
-#define UNIT4(v) UNIT1(v), UNIT1(v + 1), UNIT1(v + 2), UNIT1(v + 3)
-#define UNIT16(v) UNIT4(v), UNIT4(v + 4), UNIT4(v + 8), UNIT4(v + 12)
-#define UNIT64(v) UNIT16(v), UNIT16(v + 16), UNIT16(v + 32), UNIT16(v + 48)
-static const float unit_of[256] = {UNIT64(0), UNIT64(64), UNIT64(128), UNIT64(192)};
-
-void cg_u8_to_unit(float *dst, const uint8_t *src, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = unit_of[src[i]];
+/* The division itself, not a multiply by 1/255 (off by an ulp for about
+ * half of the 256 values): each result is the correctly rounded quotient,
+ * the bits PyTorch's tensor.float()/255 gives. The loop vectorises (widen
+ * to int, convert, divide 4 or 8 lanes at a time) and runs at ~3 ms for
+ * MNIST_SAMPLE's 9.7 M pixels on one core, against ~5.5 ms through a
+ * 256-entry table, whose lookups do not vectorise. */
+void cg_u8_to_unit(float *restrict dst, const uint8_t *restrict src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i] / 255.0f;
 }
 
 /* ------------------------------------------------------------------ */
