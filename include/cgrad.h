@@ -225,6 +225,15 @@ cg_tensor *cg_tensor_max(cg_tensor *t, int dim, bool keepdim);
 /* Index of the first max along dim, as floats; no gradient. */
 cg_tensor *cg_tensor_argmax(cg_tensor *t, int dim, bool keepdim);
 
+/* ---- distances ---- */
+typedef enum cg_distance {
+    CG_DIST_L1 = 1,  /* mean |x - y|: the book's mnist_distance, (a-b).abs().mean(-1) */
+    CG_DIST_RMSE = 2 /* sqrt(mean (x - y)^2): F.mse_loss(a, b).sqrt() */
+} cg_distance;
+/* How far each row of x [N, P] is from y ([P] or [1, P]): [N]. One fused
+ * pass per row (src/ops/distance.c); differentiable in x and y. */
+cg_tensor *cg_tensor_row_distance(cg_tensor *x, cg_tensor *y, cg_distance kind);
+
 /* ---- linear algebra ---- */
 /* 2-D @ 2-D, 1-D @ 2-D, 2-D @ 1-D and 1-D @ 1-D, like torch.matmul. */
 cg_tensor *cg_tensor_matmul(cg_tensor *a, cg_tensor *b);

@@ -39,28 +39,6 @@ static const char BASELINE_USAGE[] =
     "  --threads N          threads for the kernels (0: OpenMP's default)\n"
     "  --json               one JSON object instead of text\n";
 
-enum { DIST_L1 = 0, DIST_RMSE = 1 };
-
-/* Below this many validation pixels the distances stay on one thread: the
- * OpenMP team's wake-up would cost more than it saves (MNIST_SAMPLE's
- * valid set has 1.6 M). */
-#define BASELINE_PARALLEL_MIN (1 << 18)
-
-/* Distance of every row of x [N, P] to one image `ideal` [P]: [N]. */
-static cg_tensor *distance(cg_tensor *x, cg_tensor *ideal, int kind) {
-    int last = -1;
-    /* The intermediates live in a scope of their own and are freed as soon
-     * as the distances are out, so the next call reuses their buffers. */
-    cg_scope_begin();
-    cg_tensor *diff = cg_tensor_sub(x, ideal); /* broadcasts [P] over the rows */
-    cg_tensor *d;
-    if (kind == DIST_L1)
-        d = cg_tensor_mean_dims(cg_tensor_abs(diff), &last, 1, false);
-    else
-        d = cg_tensor_sqrt(cg_tensor_mean_dims(cg_tensor_mul(diff, diff), &last, 1, false));
-    return cg_scope_end_keep(d);
-}
-
 /* The ideal of class c: the mean of its training rows, [P]. */
 static cg_tensor *ideal_of(const cg_dataset *train, int c) {
     int64_t n = train->y->numel, count = 0;
@@ -105,51 +83,14 @@ typedef struct baseline_result {
     int64_t class_n[CG_MAX_CLASSES], class_correct[CG_MAX_CLASSES];
 } baseline_result;
 
-/* Validation rows per block of distances: see run_baseline. */
-#define DIST_BLOCK 64
-
-/* The nearest ideal to each row of one block of validation rows; a tie goes
- * to the later class (<=), as is_3 = d3 < d7 sends it to 7. */
-static cg_status nearest_in_block(cg_tensor *block, cg_tensor *const *ideals, int nc, int kind,
-                                  int *best) {
-    float best_dist[DIST_BLOCK];
-    const int64_t rows = block->shape[0];
-    cg_scope_begin();
-    for (int c = 0; c < nc; c++) {
-        cg_tensor *d = distance(block, ideals[c], kind);
-        if (!d) {
-            cg_scope_end();
-            return cg_last_status();
-        }
-        for (int64_t i = 0; i < rows; i++)
-            if (c == 0 || d->data[i] <= best_dist[i]) {
-                best_dist[i] = d->data[i];
-                best[i] = c;
-            }
-    }
-    cg_scope_end();
-    return CG_OK;
-}
-
 /*
  * Ideals from train, nearest-ideal calls on valid; the ideals stay in the
- * caller's scope for --save-ideals.
- *
- * The distances go block by block over rows of valid (views, no copy):
- * the [rows, P] intermediates of mnist_distance are then 200 KB, stay in
- * the core's L2 cache between sub, abs and mean, and come back from the
- * pool for every next block and class. Over all N rows at once they would
- * be 6.4 MB tensors of fresh memory, and faulting fresh pages in costs
- * more than the arithmetic (about 1 ms per MB on a VM). Each row's
- * distance is the same either way: the mean runs along the row.
- *
- * Blocks are independent, so they are shared among the threads (each op
- * inside then runs on its caller's thread, with that thread's scopes and
- * buffer pool). The block views are made and freed here on the calling
- * thread, since a view counts a reference on valid's buffer; the answer
- * is the same for any thread count.
+ * caller's scope for --save-ideals. mnist_distance is one fused op,
+ * cg_tensor_row_distance (src/ops/distance.c): `cgrad walkthrough` shows
+ * it as the book writes it, (a - b).abs().mean(-1), three ops that would
+ * write and read back two [N, P] temporaries here.
  */
-static cg_status run_baseline(const cg_dataset *train, const cg_dataset *valid, int kind,
+static cg_status run_baseline(const cg_dataset *train, const cg_dataset *valid, cg_distance kind,
                               cg_tensor **ideals, baseline_result *r) {
     int nc = train->n_classes;
     int64_t n = valid->x->shape[0];
@@ -159,37 +100,21 @@ static cg_status run_baseline(const cg_dataset *train, const cg_dataset *valid, 
     }
     memset(r, 0, sizeof *r);
     r->n = n;
-    const int64_t n_blocks = (n + DIST_BLOCK - 1) / DIST_BLOCK;
-    cg_tensor **blocks = calloc((size_t)(n_blocks ? n_blocks : 1), sizeof *blocks);
-    int *best = malloc((size_t)(n ? n : 1) * sizeof *best);
-    cg_status st = blocks && best ? CG_OK : cg_fail(CG_ERR_NOMEM, "baseline: out of memory");
-    cg_scope_begin();
-    for (int64_t b = 0; st == CG_OK && b < n_blocks; b++) {
-        const int64_t r0 = b * DIST_BLOCK, r1 = r0 + DIST_BLOCK < n ? r0 + DIST_BLOCK : n;
-        if (!(blocks[b] = cg_tensor_rows(valid->x, r0, r1))) st = cg_last_status();
-    }
-    /* A failure on a worker thread is told again here, on the caller's:
-     * messages are per thread. Only an allocation can fail. */
-    bool failed = false;
-    if (st == CG_OK) {
-#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1 && n * valid->x->shape[1] >= BASELINE_PARALLEL_MIN)
-        for (int64_t b = 0; b < n_blocks; b++)
-            if (nearest_in_block(blocks[b], ideals, nc, kind, best + b * DIST_BLOCK) != CG_OK) {
-#pragma omp atomic write
-                failed = true;
-            }
-        if (failed) st = cg_fail(CG_ERR_NOMEM, "baseline: out of memory for the distances");
-    }
-    cg_scope_end();
-    for (int64_t i = 0; st == CG_OK && i < n; i++) {
+    cg_tensor *dist[CG_MAX_CLASSES];
+    for (int c = 0; c < nc; c++)
+        if (!(dist[c] = cg_tensor_row_distance(valid->x, ideals[c], kind))) return cg_last_status();
+    for (int64_t i = 0; i < n; i++) {
+        /* The nearest ideal; a tie goes to the later class (<=), as
+         * is_3 = d3 < d7 sends it to 7. */
+        int best = 0;
+        for (int c = 1; c < nc; c++)
+            if (dist[c]->data[i] <= dist[best]->data[i]) best = c;
         int truth = (int)valid->y->data[i];
         r->class_n[truth]++;
-        r->class_correct[truth] += best[i] == truth;
-        r->correct += best[i] == truth;
+        r->class_correct[truth] += best == truth;
+        r->correct += best == truth;
     }
-    free(best);
-    free(blocks);
-    return st;
+    return CG_OK;
 }
 
 static double ratio(int64_t a, int64_t b) { return b ? (double)a / (double)b : NAN; }
@@ -197,12 +122,12 @@ static double ratio(int64_t a, int64_t b) { return b ? (double)a / (double)b : N
 int cg_cmd_baseline(int argc, char **argv) {
     cg_data_opts src = {0};
     const char *save_dir = NULL;
-    int kind = DIST_L1;
+    int kind_opt = 0; /* the index in "l1|rmse" */
     int64_t threads = 0;
     bool json = false;
     cg_opt opts[] = {
         CG_OPTS_DATA_SOURCE(&src),
-        {"--distance", CG_OPT_CHOICE, &kind, 0, 0, "l1|rmse", false},
+        {"--distance", CG_OPT_CHOICE, &kind_opt, 0, 0, "l1|rmse", false},
         {"--save-ideals", CG_OPT_STR, &save_dir, 0, 0, NULL, false},
         CG_OPT_THREADS(&threads),
         CG_OPT_JSON(&json),
@@ -222,6 +147,7 @@ int cg_cmd_baseline(int argc, char **argv) {
     cg_scope_begin();
     cg_tensor *ideals[CG_MAX_CLASSES] = {0};
     baseline_result r;
+    const cg_distance kind = kind_opt == 0 ? CG_DIST_L1 : CG_DIST_RMSE;
     cg_status st = run_baseline(&train, &valid, kind, ideals, &r);
     double seconds = cg_cli_now() - t1;
     if (st == CG_OK && save_dir) {
@@ -236,7 +162,7 @@ int cg_cmd_baseline(int argc, char **argv) {
         goto done;
     }
 
-    const char *dist_name = kind == DIST_L1 ? "l1" : "rmse";
+    const char *dist_name = kind == CG_DIST_L1 ? "l1" : "rmse";
     if (json) {
         printf("{\"command\":\"baseline\",\"distance\":\"%s\",\"accuracy\":", dist_name);
         cg_json_number(stdout, ratio(r.correct, r.n));
