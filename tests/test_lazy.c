@@ -18,56 +18,61 @@ typedef struct zlib_fns {
     ZLIB_FNS(CG_LAZY_FIELD)
 } zlib_fns;
 
+static const char *const zlib_names[] = {ZLIB_FNS(CG_LAZY_NAME) NULL};
+
+/* the first name is missing: the next one is tried */
+static zlib_fns z;
+static cg_lazy_lib z_lib = CG_LAZY_LIB("zlib1g", zlib_names, z, "libcgrad-no-such.so.1", "libz.so.1");
+
 static void test_lazy_fills_the_table(void **state) {
     (void)state;
-    static zlib_fns z;
-    static const char *const names[] = {ZLIB_FNS(CG_LAZY_NAME) NULL};
-    static cg_lazy_lib lib = CG_LAZY_LIB("libz.so.1", "zlib1g", names, z);
-    assert_int_equal(cg_lazy_load(&lib, "test"), CG_OK);
+    cg_lazy_lib *lib = &z_lib;
+    assert_int_equal(cg_lazy_load(lib, "test"), CG_OK);
     assert_non_null(z.version);
     assert_true(z.version()[0] == '1');
     /* CRC-32 of "123456789" is the standard check value 0xCBF43926. */
     assert_int_equal(z.crc32(0, (const unsigned char *)"123456789", 9), 0xCBF43926ul);
-    assert_int_equal(cg_lazy_load(&lib, "test"), CG_OK); /* again: no reload */
+    assert_int_equal(cg_lazy_load(lib, "test"), CG_OK); /* again: no reload */
 }
+
+/* Every name missing: the message names the first (the package's soname). */
+static zlib_fns none;
+static cg_lazy_lib none_lib = CG_LAZY_LIB("no-such-package", zlib_names, none,
+                                          "libcgrad-no-such-library.so.9", "libcgrad-no-such.so");
 
 static void test_lazy_missing_library(void **state) {
     (void)state;
-    static zlib_fns z;
-    static const char *const names[] = {ZLIB_FNS(CG_LAZY_NAME) NULL};
-    static cg_lazy_lib lib = CG_LAZY_LIB("libcgrad-no-such-library.so.9", "no-such-package", names, z);
+    cg_lazy_lib *lib = &none_lib;
     for (int attempt = 0; attempt < 2; attempt++) {
-        assert_int_equal(cg_lazy_load(&lib, "fetch"), CG_ERR_IO);
+        assert_int_equal(cg_lazy_load(lib, "fetch"), CG_ERR_IO);
         const char *msg = cg_last_error();
         assert_non_null(strstr(msg, "fetch: cannot load libcgrad-no-such-library.so.9"));
         assert_non_null(strstr(msg, "no-such-package"));
     }
-    assert_null(z.version);
+    assert_null(none.version);
 }
+
+#define BAD_FNS(X) X(version, zlibVersion, const char *, (void)) X(nothing, cgrad_no_such_function, int, (void))
+CG_LAZY_TABLE(bad_fns, t, BAD_FNS, "zlib1g", "libz.so.1");
 
 static void test_lazy_missing_symbol(void **state) {
     (void)state;
-#define BAD_FNS(X) X(version, zlibVersion, const char *, (void)) X(nothing, cgrad_no_such_function, int, (void))
-    static struct {
-        BAD_FNS(CG_LAZY_FIELD)
-    } t;
-    static const char *const names[] = {BAD_FNS(CG_LAZY_NAME) NULL};
-    static cg_lazy_lib lib = CG_LAZY_LIB("libz.so.1", "zlib1g", names, t);
-    assert_int_equal(cg_lazy_load(&lib, "serve"), CG_ERR_IO);
+    assert_int_equal(cg_lazy_load(&t_lib, "serve"), CG_ERR_IO);
     assert_non_null(strstr(cg_last_error(), "libz.so.1 has no cgrad_no_such_function"));
     assert_null(t.nothing);
 }
 
 /* A table whose size does not match its list of names is refused, not
  * written past its end. */
+static struct {
+    const char *(*version)(void);
+} one;
+static const char *const two[] = {"zlibVersion", "crc32", NULL};
+static cg_lazy_lib one_lib = CG_LAZY_LIB("zlib1g", two, one, "libz.so.1");
+
 static void test_lazy_table_mismatch(void **state) {
     (void)state;
-    static struct {
-        const char *(*version)(void);
-    } one;
-    static const char *const two[] = {"zlibVersion", "crc32", NULL};
-    static cg_lazy_lib lib = CG_LAZY_LIB("libz.so.1", "zlib1g", two, one);
-    assert_int_equal(cg_lazy_load(&lib, "test"), CG_ERR_ARG);
+    assert_int_equal(cg_lazy_load(&one_lib, "test"), CG_ERR_ARG);
     assert_null(one.version);
 }
 

@@ -64,7 +64,7 @@
     X(create_response_from_buffer, MHD_create_response_from_buffer, struct MHD_Response *, (size_t, void *, enum MHD_ResponseMemoryMode)) \
     X(destroy_response, MHD_destroy_response, void, (struct MHD_Response *)) \
     X(add_response_header, MHD_add_response_header, enum MHD_Result, (struct MHD_Response *, const char *, const char *))
-CG_LAZY_TABLE(mhd_fns, mhd, MHD_FNS, "libmicrohttpd.so.12", "libmicrohttpd12");
+CG_LAZY_TABLE(mhd_fns, mhd, MHD_FNS, "libmicrohttpd12", "libmicrohttpd.so.12", "libmicrohttpd.so");
 
 static const char SERVE_USAGE[] =
     "usage: cgrad serve MODEL [--port N] [--host ADDR]\n"

@@ -62,7 +62,7 @@
     X(write_finish_entry, archive_write_finish_entry, int, (struct archive *)) \
     X(write_free, archive_write_free, int, (struct archive *)) \
     X(write_header, archive_write_header, int, (struct archive *, struct archive_entry *))
-CG_LAZY_TABLE(archive_fns, ar, ARCHIVE_FNS, "libarchive.so.13", "libarchive13");
+CG_LAZY_TABLE(archive_fns, ar, ARCHIVE_FNS, "libarchive13", "libarchive.so.13", "libarchive.so");
 
 /* ---- layer 1: names and link targets ---- */
 

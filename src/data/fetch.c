@@ -37,7 +37,7 @@
     X(easy_perform, curl_easy_perform, CURLcode, (CURL *))                    \
     X(easy_cleanup, curl_easy_cleanup, void, (CURL *))                        \
     X(easy_strerror, curl_easy_strerror, const char *, (CURLcode))
-CG_LAZY_TABLE(curl_fns, curl, CURL_FNS, "libcurl.so.4", "libcurl4");
+CG_LAZY_TABLE(curl_fns, curl, CURL_FNS, "libcurl4", "libcurl.so.4", "libcurl.so");
 
 #define CRYPTO_FNS(X)                                                                        \
     X(md_ctx_new, EVP_MD_CTX_new, EVP_MD_CTX *, (void))                                      \
@@ -46,7 +46,8 @@ CG_LAZY_TABLE(curl_fns, curl, CURL_FNS, "libcurl.so.4", "libcurl4");
     X(digest_init, EVP_DigestInit_ex, int, (EVP_MD_CTX *, const EVP_MD *, ENGINE *))         \
     X(digest_update, EVP_DigestUpdate, int, (EVP_MD_CTX *, const void *, size_t))            \
     X(digest_final, EVP_DigestFinal_ex, int, (EVP_MD_CTX *, unsigned char *, unsigned int *))
-CG_LAZY_TABLE(crypto_fns, crypto, CRYPTO_FNS, "libcrypto.so.3", "libssl3");
+CG_LAZY_TABLE(crypto_fns, crypto, CRYPTO_FNS, "libssl3", "libcrypto.so.3", "libcrypto.so.1.1",
+              "libcrypto.so");
 
 /* ---- known datasets ---- */
 

@@ -16,24 +16,29 @@ typedef void (*any_fn)(void);
 static cg_status load(cg_lazy_lib *lib, const char *who) {
     size_t n = 0;
     while (lib->symbols[n]) n++;
+    const char *name = lib->sonames[0];
     if (n * sizeof(any_fn) != lib->table_size || sizeof(void *) != sizeof(any_fn))
-        return cg_fail(CG_ERR_ARG, "%s: the function table for %s does not match its names", who,
-                       lib->soname);
+        return cg_fail(CG_ERR_ARG, "%s: the function table for %s does not match its names", who, name);
     /* RTLD_LOCAL: the library's symbols stay out of the global namespace,
-     * so nothing else can bind to them by accident. */
-    void *h = dlopen(lib->soname, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *why = dlerror();
-        return cg_fail(CG_ERR_IO, "%s: cannot load %s (Debian package %s): %s", who, lib->soname,
-                       lib->package, why ? why : "unknown reason");
+     * so nothing else can bind to them by accident. The first name's
+     * failure is the one reported: it is the library the package installs. */
+    void *h = NULL;
+    char first_why[256] = "";
+    for (size_t i = 0; !h && lib->sonames[i]; i++) {
+        h = dlopen(lib->sonames[i], RTLD_NOW | RTLD_LOCAL);
+        if (h) name = lib->sonames[i];
+        else if (i == 0) snprintf(first_why, sizeof first_why, "%s", dlerror());
     }
+    if (!h)
+        return cg_fail(CG_ERR_IO, "%s: cannot load %s (Debian package %s): %s", who, name,
+                       lib->package, first_why[0] ? first_why : "unknown reason");
     for (size_t i = 0; i < n; i++) {
         dlerror();
         void *p = dlsym(h, lib->symbols[i]);
         const char *why = dlerror();
         if (!p || why) {
             cg_status st = cg_fail(CG_ERR_IO, "%s: %s has no %s (too old a version?): %s", who,
-                                   lib->soname, lib->symbols[i], why ? why : "NULL symbol");
+                                   name, lib->symbols[i], why ? why : "NULL symbol");
             dlclose(h);
             return st;
         }

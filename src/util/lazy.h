@@ -14,7 +14,12 @@
  * the loader state `var_lib`:
  *
  *     #define CURL_FNS(X) X(easy_init, curl_easy_init, CURL *, (void)) ...
- *     CG_LAZY_TABLE(curl_fns, curl, CURL_FNS, "libcurl.so.4", "libcurl4");
+ *     CG_LAZY_TABLE(curl_fns, curl, CURL_FNS, "libcurl4", "libcurl.so.4", "libcurl.so");
+ *
+ * The names after the package are tried in order: the runtime library's
+ * soname first, then others that have the same functions (OpenSSL 1.1's
+ * libcrypto.so.1.1), then the -dev package's plain .so, which exists
+ * wherever cgrad was built.
  *
  *     if (cg_lazy_load(&curl_lib, "fetch") != CG_OK) return cg_last_status();
  *     CURL *c = curl.easy_init();
@@ -32,7 +37,7 @@
 #define CG_LAZY_NAME(field, symbol, ret, params) #symbol,
 
 typedef struct cg_lazy_lib {
-    const char *soname;         /* what dlopen is given: "libcurl.so.4" */
+    const char *const *sonames; /* what dlopen is given, in order; NULL-terminated */
     const char *package;        /* the Debian package that has it, for the message */
     const char *const *symbols; /* NULL-terminated, in the order of the struct's fields */
     void *table;                /* the struct of function pointers */
@@ -43,21 +48,23 @@ typedef struct cg_lazy_lib {
     char message[512];
 } cg_lazy_lib;
 
-#define CG_LAZY_LIB(soname, package, names, table) \
-    {(soname), (package), (names), &(table), sizeof(table), PTHREAD_MUTEX_INITIALIZER, false, CG_OK, ""}
+#define CG_LAZY_LIB(package, names, table, ...)                                              \
+    {(const char *const[]){__VA_ARGS__, NULL}, (package), (names), &(table), sizeof(table),   \
+     PTHREAD_MUTEX_INITIALIZER, false, CG_OK, ""}
 
 /* The struct type `type`, its one instance `var`, the names and var_lib. */
-#define CG_LAZY_TABLE(type, var, LIST, soname, package)                               \
+#define CG_LAZY_TABLE(type, var, LIST, package, ...)                                  \
     typedef struct type {                                                             \
         LIST(CG_LAZY_FIELD)                                                           \
     } type;                                                                           \
     static type var;                                                                  \
     static const char *const var##_names[] = {LIST(CG_LAZY_NAME) NULL};               \
-    static cg_lazy_lib var##_lib = CG_LAZY_LIB(soname, package, var##_names, var)
+    static cg_lazy_lib var##_lib = CG_LAZY_LIB(package, var##_names, var, __VA_ARGS__)
 
-/* Loads the library and every symbol (once; later calls return the first
- * answer). On failure: CG_ERR_IO and a message naming `who` (the op), the
- * library, dlerror()'s reason and the package to install. The library
+/* Loads the library (the first of its names that dlopen finds) and every
+ * symbol, once; later calls return the first answer. On failure: CG_ERR_IO
+ * and a message naming `who` (the op), the library, dlerror()'s reason and
+ * the package to install. The library
  * stays loaded until exit. Thread-safe. */
 cg_status cg_lazy_load(cg_lazy_lib *lib, const char *who);
 
