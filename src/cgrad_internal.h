@@ -163,6 +163,13 @@ void cg_guard_report(double t0, double t_own);
  * body must give the same result for a unit whichever call covers it. */
 typedef void (*cg_range_fn)(void *ctx, int64_t lo, int64_t hi);
 void cg_guarded_for(int nt, int64_t units, int chunks, cg_range_fn body, void *ctx);
+/* The same, with setup(ctx, t, n) first run by each thread t of the n that
+ * take part (n = 1 when the region runs on one), and all of them done with
+ * it before any piece starts: for work the pieces share, cut among the
+ * threads (the GEMM's packed B). */
+typedef void (*cg_setup_fn)(void *ctx, int t, int n);
+void cg_guarded_for_setup(int nt, int64_t units, int chunks, cg_setup_fn setup, cg_range_fn body,
+                          void *ctx);
 /* On by default. Off, every region gets the threads it asks for: a fixed
  * plan, for tests that count what a step does on a given thread count. */
 void cg_guard_enable(bool on);

@@ -383,41 +383,41 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
 
 /*
  * The skinny shapes of a small network's training step (256 x 784 x 30,
- * 784 x 256 x 30: ~100 us each) have all of B in one packed block, which
- * every thread packs once per call into its own workspace. Their rows then
- * go in pieces through cg_guarded_for's work stealing: on a shared machine
- * the two threads' speeds differ by 5-15% from call to call, and with a
- * fixed split the faster one would idle for the difference. A thread packs
- * B on the first piece it takes in a call: `call` numbers the calls, and
- * packed_call remembers, per thread, which call its packed B belongs to.
+ * 784 x 256 x 30: ~100 us each) have all of B in one packed block (~100 KB
+ * for 784 x 30). The threads pack it once, together, each its share of
+ * the NR-column panels, into one buffer they all then read; their rows of
+ * C go in pieces through cg_guarded_for's work stealing, since on a shared
+ * machine the two threads' speeds differ by 5-15% from call to call and
+ * with a fixed split the faster one would idle for the difference.
  */
 #define ROW_PIECES 6
 
 typedef struct rows_part {
     const gemm_job *g;
-    uint64_t call;
+    float *bp; /* the shared packed B */
 } rows_part;
 
-static atomic_uint_fast64_t gemm_calls;
-static _Thread_local uint64_t packed_call;
+static void pack_b_share(void *ctx, int t, int n) {
+    const rows_part *p = ctx;
+    const gemm_job *g = p->g;
+    const int64_t NR = g->kr->nr, panels = (g->n + NR - 1) / NR;
+    const int64_t j0 = panels * t / n * NR, j1 = min64(panels * (t + 1) / n * NR, g->n);
+    if (j0 < j1) pack_b(g, j0, j1 - j0, 0, g->k, p->bp + j0 * g->k);
+}
 
 static void gemm_rows_part(void *ctx, int64_t lo, int64_t hi) {
     const rows_part *p = ctx;
     const gemm_job *g = p->g;
     const cg_gemm_kernel *kr = g->kr;
     const int64_t m0 = lo * kr->mr, m1 = min64(hi * kr->mr, g->m);
-    float *ws = workspace(block_workspace(g, kr->mc, g->n));
-    if (!ws) {
-        packed_call = 0;
+    const bool pack_a = want_packed_a(g, g->n);
+    /* This thread's room for the ragged last rows of A (or a packed A block). */
+    float *ap = workspace((size_t)(g->kc * (pack_a ? round_up(kr->mc, kr->mr) : kr->mr)));
+    if (!ap) {
         gemm_unblocked(g, m0, m1, 0, g->n);
         return;
     }
-    float *bp = ws, *ap = ws + g->kc * round_up(g->n, kr->nr);
-    if (packed_call != p->call) {
-        pack_b(g, 0, g->n, 0, g->k, bp);
-        packed_call = p->call;
-    }
-    gemm_rows(g, m0, m1, 0, g->n, 0, g->k, bp, ap, want_packed_a(g, g->n));
+    gemm_rows(g, m0, m1, 0, g->n, 0, g->k, p->bp, ap, pack_a);
 }
 
 static void gemm_blocked(const gemm_job *g) {
@@ -430,9 +430,15 @@ static void gemm_blocked(const gemm_job *g) {
     const double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k;
     const int nt = threads_for(flops, GEMM_PARALLEL_MIN_FLOPS, units);
     if (!part.cut_n && g->kc == g->k && g->n <= g->kr->nc) { /* all of B in one block */
-        rows_part rows = {g, atomic_fetch_add(&gemm_calls, 1) + 1};
-        cg_guarded_for(nt, units, ROW_PIECES, gemm_rows_part, &rows);
-        return;
+        /* From the calling thread's pool: the same size every step, so a
+         * training loop gets it back without a malloc. */
+        const int64_t bsize = g->k * round_up(g->n, NR);
+        rows_part rows = {g, cg_floats_alloc(bsize)};
+        if (rows.bp) {
+            cg_guarded_for_setup(nt, units, ROW_PIECES, pack_b_share, gemm_rows_part, &rows);
+            cg_floats_free(rows.bp, bsize);
+            return;
+        }
     }
     /* Otherwise one piece per thread: a piece re-packs its operands, which
      * costs more than stealing saves in a call this long. */

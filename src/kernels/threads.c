@@ -140,10 +140,16 @@ static int64_t take_piece(share *s, bool front) {
 }
 
 void cg_guarded_for(int nt, int64_t units, int chunks, cg_range_fn body, void *ctx) {
+    cg_guarded_for_setup(nt, units, chunks, NULL, body, ctx);
+}
+
+void cg_guarded_for_setup(int nt, int64_t units, int chunks, cg_setup_fn setup, cg_range_fn body,
+                          void *ctx) {
     nt = cg_guard_threads(nt);
     if (nt > MAX_SHARES) nt = MAX_SHARES;
     if (nt > units) nt = (int)units;
     if (nt <= 1) {
+        if (setup) setup(ctx, 0, 1);
         body(ctx, 0, units);
         return;
     }
@@ -161,6 +167,10 @@ void cg_guarded_for(int nt, int64_t units, int chunks, cg_range_fn body, void *c
 #pragma omp parallel num_threads(nt)
     {
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        if (setup) {
+            setup(ctx, t, n);
+#pragma omp barrier
+        }
         /* Its own share first, then the others' from their far ends. */
         for (int q = 0; q < n; q++) {
             const int o = (t + q) % n;
