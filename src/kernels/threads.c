@@ -171,9 +171,12 @@ void cg_guarded_for_setup(int nt, int64_t units, int chunks, cg_setup_fn setup, 
             setup(ctx, t, n);
 #pragma omp barrier
         }
-        /* Its own share first, then the others' from their far ends. */
-        for (int q = 0; q < n; q++) {
-            const int o = (t + q) % n;
+        /* Its own share first, then the others' from their far ends. All
+         * nt shares are visited: should OpenMP start fewer threads than
+         * asked (OMP_THREAD_LIMIT, OMP_DYNAMIC), the unowned ones are
+         * taken like any other. */
+        for (int q = 0; q < nt; q++) {
+            const int o = (t + q) % nt;
             for (int64_t p; (p = take_piece(&shares[o], q == 0)) >= 0;) {
                 const int64_t lo = start[o] + p * size;
                 const int64_t hi = lo + size < start[o + 1] ? lo + size : start[o + 1];
