@@ -79,6 +79,9 @@ bool cg_tensor_list_push(cg_tensor_list *l, cg_tensor *t);
 /* Aligned buffer allocation through the per-thread pool. */
 float *cg_floats_alloc(int64_t n);
 void cg_floats_free(float *p, int64_t n);
+/* Frees the autograd's per-thread work lists (src/autograd/backward.c); run
+ * when a thread that used cgrad ends. */
+void cg_backward_thread_free(void);
 /* Maps in the pages of a big fresh buffer up front (see tensor.c): for a
  * buffer about to be filled whole, e.g. a loaded dataset. */
 void cg_floats_prefault(float *p, int64_t n);

@@ -4,6 +4,9 @@
  * the SGD step. */
 #include "testutil.h"
 
+#include <pthread.h>
+#include <string.h>
+
 #include <math.h>
 #include <string.h>
 
@@ -310,8 +313,37 @@ static void test_training_loop_learns(void **state) {
     cg_tensor_release(b);
 }
 
+/* A program's own threads may use cgrad: each keeps a buffer pool, scope
+ * arrays and backward's work lists, freed when the thread ends (a pthread
+ * key's destructor). The ASan and valgrind runs of this test in CI are the
+ * leak check; here the answers must match the main thread's. */
+static void *step_on_thread(void *arg) {
+    float *grad_out = arg;
+    cg_scope_begin();
+    cg_tensor *w = cg_tensor_requires_grad(cg_test_uniform((int64_t[]){64, 3}, 2, -1, 1, 4, false), true);
+    cg_tensor *x = cg_test_uniform((int64_t[]){300, 64}, 2, -1, 1, 5, false);
+    cg_tensor *loss = cg_tensor_mean(cg_tensor_relu(cg_tensor_matmul(x, w)));
+    if (loss && cg_backward(loss) == CG_OK) memcpy(grad_out, w->grad, 64 * 3 * sizeof(float));
+    cg_scope_end();
+    return NULL;
+}
+
+static void test_ops_on_short_lived_threads(void **state) {
+    (void)state;
+    float on_main[64 * 3] = {0}, on_thread[64 * 3] = {0};
+    step_on_thread(on_main);
+    for (int i = 0; i < 3; i++) {
+        pthread_t t;
+        memset(on_thread, 0, sizeof on_thread);
+        assert_int_equal(pthread_create(&t, NULL, step_on_thread, on_thread), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_memory_equal(on_main, on_thread, sizeof on_main);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ops_on_short_lived_threads),
         cmocka_unit_test(test_linear_mnist_loss_hand_gradient),
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_no_grad_records_nothing),

@@ -23,10 +23,23 @@ typedef struct frame {
     int next;
 } frame;
 
-static cg_status topo_sort(cg_tensor *root, cg_tensor_list *order) {
-    /* Kept between calls, like backward's order: no malloc per step. */
-    static _Thread_local frame *stack;
-    static _Thread_local int64_t cap;
+/* The DFS stack and the order backward walks, kept between calls: a
+ * training loop sorts a graph of the same size every step and need not
+ * allocate for it each time. Per thread; freed when the thread ends
+ * (cg_backward_thread_free, called from tensor.c's thread-exit hook). */
+static _Thread_local frame *stack;
+static _Thread_local int64_t cap;
+static _Thread_local cg_tensor_list order;
+
+void cg_backward_thread_free(void) {
+    free(stack);
+    stack = NULL;
+    cap = 0;
+    free(order.items);
+    order = (cg_tensor_list){0};
+}
+
+static cg_status topo_sort(cg_tensor *root, cg_tensor_list *out) {
     int64_t n = 0;
     uint32_t mark = ++generation;
     if (mark == 0) mark = ++generation; /* 0 means "never visited" */
@@ -56,7 +69,7 @@ static cg_status topo_sort(cg_tensor *root, cg_tensor_list *order) {
             }
         }
         if (push) continue;
-        if (!cg_tensor_list_push(order, f->t)) goto nomem;
+        if (!cg_tensor_list_push(out, f->t)) goto nomem;
         n--;
     }
     return CG_OK;
@@ -78,9 +91,6 @@ cg_status cg_backward(cg_tensor *loss) {
         return cg_fail(CG_ERR_STATE, "backward: the loss does not require grad (no input of it "
                                      "requires grad, or grad mode was off)");
     }
-    /* Kept between calls: a training loop sorts a graph of the same size
-     * every step, and need not allocate for it each time. */
-    static _Thread_local cg_tensor_list order;
     order.n = 0;
     cg_status st = topo_sort(loss, &order);
     if (st != CG_OK) return st;

@@ -13,6 +13,7 @@
 #include "cgrad_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -46,11 +47,31 @@ static void pool_empty(pool *p) {
 }
 
 static void scopes_free(void);
+static void release_stack_free(void);
 
 static void pool_empty_main(void) {
     if (main_pool) pool_empty(main_pool);
     scopes_free();
 }
+
+/*
+ * What a thread other than the first keeps (its pool, its scopes' arrays,
+ * the autograd's work lists) is freed when it ends, by the destructor of a
+ * pthread key it is registered with on its first use of the pool: a
+ * program that runs cgrad on threads of its own leaks nothing. The first
+ * thread's go at exit (atexit above; key destructors do not run for it).
+ */
+static pthread_key_t thread_key;
+static bool thread_key_ok;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_end(void *arg) {
+    pool_empty(arg);
+    scopes_free();
+    release_stack_free();
+    cg_backward_thread_free();
+}
+static void thread_key_init(void) { thread_key_ok = pthread_key_create(&thread_key, thread_end) == 0; }
 
 static pool *get_pool(void) {
     pool *p = &the_pool;
@@ -59,6 +80,9 @@ static pool *get_pool(void) {
         if (!main_pool) {
             main_pool = p;
             atexit(pool_empty_main);
+        } else {
+            pthread_once(&thread_key_once, thread_key_init);
+            if (thread_key_ok) (void)pthread_setspecific(thread_key, p);
         }
     }
     return p;
@@ -379,27 +403,33 @@ cg_tensor *cg_tensor_retain(cg_tensor *t) {
 
 /* Frees the tensors whose count reaches zero, and what they alone held,
  * with an explicit stack so that a long graph cannot overflow the C stack. */
+/* cg_tensor_release's work list, kept between calls (freed at thread end). */
+static _Thread_local cg_tensor_list release_stack;
+static void release_stack_free(void) {
+    free(release_stack.items);
+    release_stack = (cg_tensor_list){0};
+}
+
 void cg_tensor_release(cg_tensor *t) {
-    static _Thread_local cg_tensor_list stack;
     if (!t || --t->refcount > 0) return;
-    stack.n = 0;
+    release_stack.n = 0;
     for (;;) {
         for (int i = 0; i < 3; i++) {
             cg_tensor *s = t->src[i];
             /* Out of memory for the stack (never seen): leak s, not crash. */
-            if (s && --s->refcount == 0) (void)cg_tensor_list_push(&stack, s);
+            if (s && --s->refcount == 0) (void)cg_tensor_list_push(&release_stack, s);
         }
         free(t->aux);
         cg_floats_free(t->grad, t->numel);
         if (t->buffer && --t->buffer->refcount == 0)
             cg_floats_free((float *)t->buffer, t->buffer->alloc);
         struct_free(t);
-        if (stack.n == 0) break;
-        t = stack.items[--stack.n];
+        if (release_stack.n == 0) break;
+        t = release_stack.items[--release_stack.n];
     }
-    if (stack.cap > 4096) { /* do not keep a huge stack around */
-        free(stack.items);
-        stack = (cg_tensor_list){0};
+    if (release_stack.cap > 4096) { /* do not keep a huge stack around */
+        free(release_stack.items);
+        release_stack = (cg_tensor_list){0};
     }
 }
 
