@@ -304,6 +304,13 @@ median() { sort -g | awk '{ a[NR] = $1 } END {
 col() {
   awk -v s="$1" -v p="$2" -v f="$3" '$1 == s && $2 == p && $8 == "ok" && $f != "-" { print $f }' "$RES" | median
 }
+# pair_ratios SIDE PHASE: pytorch / SIDE for each run number both sides
+# finished; the two ran back to back, so each ratio sees the same machine
+pair_ratios() {
+  awk -v s="$1" -v p="$2" '$2 == p && $8 == "ok" && $4 != "-" {
+      if ($1 == s) c[$3] = $4; else if ($1 == "pytorch") t[$3] = $4 }
+    END { for (r in c) if ((r in t) && c[r] > 0) print t[r] / c[r] }' "$RES"
+}
 fails() { awk -v s="$1" -v p="$2" '$1 == s && $2 == p && $8 != "ok" { n++ } END { print n + 0 }' "$RES"; }
 fmt() { case "$1" in -) echo - ;; *) awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }' ;; esac; }
 mb() { case "$1" in -) echo - ;; *) awk -v v="$1" 'BEGIN { printf "%.1f", v / 1024 }' ;; esac; }
@@ -311,23 +318,27 @@ mb() { case "$1" in -) echo - ;; *) awk -v v="$1" 'BEGIN { printf "%.1f", v / 10
 echo
 echo "phase seconds: in-process time of the phase, data loading excluded (pipeline: wall time);"
 echo "wall: the whole process (start-up and loading included); ratio = pytorch / cgrad (>1: cgrad faster)"
+echo "paired: the median over runs of pytorch / cgrad within each run (the two sides ran back to"
+echo "back, so each ratio sees the same machine: steadier than 'ratio' when the machine drifts)"
 [ "$HAVE_BLAS" = 1 ] && echo "PHASE+blas rows: the cgrad columns are $CGRAD_BIN_BLAS's (the PyTorch ones repeated)"
 W=9; [ "$HAVE_BLAS" = 1 ] && W=14   # the phase column's width
-printf '%-*s %10s %10s %7s %9s %9s %9s %9s %8s %8s\n' "$W" \
-  phase cgrad_s torch_s ratio cgrad_wall torch_wall cgrad_MB torch_MB cgrad_acc torch_acc
+printf '%-*s %10s %10s %7s %7s %9s %9s %9s %9s %8s %8s\n' "$W" \
+  phase cgrad_s torch_s ratio paired cgrad_wall torch_wall cgrad_MB torch_MB cgrad_acc torch_acc
 row() {  # row LABEL CGRAD_SIDE PHASE: one line of the table
-  local p=$3 cs ts cw tw cr tr ca ta ratio cf tf
+  local p=$3 cs ts cw tw cr tr ca ta ratio paired cf tf
   cs=$(col "$2" "$p" 4); ts=$(col pytorch "$p" 4)
   cw=$(col "$2" "$p" 5); tw=$(col pytorch "$p" 5)
   cr=$(col "$2" "$p" 6); tr=$(col pytorch "$p" 6)
   ca=$(col "$2" "$p" 7); ta=$(col pytorch "$p" 7)
   ratio=-
   [ "$cs" != - ] && [ "$ts" != - ] && ratio=$(awk -v a="$ts" -v b="$cs" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+  paired=$(pair_ratios "$2" "$p" | median)
+  [ "$paired" != - ] && paired=$(fmt "$paired" %.2f)
   cf=$(fails "$2" "$p"); tf=$(fails pytorch "$p")
   cs=$(fmt "$cs" %.3f); ts=$(fmt "$ts" %.3f)
   [ "$cf" != 0 ] && cs="$cs!$cf"
   [ "$tf" != 0 ] && ts="$ts!$tf"
-  printf '%-*s %10s %10s %7s %9s %9s %9s %9s %8s %8s\n' "$W" "$1" "$cs" "$ts" "$ratio" \
+  printf '%-*s %10s %10s %7s %7s %9s %9s %9s %9s %8s %8s\n' "$W" "$1" "$cs" "$ts" "$ratio" "$paired" \
     "$(fmt "$cw" %.3f)" "$(fmt "$tw" %.3f)" \
     "$(mb "$cr")" "$(mb "$tr")" \
     "$(fmt "$ca" %.4f)" "$(fmt "$ta" %.4f)"
