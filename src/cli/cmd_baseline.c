@@ -41,26 +41,13 @@ static const char BASELINE_USAGE[] =
 
 /* The ideal of class c: the mean of its training rows, [P]. */
 static cg_tensor *ideal_of(const cg_dataset *train, int c) {
-    int64_t n = train->y->numel, count = 0;
-    int64_t *idx = malloc(sizeof *idx * (size_t)(n ? n : 1));
-    if (!idx) {
-        cg_fail(CG_ERR_NOMEM, "baseline: out of memory");
-        return NULL;
-    }
-    for (int64_t i = 0; i < n; i++)
-        if (train->y->data[i] == (float)c) idx[count++] = i;
-    int dim0 = 0;
-    /* The folder loader keeps a class's images together (the book's
-     * stacked_threes): then they are a view of rows, with nothing copied. */
-    bool together = count > 0 && idx[count - 1] - idx[0] == count - 1;
-    cg_tensor *rows = !count    ? NULL
-                      : together ? cg_tensor_rows(train->x, idx[0], idx[0] + count)
-                                 : cg_tensor_index_select(train->x, idx, count);
-    free(idx);
-    if (!count) {
+    int64_t count = 0;
+    cg_tensor *rows = cg_cli_class_rows(train, c, &count);
+    if (rows && !count) {
         cg_fail(CG_ERR_FORMAT, "baseline: class %s has no training images", train->class_names[c]);
         return NULL;
     }
+    int dim0 = 0;
     return cg_tensor_mean_dims(rows, &dim0, 1, false);
 }
 

@@ -123,19 +123,11 @@ static cg_tensor *class_stack(const cg_dataset *ds, const char *dir, const char 
         cg_fail(CG_ERR_FORMAT, "%s has no class folder '%s' (the article needs 3/ and 7/)", dir, name);
         return NULL;
     }
-    int64_t n_all = ds->y->shape[0], n = 0;
-    int64_t *idx = malloc(sizeof *idx * (size_t)(n_all ? n_all : 1));
-    if (!idx) {
-        cg_fail(CG_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    for (int64_t i = 0; i < n_all; i++)
-        if (ds->y->data[i] == (float)c) idx[n++] = i;
+    int64_t n = 0;
+    cg_tensor *rows = cg_cli_class_rows(ds, c, &n);
     int64_t shape[3] = {n, ds->height, ds->width};
-    cg_tensor *t = cg_tensor_reshape(cg_tensor_index_select(ds->x, idx, n), shape, 3);
-    free(idx);
     *count = n;
-    return t;
+    return cg_tensor_reshape(rows, shape, 3);
 }
 
 /* x = torch.cat([threes, sevens]).view(-1, 28*28);
