@@ -152,7 +152,7 @@ static inline float cg_sigmoidf(float x) {
  * result does not depend on the thread count (GEMM, row gathers): use
  * cg_guard_threads(nt) threads - nt, or 1 while the guard holds - and after
  * a region that ran on several, call cg_guard_report(t0, t_own) with t0 =
- * cg_seconds() taken before it and t_own when thread 0 finished its share.
+ * cg_seconds() taken before it and t_own when thread 0 found no work left.
  */
 double cg_seconds(void);
 int cg_guard_threads(int nt);

@@ -46,9 +46,11 @@ int cg_get_num_threads(void) {
  * other core, a worker can wait a whole scheduler slice (milliseconds) to
  * run its ~100 us share, and every region of a training step waits with
  * it: two threads then run many times slower than one (seen: an MLP epoch
- * at 690 ms instead of 27 ms). So thread 0 times its own share and the
- * whole region, and keeps a running mean (weight 1/8) of how much longer it
- * waited at the barrier than it worked. On a quiet machine the wait is a
+ * at 690 ms instead of 27 ms). Work stealing (below) absorbs a slow
+ * worker, but not one stopped in the middle of a piece. So thread 0 times
+ * its own work (its share and what it stole) and the whole region, and
+ * keeps a running mean (weight 1/8) of how much longer it waited at the
+ * barrier than it worked. On a quiet machine the wait is a
  * few us against ~100 us of work and the mean stays well below zero; a
  * single late worker (a few hundred us, now and then) does not turn it.
  * When it turns positive, two threads have been losing to one: the next
@@ -63,7 +65,7 @@ int cg_get_num_threads(void) {
 #define SOLO_MAX 1024
 static atomic_int solo_left;            /* regions still to run on one thread */
 static atomic_int solo_next = SOLO_MIN; /* the length of the next such stretch */
-static _Atomic double lag;              /* running mean of wait - own share, s */
+static _Atomic double lag;              /* running mean of wait - own work, s */
 static atomic_bool team_started;        /* the first region also starts the team */
 
 double cg_seconds(void) {
