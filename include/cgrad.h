@@ -280,6 +280,11 @@ void cg_sgd_step(cg_tensor *const *params, int n, float lr);
 typedef struct cg_dataset {
     cg_tensor *x;       /* [N, H*W] floats in [0, 1] (pixel / 255)        */
     cg_tensor *y;       /* [N] class index (0..n_classes-1) as a float    */
+    /* The 8-bit pixels x was made from, [N, H*W] (x = pixels / 255), as
+     * torchvision's MNIST keeps them; owned (malloc), or NULL. Every loader
+     * sets them; cg_dataset_batch reads them. A program that changes x in
+     * place must free them and set NULL, and batches then come from x. */
+    uint8_t *pixels;
     int64_t height, width;
     int n_classes;
     char class_names[CG_MAX_CLASSES][CG_CLASS_NAME_MAX];
@@ -306,6 +311,14 @@ cg_status cg_dataset_load_csv(cg_dataset *ds, const char *path);
 /* Keeps only the listed classes (by name), renumbered in the order given. */
 cg_status cg_dataset_select_classes(cg_dataset *ds, const char *const *names, int n);
 void cg_dataset_free(cg_dataset *ds);
+/*
+ * A batch: rows idx[0..n) of ds->x as a new [n, H*W] tensor, the article's
+ * train_x[idx]. Made from ds->pixels when there are some (pixel / 255 per
+ * batch, the same bits as x's rows, from a quarter of the memory), else
+ * cg_tensor_index_select(ds->x, idx, n), which also records the gather for
+ * backward when x requires grad. NULL + cg_last_error on a bad index.
+ */
+cg_tensor *cg_dataset_batch(const cg_dataset *ds, const int64_t *idx, int64_t n);
 
 /* One PNG file as 8-bit gray pixels (malloc'd, *w x *h). */
 cg_status cg_png_read_gray(const char *path, uint8_t **pixels, int64_t *width, int64_t *height);

@@ -84,7 +84,11 @@ void cg_floats_free(float *p, int64_t n);
 void cg_backward_thread_free(void);
 /* Maps in the pages of a big fresh buffer up front (see tensor.c): for a
  * buffer about to be filled whole, e.g. a loaded dataset. */
-void cg_floats_prefault(float *p, int64_t n);
+void cg_prefault(void *buf, size_t bytes);
+
+/* CG_OK if every idx[0..n) is a row of t (0 <= idx < t's first dim), else
+ * a cg_fail naming op, the first bad index and its position. */
+cg_status cg_check_rows(const char *op, const cg_tensor *t, const int64_t *idx, int64_t n);
 
 /* Normalises a possibly negative dim for a rank-ndim tensor; -1 + cg_fail if out of range. */
 int cg_norm_dim(const char *op, int dim, int ndim);

@@ -57,6 +57,8 @@ static void assert_same(const cg_dataset *a, const cg_dataset *b) {
     assert_int_equal(a->y->numel, b->y->numel);
     assert_memory_equal(a->x->data, b->x->data, (size_t)a->x->numel * sizeof(float));
     assert_memory_equal(a->y->data, b->y->data, (size_t)a->y->numel * sizeof(float));
+    assert_memory_equal(a->pixels, b->pixels, (size_t)a->x->numel);
+    cg_assert_batches_match(a);
 }
 
 static void load_cached(cg_dataset *ds, const char *root, const char *cache) {

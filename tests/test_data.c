@@ -355,7 +355,9 @@ static void test_folder_order_and_values(void **state) {
         for (int j = 0; j < 12; j++)
             if (ds.x->data[i * 12 + j] != (float)px[j] / 255.0f)
                 fail_msg("row %d pixel %d: %g, expected %d/255", i, j, ds.x->data[i * 12 + j], px[j]);
+        assert_memory_equal(ds.pixels + i * 12, px, 12);
     }
+    cg_assert_batches_match(&ds);
     cg_dataset_free(&ds);
     assert_null(ds.x);
 }
@@ -530,6 +532,7 @@ static void test_idx_raw_and_gzip(void **state) {
         uint8_t px[30];
         pattern(px, 30, 40);
         for (int i = 0; i < 30; i++) assert_true(ds.x->data[i] == (float)px[i] / 255.0f);
+        cg_assert_batches_match(&ds);
         cg_dataset_free(&ds);
     }
 }
@@ -661,6 +664,7 @@ static void test_csv_good(void **state) {
         const float y[3] = {0, 1, 2};
         cg_assert_tensor(ds.y, y, 3, 0);
         assert_true(ds.x->data[784 + 10] == (float)(3 + 10) / 255.0f);
+        cg_assert_batches_match(&ds);
         cg_dataset_free(&ds);
     }
     /* 16 pixels: a 4x4 image */
@@ -745,6 +749,7 @@ static void test_select_classes(void **state) {
     const float y[3] = {1, 0, 1}; /* items 0 (3), 2 (9), 3 (3), in their order */
     cg_assert_tensor(ds.y, y, 3, 0);
     assert_memory_equal(ds.x->data + 2 * 6, row3, sizeof row3);
+    cg_assert_batches_match(&ds);
     const char *bad[1] = {"7"};
     expect_error(cg_dataset_select_classes(&ds, bad, 1), CG_ERR_ARG, "no class \"7\"", "9, 3", NULL);
     const char *twice[2] = {"3", "3"};
@@ -882,25 +887,72 @@ static void test_real_labels_csv(void **state) {
     cg_labels_free(&l);
 }
 
-/* pixel / 255 in the vector loop: every one of the 256 values the same
- * bits as a scalar division (a multiply by 1/255 would miss about half),
- * at every alignment and with a tail. */
+/* pixel / 255 in the vector loop, with this CPU's widest vectors and with
+ * the build's baseline ones: every one of the 256 values the same bits as
+ * a scalar division (a multiply by 1/255 would miss about half), at every
+ * alignment and with a tail. */
 static void test_u8_to_unit_exact(void **state) {
     (void)state;
-    uint8_t src[300];
-    float dst[300];
-    for (int i = 0; i < 300; i++) src[i] = (uint8_t)(i * 7 + 3);
+    void (*const fns[2])(float *restrict, const uint8_t *restrict, int64_t) = {
+        cg_u8_to_unit, cg_u8_to_unit_portable};
     volatile float d255 = 255.0f; /* a run-time scalar division to compare with */
-    for (int off = 0; off < 9; off++)
-        for (int n = 0; n + off <= 300; n += 37) {
-            cg_u8_to_unit(dst + off, src + off, n);
-            for (int i = off; i < off + n; i++)
-                if (dst[i] != (float)src[i] / d255)
-                    fail_msg("pixel %d: %.9g, expected %.9g", src[i], dst[i], (float)src[i] / d255);
-        }
-    for (int v = 0; v < 256; v++) src[v] = (uint8_t)v;
-    cg_u8_to_unit(dst, src, 256);
-    for (int v = 0; v < 256; v++) assert_true(dst[v] == (float)v / d255);
+    for (int f = 0; f < 2; f++) {
+        uint8_t src[300];
+        float dst[300];
+        for (int i = 0; i < 300; i++) src[i] = (uint8_t)(i * 7 + 3);
+        for (int off = 0; off < 9; off++)
+            for (int n = 0; n + off <= 300; n += 37) {
+                fns[f](dst + off, src + off, n);
+                for (int i = off; i < off + n; i++)
+                    if (dst[i] != (float)src[i] / d255)
+                        fail_msg("kernel %d, pixel %d: %.9g, expected %.9g", f, src[i], dst[i],
+                                 (float)src[i] / d255);
+            }
+        for (int v = 0; v < 256; v++) src[v] = (uint8_t)v;
+        fns[f](dst, src, 256);
+        for (int v = 0; v < 256; v++) assert_true(dst[v] == (float)v / d255);
+    }
+}
+
+/* A batch's errors, and the two cases that must come from x instead of
+ * the bytes: none kept (x changed by hand) and x in a graph. */
+static void test_dataset_batch_errors_and_fallbacks(void **state) {
+    (void)state;
+    char img[512], lab[512];
+    make_idx_pair(join(img, tmp, "i.idx"), join(lab, tmp, "l.idx"), false); /* 5 images, 6 pixels */
+    cg_dataset ds;
+    assert_int_equal(cg_dataset_load_idx(&ds, img, lab), CG_OK);
+    cg_scope_begin();
+    const int64_t idx[3] = {4, 0, 4};
+    assert_null(cg_dataset_batch(&ds, (const int64_t[]){1, 5}, 2));
+    assert_int_equal(cg_last_status(), CG_ERR_ARG);
+    assert_non_null(strstr(cg_last_error(), "dataset_batch: index 5 (position 1) is outside 0..4"));
+    assert_null(cg_dataset_batch(&ds, (const int64_t[]){-1}, 1));
+    assert_null(cg_dataset_batch(&ds, NULL, 2));
+    assert_non_null(strstr(cg_last_error(), "no index array"));
+    cg_dataset empty = {0};
+    assert_null(cg_dataset_batch(&empty, idx, 3));
+    assert_int_equal(cg_last_status(), CG_ERR_STATE);
+    cg_tensor *none = cg_dataset_batch(&ds, idx, 0);
+    assert_non_null(none);
+    cg_assert_shape(none, (int64_t[]){0, 6}, 2);
+
+    /* x changed in place and the bytes dropped: batches follow x. */
+    ds.x->data[4 * 6 + 1] = 2.5f;
+    free(ds.pixels);
+    ds.pixels = NULL;
+    cg_tensor *b = cg_dataset_batch(&ds, idx, 3);
+    assert_non_null(b);
+    assert_true(b->data[1] == 2.5f && b->data[2 * 6 + 1] == 2.5f);
+
+    /* x in a graph: the batch is index_select's, and gradients reach x. */
+    cg_tensor_requires_grad(ds.x, true);
+    cg_tensor *g = cg_dataset_batch(&ds, idx, 3);
+    assert_true(g && g->requires_grad);
+    assert_int_equal(cg_backward(cg_tensor_sum(g)), CG_OK);
+    assert_true(ds.x->grad[4 * 6] == 2.0f && ds.x->grad[0] == 1.0f && ds.x->grad[6] == 0.0f);
+    cg_scope_end();
+    cg_dataset_free(&ds);
 }
 
 int main(void) {
@@ -934,6 +986,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_labels_csv, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_select_classes, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_u8_to_unit_exact),
+        cmocka_unit_test_setup_teardown(test_dataset_batch_errors_and_fallbacks, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_real_mnist_sample_counts),
         cmocka_unit_test(test_real_mnist_idx),
         cmocka_unit_test(test_real_png_matches_idx),

@@ -104,6 +104,34 @@ cg_tensor *cg_test_uniform(const int64_t *shape, int ndim, float lo, float hi, u
     return cg_tensor_requires_grad(t, requires_grad);
 }
 
+void cg_assert_batches_match(const cg_dataset *ds) {
+    assert_non_null(ds->pixels);
+    const int64_t n = ds->x->shape[0], len = ds->x->shape[1];
+    for (int64_t i = 0; i < n * len; i++)
+        if (ds->x->data[i] != (float)ds->pixels[i] / 255.0f)
+            fail_msg("x[%lld] = %.9g but its pixel is %d", (long long)i, ds->x->data[i], ds->pixels[i]);
+    /* Every row backwards, then the first and last rows again. */
+    int64_t *idx = malloc((size_t)(n + 2) * sizeof *idx);
+    assert_non_null(idx);
+    for (int64_t k = 0; k < n; k++) idx[k] = n - 1 - k;
+    idx[n] = 0;
+    idx[n + 1] = n - 1;
+    const int threads = cg_get_num_threads();
+    for (int nt = 1; nt <= 2; nt++) {
+        cg_set_num_threads(nt);
+        cg_scope_begin();
+        cg_tensor *want = cg_tensor_index_select(ds->x, idx, n + 2);
+        cg_tensor *got = cg_dataset_batch(ds, idx, n + 2);
+        if (!got) fail_msg("%s", cg_last_error());
+        cg_assert_shape(got, want->shape, 2);
+        assert_memory_equal(got->data, want->data, (size_t)want->numel * sizeof(float));
+        assert_false(got->requires_grad);
+        cg_scope_end();
+    }
+    cg_set_num_threads(threads);
+    free(idx);
+}
+
 uint8_t *cg_test_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) fail_msg("cannot open %s", path);

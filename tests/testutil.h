@@ -45,6 +45,11 @@ double cg_check_grad(cg_test_fn f, cg_tensor *const *inputs, int n, void *ctx, d
 cg_tensor *cg_test_uniform(const int64_t *shape, int ndim, float lo, float hi, uint64_t seed,
                            bool requires_grad);
 
+/* A loaded dataset keeps the bytes its x was made from (x == pixels / 255
+ * bit for bit), and cg_dataset_batch of any rows (reversed, repeated) is
+ * exactly cg_tensor_index_select of x, on one thread and on two. */
+void cg_assert_batches_match(const cg_dataset *ds);
+
 /* The whole file, malloc'd (plus a NUL after it); *len gets its size. */
 uint8_t *cg_test_read_file(const char *path, size_t *len);
 

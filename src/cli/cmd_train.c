@@ -136,7 +136,7 @@ static cg_status train_epoch(cg_model *m, const cg_dataset *train, cg_tensor *ta
     cg_dataloader_reset(dl);
     while (cg_dataloader_next(dl, &idx, &count)) {
         cg_scope_begin();
-        cg_tensor *xb = cg_tensor_index_select(train->x, idx, count);
+        cg_tensor *xb = cg_dataset_batch(train, idx, count);
         cg_tensor *yb = cg_tensor_index_select(targets, idx, count);
         cg_tensor *loss = cg_cli_loss((cg_loss_kind)c->loss, cg_model_forward(m, xb), yb);
         cg_status st = loss ? cg_backward(loss) : cg_last_status();

@@ -31,13 +31,15 @@ cg_status cg_read_file_at(const char *op, int dirfd, const char *name, const cha
 /* dst[i] = src[i] / 255 as float, the same rounding as PyTorch's
  * tensor.float()/255. Serial: callers parallelise over images. */
 void cg_u8_to_unit(float *restrict dst, const uint8_t *restrict src, int64_t n);
+/* The same with the build's baseline instructions only (for tests). */
+void cg_u8_to_unit_portable(float *restrict dst, const uint8_t *restrict src, int64_t n);
 
-/* Gives ds fresh tensors x [n, h*w] (uninitialised) and y [n], owned by
- * ds whatever scope is open; sets height and width. */
+/* Gives ds fresh tensors x [n, h*w] and y [n], owned by ds whatever scope
+ * is open, and pixels [n*h*w] (all uninitialised); sets height and width. */
 cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w);
 
-/* Fills ds's x (from cg_dataset_alloc) with pixel / 255 of its n images
- * of 8-bit pixels, in parallel, and y with the n labels. */
+/* Fills ds's pixels (from cg_dataset_alloc) with its n images of 8-bit
+ * pixels, x with pixel / 255, in parallel, and y with the n labels. */
 void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *labels);
 
 /* Builds ds from 8-bit pixels (n images of h x w, row after row) and

@@ -78,11 +78,36 @@ cg_status cg_read_file(const char *op, const char *path, size_t max_bytes, cg_by
 /* The division itself, not a multiply by 1/255 (off by an ulp for about
  * half of the 256 values): each result is the correctly rounded quotient,
  * the bits PyTorch's tensor.float()/255 gives. The loop vectorises (widen
- * to int, convert, divide 4 or 8 lanes at a time) and runs at ~3 ms for
- * MNIST_SAMPLE's 9.7 M pixels on one core, against ~5.5 ms through a
- * 256-entry table, whose lookups do not vectorise. */
-void cg_u8_to_unit(float *restrict dst, const uint8_t *restrict src, int64_t n) {
+ * to int, convert, divide 4 or 8 lanes at a time); division is exact in
+ * every instruction set, so the AVX2 build of the same loop gives the same
+ * bits, 8 lanes at a time: a training batch (256 random rows of
+ * MNIST_SAMPLE) in ~22 us on two threads against ~33 us with SSE's 4. */
+static inline __attribute__((always_inline)) void u8_to_unit_loop(float *restrict dst,
+                                                                 const uint8_t *restrict src,
+                                                                 int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i] / 255.0f;
+}
+
+void cg_u8_to_unit_portable(float *restrict dst, const uint8_t *restrict src, int64_t n) {
+    u8_to_unit_loop(dst, src, n);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2"))) static void u8_to_unit_avx2(float *restrict dst,
+                                                            const uint8_t *restrict src, int64_t n) {
+    u8_to_unit_loop(dst, src, n);
+}
+#endif
+
+void cg_u8_to_unit(float *restrict dst, const uint8_t *restrict src, int64_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) {
+        u8_to_unit_avx2(dst, src, n);
+        return;
+    }
+#endif
+    u8_to_unit_loop(dst, src, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -105,13 +130,20 @@ cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h,
     int64_t xs[2] = {n, h * w};
     ds->x = owned_tensor(op, xs, 2);
     ds->y = ds->x ? owned_tensor(op, &n, 1) : NULL;
-    if (!ds->x || !ds->y) {
+    ds->pixels = ds->y ? malloc(n * h * w > 0 ? (size_t)(n * h * w) : 1) : NULL;
+    if (!ds->x || !ds->y || !ds->pixels) {
+        cg_status st = ds->y && !ds->pixels
+                           ? cg_fail(CG_ERR_NOMEM, "%s: cannot allocate %lld images of %lldx%lld pixels",
+                                     op, (long long)n, (long long)h, (long long)w)
+                           : cg_last_status();
         cg_tensor_release(ds->x);
-        ds->x = NULL;
-        return cg_last_status();
+        cg_tensor_release(ds->y);
+        ds->x = ds->y = NULL;
+        return st;
     }
-    /* It is about to be written whole: map its pages in one go. */
-    cg_floats_prefault(ds->x->data, ds->x->numel);
+    /* Both are about to be written whole: map their pages in one go. */
+    cg_prefault(ds->x->data, (size_t)ds->x->numel * sizeof(float));
+    cg_prefault(ds->pixels, (size_t)ds->x->numel);
     ds->height = h;
     ds->width = w;
     return CG_OK;
@@ -120,7 +152,10 @@ cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h,
 void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *labels) {
     const int64_t n = ds->x->shape[0], hw = ds->x->shape[1];
 #pragma omp parallel for schedule(static) if (n * hw >= 16 * CG_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) cg_u8_to_unit(ds->x->data + i * hw, pixels + i * hw, hw);
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(ds->pixels + i * hw, pixels + i * hw, (size_t)hw);
+        cg_u8_to_unit(ds->x->data + i * hw, pixels + i * hw, hw);
+    }
     for (int64_t i = 0; i < n; i++) ds->y->data[i] = (float)labels[i];
 }
 
@@ -147,6 +182,7 @@ void cg_dataset_free(cg_dataset *ds) {
     if (!ds) return;
     cg_tensor_release(ds->x);
     cg_tensor_release(ds->y);
+    free(ds->pixels);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -197,7 +233,13 @@ cg_status cg_dataset_select_classes(cg_dataset *ds, const char *const *names, in
         int c = class_of(ds, i, map);
         if (c < 0) continue;
         memcpy(out.x->data + j * cols, ds->x->data + i * cols, (size_t)cols * sizeof(float));
+        if (ds->pixels)
+            memcpy(out.pixels + j * cols, ds->pixels + i * cols, (size_t)cols);
         out.y->data[j++] = (float)c;
+    }
+    if (!ds->pixels) { /* x was changed, or made by hand: no bytes to keep */
+        free(out.pixels);
+        out.pixels = NULL;
     }
     out.n_classes = n;
     memset(out.class_names, 0, sizeof out.class_names);

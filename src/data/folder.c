@@ -266,17 +266,6 @@ static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
 #pragma omp parallel
     {
         cg_bytes file = {0};
-        uint8_t *px = malloc((size_t)hw);
-        if (!px) {
-#pragma omp critical(cg_folder_error)
-            {
-                /* Not tied to a file: reported ahead of any. */
-#pragma omp atomic write
-                first_bad = -1;
-                bad_status = CG_ERR_NOMEM;
-                snprintf(bad_msg, sizeof bad_msg, "folder: out of memory");
-            }
-        }
 #pragma omp for schedule(dynamic, 64)
         for (int64_t i = 1; i < n; i++) {
             int64_t stop;
@@ -284,7 +273,8 @@ static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
             stop = first_bad;
             /* Files after a known failure cannot change the report. */
             if (i > stop) continue;
-            cg_gray_image img = {px, ds->width, ds->height};
+            /* Decoded straight into the dataset's bytes, then divided. */
+            cg_gray_image img = {ds->pixels + i * hw, ds->width, ds->height};
             if (read_png(it, i, &file, &img) != CG_OK) {
 #pragma omp critical(cg_folder_error)
                 if (i < first_bad) {
@@ -295,10 +285,9 @@ static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
                 }
                 continue;
             }
-            cg_u8_to_unit(x + i * hw, px, hw);
+            cg_u8_to_unit(x + i * hw, img.pixels, hw);
             y[i] = (float)it->label[i];
         }
-        free(px);
         cg_bytes_free(&file);
     }
     if (first_bad == n) return CG_OK;
@@ -378,6 +367,7 @@ cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it) {
     /* Keeps the class names cg_folder_list set. */
     if (st == CG_OK) st = cg_dataset_alloc(ds, "folder", it->n, first.height, first.width);
     if (st == CG_OK) {
+        memcpy(ds->pixels, first.pixels, (size_t)(first.height * first.width));
         cg_u8_to_unit(ds->x->data, first.pixels, first.height * first.width);
         ds->y->data[0] = (float)it->label[0];
         st = decode_all(ds, it);

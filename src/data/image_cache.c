@@ -206,11 +206,7 @@ static cg_status cache_write(const cg_dataset *ds, const char *path, uint64_t ke
         strncpy((char *)p, ds->class_names[c], CG_CLASS_NAME_MAX); /* pads with NULs */
     for (int64_t i = 0; i < n; i++) p[i] = (uint8_t)ds->y->data[i];
     p += n;
-    /* x = v/255 correctly rounded, so x*255 is within an ulp of the integer
-     * v and rounding recovers v exactly: these are the decoded pixels. */
-    const float *x = ds->x->data;
-#pragma omp parallel for schedule(static) if (n * hw >= 16 * CG_PARALLEL_MIN)
-    for (int64_t i = 0; i < n * hw; i++) p[i] = (uint8_t)(x[i] * 255.0f + 0.5f);
+    memcpy(p, ds->pixels, (size_t)(n * hw)); /* the decoded pixels */
     p += n * hw;
     cg_put_u32(p, cg_crc32(buf, (size_t)(p - buf)));
     cg_status st = cg_write_file_atomic("cache", path, buf, size);

@@ -273,9 +273,20 @@ static void gather_part(void *ctx, int64_t lo, int64_t hi) {
     gather_rows(j->dst, j->src, j->idx, lo, hi, j->len);
 }
 
+cg_status cg_check_rows(const char *op, const cg_tensor *t, const int64_t *idx, int64_t n) {
+    for (int64_t k = 0; k < n; k++) {
+        if (idx[k] < 0 || idx[k] >= t->shape[0]) {
+            char have[64];
+            return cg_fail(CG_ERR_ARG, "%s: index %lld (position %lld) is outside 0..%lld of %s", op,
+                           (long long)idx[k], (long long)k, (long long)t->shape[0] - 1,
+                           cg_shape_str(t, have, sizeof have));
+        }
+    }
+    return CG_OK;
+}
+
 cg_tensor *cg_tensor_index_select(cg_tensor *t, const int64_t *idx, int64_t n) {
     if (!t) return NULL;
-    char have[64];
     if (t->ndim < 1) {
         cg_fail(CG_ERR_SHAPE, "index_select: a scalar has no rows");
         return NULL;
@@ -285,14 +296,7 @@ cg_tensor *cg_tensor_index_select(cg_tensor *t, const int64_t *idx, int64_t n) {
                 idx ? "" : " and no index array");
         return NULL;
     }
-    for (int64_t k = 0; k < n; k++) {
-        if (idx[k] < 0 || idx[k] >= t->shape[0]) {
-            cg_fail(CG_ERR_ARG, "index_select: index %lld (position %lld) is outside 0..%lld of %s",
-                    (long long)idx[k], (long long)k, (long long)t->shape[0] - 1,
-                    cg_shape_str(t, have, sizeof have));
-            return NULL;
-        }
-    }
+    if (cg_check_rows("index_select", t, idx, n) != CG_OK) return NULL;
     int64_t s[CG_MAX_DIMS];
     s[0] = n;
     for (int d = 1; d < t->ndim; d++) s[d] = t->shape[d];

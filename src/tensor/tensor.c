@@ -109,20 +109,20 @@ float *cg_floats_alloc(int64_t n) {
 }
 
 /*
- * Maps in every page of a fresh buffer of n floats before it is filled.
- * A new page costs a fault when first written, and on the VMs measured
- * here that is ~2.5 us a page: filling MNIST_SAMPLE's 39 MB training
- * tensor took 15-25 ms of faults on two threads. MADV_POPULATE_WRITE
- * (Linux 5.14) maps a range in one call, ~11 ms for the same 39 MB with
- * the range cut between the threads. Where the kernel lacks it, nothing
- * happens and the pages fault in as they are written, as before.
+ * Maps in every page of a fresh buffer before it is filled. A new page
+ * costs a fault when first written, and on the VMs measured here that is
+ * ~2.5 us a page: filling MNIST_SAMPLE's 39 MB training tensor took
+ * 15-25 ms of faults on two threads. MADV_POPULATE_WRITE (Linux 5.14) maps
+ * a range in one call, ~11 ms for the same 39 MB with the range cut
+ * between the threads. Where the kernel lacks it, nothing happens and the
+ * pages fault in as they are written, as before.
  */
-void cg_floats_prefault(float *f, int64_t n) {
+void cg_prefault(void *buf, size_t bytes) {
 #ifdef MADV_POPULATE_WRITE
     const long page = sysconf(_SC_PAGESIZE);
-    if (!f || page <= 0 || n * (int64_t)sizeof(float) < 64 * page) return;
-    const uintptr_t lo = ((uintptr_t)f + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    const uintptr_t hi = ((uintptr_t)(f + n)) & ~((uintptr_t)page - 1);
+    if (!buf || page <= 0 || bytes < 64 * (size_t)page) return;
+    const uintptr_t lo = ((uintptr_t)buf + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    const uintptr_t hi = ((uintptr_t)buf + bytes) & ~((uintptr_t)page - 1);
     const int64_t pages = (int64_t)((hi - lo) / (uintptr_t)page);
     const int nt = cg_get_num_threads() < 2 ? 1 : 2;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
@@ -132,7 +132,7 @@ void cg_floats_prefault(float *f, int64_t n) {
         if (b > a) (void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
     }
 #else
-    (void)f, (void)n;
+    (void)buf, (void)bytes;
 #endif
 }
 
