@@ -10,8 +10,8 @@
  * forwards to the real one. Calls from inside the C library or libgomp
  * are not seen, and need not be: they are not cgrad's.
  *
- * The loop is cmd_train's, on random data: a shuffled batch by
- * index_select, forward, loss, backward and SGD in a scope, then a
+ * The loop is cmd_train's, on random data: a shuffled batch made from the
+ * dataset's bytes, forward, loss, backward and SGD in a scope, then a
  * validation pass with grad mode off - for both models and both losses,
  * at 1 and 2 threads (so that the GEMM's OpenMP workers, with their own
  * pack buffers, take part). Two epochs warm the pools up; the next two
@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cgrad_internal.h"
+#include "data/data.h"
 #include "testutil.h"
 
 /* ---- the counting allocator ---- */
@@ -64,7 +65,8 @@ int __wrap_posix_memalign(void **p, size_t align, size_t n) {
 enum { N_TRAIN = 600, N_VALID = 200, PIXELS = 784, BATCH = 256 };
 
 typedef struct setup {
-    cg_tensor *xt, *yt, *xv, *yv;
+    cg_dataset train; /* random pixels, as a loader makes them */
+    cg_tensor *yt, *xv, *yv;
     cg_model *m;
     cg_dataloader dl;
 } setup;
@@ -78,7 +80,14 @@ static void make_data(int64_t n, uint64_t seed, cg_tensor **x, cg_tensor **y) {
 }
 
 static void setup_make(setup *s, cg_model_kind kind) {
-    make_data(N_TRAIN, 10, &s->xt, &s->yt);
+    cg_tensor *xt;
+    make_data(N_TRAIN, 10, &xt, &s->yt);
+    uint8_t *pixels = malloc(N_TRAIN * PIXELS), labels[N_TRAIN] = {0};
+    assert_non_null(pixels);
+    for (int64_t i = 0; i < N_TRAIN * PIXELS; i++) pixels[i] = (uint8_t)(xt->data[i] * 256.0f);
+    assert_int_equal(cg_dataset_from_u8(&s->train, "test", "random", pixels, labels, N_TRAIN, 28, 28), CG_OK);
+    free(pixels);
+    cg_tensor_release(xt);
     make_data(N_VALID, 20, &s->xv, &s->yv);
     cg_rng rng;
     cg_rng_seed(&rng, 42);
@@ -91,7 +100,7 @@ static void setup_make(setup *s, cg_model_kind kind) {
 static void setup_free(setup *s) {
     cg_dataloader_free(&s->dl);
     cg_model_free(s->m);
-    cg_tensor_release(s->xt);
+    cg_dataset_free(&s->train);
     cg_tensor_release(s->yt);
     cg_tensor_release(s->xv);
     cg_tensor_release(s->yv);
@@ -108,7 +117,7 @@ static void epoch(setup *s, bool bce) {
     cg_dataloader_reset(&s->dl);
     while (cg_dataloader_next(&s->dl, &idx, &count)) {
         cg_scope_begin();
-        cg_tensor *xb = cg_tensor_index_select(s->xt, idx, count);
+        cg_tensor *xb = cg_dataset_batch(&s->train, idx, count);
         cg_tensor *yb = cg_tensor_index_select(s->yt, idx, count);
         cg_tensor *loss = loss_of(bce, cg_model_forward(s->m, xb), yb);
         assert_int_equal(cg_backward(loss), CG_OK);
