@@ -188,5 +188,10 @@ void cg_guard_enable(bool on);
  * fastest this CPU runs.
  * Returns false, changing nothing, if that kernel cannot run here. */
 bool cg_gemm_use_kernel(const char *name);
+/* On by default: a mostly-zero A skips its all-zero steps (the same bits,
+ * see gemm.c). Off, always dense: for tests that compare the two. */
+void cg_gemm_sparse_enable(bool on);
+/* How many pieces of GEMM work have run sparse so far (for tests). */
+int64_t cg_gemm_sparse_pieces(void);
 
 #endif /* CGRAD_INTERNAL_H */

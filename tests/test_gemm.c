@@ -217,6 +217,71 @@ static void gemm_training_shapes(void **state) {
     cg_gemm_use_kernel(NULL);
 }
 
+/*
+ * A mostly-zero A (a batch of MNIST) skips the steps where a whole tile of
+ * A is zero: the result must be the dense kernel's, bit for bit, on every
+ * tail (m, n, k), both layouts of A, alpha/beta, padded and offset
+ * operands, 1 and 2 threads; -0.0 and whole zero rows included. With an
+ * infinity or NaN in B a zero term is not neutral (0 * inf = NaN): such a
+ * call must stay dense.
+ */
+static void gemm_sparse_a_same_bits(void **state) {
+    (void)state;
+    if (!cg_gemm_use_kernel("avx2-fma")) skip();
+    const gcase shapes[] = {
+        {.m = 256, .n = 30, .k = 784, .alpha = 1, .beta = 0},             /* x @ w1     */
+        {.m = 784, .n = 30, .k = 256, .ta = true, .alpha = 1, .beta = 1}, /* x^T @ dC   */
+        {.m = 37, .n = 29, .k = 101, .alpha = -0.5f, .beta = 0.25f, .pad_a = 3, .pad_c = 1, .off = 1},
+        {.m = 101, .n = 17, .k = 37, .ta = true, .alpha = 2, .beta = -1.5f, .pad_a = 5, .off = 3},
+        {.m = 6, .n = 5, .k = 9, .alpha = 1, .beta = 0},
+        {.m = 13, .n = 48, .k = 300, .ta = true, .alpha = 0.75f, .beta = 1, .pad_b = 2},
+        {.m = 2000, .n = 20, .k = 30, .alpha = 1, .beta = 0},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const gcase *g = &shapes[s];
+        for (int special = 0; special < 2; special++) {
+            for (int nt = 1; nt <= 2; nt++) {
+                cg_set_num_threads(nt);
+                cg_rng rng;
+                cg_rng_seed(&rng, 500 + s);
+                mat a = g->ta ? mat_new(g->k, g->m, g->pad_a, g->off, &rng) : mat_new(g->m, g->k, g->pad_a, g->off, &rng);
+                mat b = mat_new(g->k, g->n, g->pad_b, g->off, &rng);
+                mat c = mat_new(g->m, g->n, g->pad_c, g->off, &rng);
+                /* 85% zeros, some of them -0.0, and A's first stored row all zero. */
+                for (int64_t i = 0; i < a.rows; i++)
+                    for (int64_t j = 0; j < a.cols; j++) {
+                        float u = cg_rng_uniform(&rng);
+                        if (i == 0 || u < 0.85f) a.p[i * a.ld + j] = u < 0.1f ? -0.0f : 0.0f;
+                    }
+                if (special) b.p[(g->k / 2) * b.ld + g->n / 2] = special == 1 ? INFINITY : NAN;
+                const size_t bytes = sizeof(float) * (size_t)(g->m * c.ld);
+                float *dense = malloc(bytes);
+                assert_non_null(dense);
+                memcpy(dense, c.p, bytes);
+                cg_gemm_sparse_enable(false);
+                cg_gemm(g->ta, false, g->m, g->n, g->k, g->alpha, a.p, a.ld, b.p, b.ld, g->beta, dense, c.ld);
+                cg_gemm_sparse_enable(true);
+                const int64_t before = cg_gemm_sparse_pieces();
+                cg_gemm(g->ta, false, g->m, g->n, g->k, g->alpha, a.p, a.ld, b.p, b.ld, g->beta, c.p, c.ld);
+                const int64_t pieces = cg_gemm_sparse_pieces() - before;
+                if (memcmp(c.p, dense, bytes) != 0)
+                    fail_msg("shape %zu (%lldx%lldx%lld ta=%d), %d threads, B %s: sparse and dense differ", s,
+                             (long long)g->m, (long long)g->k, (long long)g->n, g->ta, nt,
+                             special ? "with inf" : "finite");
+                /* All these shapes take the skinny path, so the sparse one unless B is special. */
+                if (special ? pieces != 0 : pieces == 0)
+                    fail_msg("shape %zu, %d threads: %lld pieces ran sparse", s, nt, (long long)pieces);
+                free(dense);
+                free(a.base);
+                free(b.base);
+                free(c.base);
+            }
+        }
+    }
+    cg_set_num_threads(0);
+    cg_gemm_use_kernel(NULL);
+}
+
 /* beta == 0 means C = alpha * op(A) @ op(B): NaN already in C must not
  * survive (0 * NaN would), on the gemm, gemv and k == 0 / alpha == 0 paths. */
 static void gemm_beta_zero_overwrites_nan(void **state) {
@@ -400,6 +465,7 @@ int main(void) {
         cmocka_unit_test(gemm_avx2_matches_reference),
         cmocka_unit_test(gemm_openblas_matches_reference),
         cmocka_unit_test(gemm_training_shapes),
+        cmocka_unit_test(gemm_sparse_a_same_bits),
         cmocka_unit_test(gemm_beta_zero_overwrites_nan),
         cmocka_unit_test(gemm_rejects_bad_arguments),
         cmocka_unit_test(gemm_kernel_choice),

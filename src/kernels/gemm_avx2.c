@@ -14,7 +14,10 @@
  */
 #include "kernels/gemm_kernel.h"
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -59,13 +62,14 @@ CG_AVX2_INLINE void masked_update(float *c, int n, __m256 ab, __m256 va, __m256 
 }
 
 /*
- * One tile. Inlined twice: once with the packed-A strides as constants
- * (rsa = 1, csa = MR: the broadcasts become fixed offsets) and once with
- * run-time strides (A read in place).
+ * One tile. Inlined three times: with the packed-A strides as constants
+ * (rsa = 1, csa = MR: the broadcasts become fixed offsets), with run-time
+ * strides (A read in place), and over a list of steps: with `steps`, the
+ * chain runs over p = steps[0..k) instead of 0..k-1 (see ukr_steps_6x16).
  */
-CG_AVX2_INLINE void ukr_body(int64_t k, const float *a, int64_t rsa, int64_t csa,
-                             const float *b, float *c, int64_t ldc, float alpha, float beta,
-                             int mr, int nr) {
+CG_AVX2_INLINE void ukr_body(int64_t k, const int32_t *steps, const float *a, int64_t rsa,
+                             int64_t csa, const float *b, float *c, int64_t ldc, float alpha,
+                             float beta, int mr, int nr) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -80,9 +84,15 @@ CG_AVX2_INLINE void ukr_body(int64_t k, const float *a, int64_t rsa, int64_t csa
         _mm_prefetch((const char *)(c + i * ldc + nr - 1), _MM_HINT_T0);
     }
 
+    const float *const a0 = a, *const bz = b;
     const float *a3 = a + 3 * rsa;
+    int64_t s = 0; /* the step's place in `steps` */
 #define CG_STEP()                                                                 \
     do {                                                                          \
+        if (steps) {                                                              \
+            a = a0 + steps[s] * csa, a3 = a + 3 * rsa, b = bz + steps[s] * NR;    \
+            s++;                                                                  \
+        }                                                                         \
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), t;             \
         t = _mm256_broadcast_ss(a);                                               \
         c00 = _mm256_fmadd_ps(t, b0, c00), c01 = _mm256_fmadd_ps(t, b1, c01);     \
@@ -138,9 +148,100 @@ CG_AVX2 static void ukr_6x16(int64_t k, const float *a, int64_t rsa, int64_t csa
                              const float *b, float *c, int64_t ldc, float alpha, float beta,
                              int mr, int nr) {
     if (rsa == 1 && csa == MR)
-        ukr_body(k, a, 1, MR, b, c, ldc, alpha, beta, mr, nr);
+        ukr_body(k, NULL, a, 1, MR, b, c, ldc, alpha, beta, mr, nr);
     else
-        ukr_body(k, a, rsa, csa, b, c, ldc, alpha, beta, mr, nr);
+        ukr_body(k, NULL, a, rsa, csa, b, c, ldc, alpha, beta, mr, nr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sparse A: a tile's chains over the steps where its A is not all zero */
+/* ------------------------------------------------------------------ */
+
+/*
+ * For each of the 8 masks a compare can give, its set lanes left-packed
+ * (byte l: the l-th set lane), so one permute turns 8 step indices into
+ * the list of those whose mask bit is set. Made once (see the kernel's
+ * getter below).
+ */
+static uint64_t left_pack[256];
+static pthread_once_t left_pack_once = PTHREAD_ONCE_INIT;
+
+static void left_pack_init(void) {
+    for (unsigned m = 0; m < 256; m++) {
+        uint64_t packed = 0;
+        for (unsigned lane = 0, l = 0; lane < 8; lane++)
+            if (m >> lane & 1) packed |= (uint64_t)lane << (8 * l++);
+        left_pack[m] = packed;
+    }
+}
+
+/*
+ * steps[0..count) = the p < k where some row of the MR-row tile a has a
+ * nonzero A(i, p) = a[i*rsa + p*csa]; returns count, or -1 for strides it
+ * does not handle (then the tile stays dense). Zero is tested on the bits,
+ * so -0.0 counts as nonzero: keeping a step the tile could skip is always
+ * right, only slower. No branch depends on the data: a bit-scan loop
+ * mispredicts on the strokes' irregular runs of pixels.
+ */
+CG_AVX2 static int64_t nonzero_steps_6x16(int64_t k, const float *a, int64_t rsa, int64_t csa,
+                                           int32_t *steps) {
+    const __m256i zero = _mm256_setzero_si256();
+    int64_t count = 0, p = 0;
+    if (csa == 1) {
+        /* Rows along p: the tile's 6 rows or-ed together, 8 steps at a time. */
+        __m256i base = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i eight = _mm256_set1_epi32(8);
+        for (; p + 8 <= k; p += 8) {
+            __m256i any = _mm256_loadu_si256((const __m256i *)(a + p));
+            for (int i = 1; i < MR; i++)
+                any = _mm256_or_si256(any, _mm256_loadu_si256((const __m256i *)(a + i * rsa + p)));
+            const unsigned m =
+                ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(any, zero))) & 0xffu;
+            const __m256i perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)left_pack[m]));
+            _mm256_storeu_si256((__m256i *)(steps + count), _mm256_permutevar8x32_epi32(base, perm));
+            count += __builtin_popcount(m);
+            base = _mm256_add_epi32(base, eight);
+        }
+    } else if (rsa != 1) {
+        return -1;
+    }
+    /* Rows across p (A^T or packed, rsa == 1): one step's 6 values are
+     * contiguous. Before the last step, the 2 floats loaded past them lie
+     * in the next step's row (csa >= 6) and are masked off; the last step
+     * takes a masked load, which reads none. */
+    const __m256i six = lane_mask(MR);
+    if (rsa == 1) {
+        for (; p + 1 < k; p++) {
+            steps[count] = (int32_t)p;
+            count += !_mm256_testz_si256(_mm256_loadu_si256((const __m256i *)(a + p * csa)), six);
+        }
+        if (p < k) {
+            steps[count] = (int32_t)p;
+            count += !_mm256_testz_si256(_mm256_maskload_epi32((const int *)(a + p * csa), six), six);
+        }
+        return count;
+    }
+    for (; p < k; p++) { /* the last few steps of rows along p */
+        uint32_t any = 0;
+        for (int i = 0; i < MR; i++) {
+            uint32_t u;
+            memcpy(&u, a + i * rsa + p, sizeof u);
+            any |= u;
+        }
+        steps[count] = (int32_t)p;
+        count += any != 0;
+    }
+    return count;
+}
+
+/* The ukr over the listed steps only (B still packed over all of K). */
+CG_AVX2 static void ukr_steps_6x16(int64_t n_steps, const int32_t *steps, const float *a,
+                                   int64_t rsa, int64_t csa, const float *b, float *c,
+                                   int64_t ldc, float alpha, float beta, int mr, int nr) {
+    if (rsa == 1 && csa == MR)
+        ukr_body(n_steps, steps, a, 1, MR, b, c, ldc, alpha, beta, mr, nr);
+    else
+        ukr_body(n_steps, steps, a, rsa, csa, b, c, ldc, alpha, beta, mr, nr);
 }
 
 /* Horizontal sum in a fixed order: (lo128 + hi128), then pairs. */
@@ -258,9 +359,14 @@ static const cg_gemm_kernel avx2_kernel = {
     .ukr = ukr_6x16,
     .gemv_rows = gemv_rows_avx2,
     .gemv_cols = gemv_cols_avx2,
+    .nonzero_steps = nonzero_steps_6x16,
+    .ukr_steps = ukr_steps_6x16,
 };
 
-const cg_gemm_kernel *cg_gemm_avx2_kernel(void) { return &avx2_kernel; }
+const cg_gemm_kernel *cg_gemm_avx2_kernel(void) {
+    pthread_once(&left_pack_once, left_pack_init);
+    return &avx2_kernel;
+}
 
 #else /* not x86 */
 

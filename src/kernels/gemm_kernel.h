@@ -42,6 +42,21 @@ typedef void (*cg_gemv_fn)(int64_t m, int64_t k, float alpha, const float *a,
                            int64_t lda, const float *x, float beta, float *y,
                            int64_t incy);
 
+/*
+ * Sparse A (a batch of MNIST is 81% zero pixels). nonzero_steps lists the
+ * steps p < k at which some row of an MR-row tile of A (read as the ukr
+ * reads it) is not zero, and returns how many, or -1 for strides it does
+ * not take; ukr_steps is the ukr with its chain over those steps only (B
+ * still packed over all of K: step p reads b + p*NR). The zero terms it
+ * leaves out add nothing to a sum when B is finite, so the result has the
+ * ukr's bits; the driver checks B.
+ */
+typedef int64_t (*cg_steps_fn)(int64_t k, const float *a, int64_t rsa, int64_t csa,
+                               int32_t *steps);
+typedef void (*cg_ukr_steps_fn)(int64_t n_steps, const int32_t *steps, const float *a,
+                                int64_t rsa, int64_t csa, const float *b, float *c,
+                                int64_t ldc, float alpha, float beta, int mr, int nr);
+
 typedef struct cg_gemm_kernel {
     const char *name;
     int mr, nr;     /* register tile                                      */
@@ -49,6 +64,8 @@ typedef struct cg_gemm_kernel {
     cg_ukr_fn ukr;
     cg_gemv_fn gemv_rows;
     cg_gemv_fn gemv_cols;
+    cg_steps_fn nonzero_steps; /* NULL: A is always taken dense */
+    cg_ukr_steps_fn ukr_steps;
 } cg_gemm_kernel;
 
 /* The AVX2+FMA kernel; NULL where the compiler cannot build it. */
