@@ -319,6 +319,17 @@ void cg_dataset_free(cg_dataset *ds);
  * backward when x requires grad. NULL + cg_last_error on a bad index.
  */
 cg_tensor *cg_dataset_batch(const cg_dataset *ds, const int64_t *idx, int64_t n);
+/* The rows of ds->x whose label is class c, [count, H*W] (count may be 0):
+ * the book's stacked_threes; a view when the loader kept them together (a
+ * folder's classes are), else a gathered copy. NULL only on failure. */
+cg_tensor *cg_dataset_class_rows(const cg_dataset *ds, int c, int64_t *count);
+/*
+ * The mean image of class c, [H*W] (the article's stacked_threes.mean(0)):
+ * from ds->pixels when there are some - each pixel's exact integer sum,
+ * divided once in double and rounded to float - else the mean of x's rows
+ * of that class. NULL + cg_last_error for a bad class or one with no images.
+ */
+cg_tensor *cg_dataset_mean_image(const cg_dataset *ds, int c);
 
 /* One PNG file as 8-bit gray pixels (malloc'd, *w x *h). */
 cg_status cg_png_read_gray(const char *path, uint8_t **pixels, int64_t *width, int64_t *height);

@@ -914,6 +914,83 @@ static void test_u8_to_unit_exact(void **state) {
     }
 }
 
+/*
+ * A class's rows and its mean image: from the bytes, each pixel's exact sum divided
+ * once (so no float summing order shows), equal on 1 and 2 threads, and
+ * within a float rounding of the article's mean over x's rows; without
+ * bytes, exactly that mean. Bad classes, empty ones and an unloaded
+ * dataset are errors.
+ */
+static void test_dataset_mean_image(void **state) {
+    (void)state;
+    enum { N = 6000, HW = 784 }; /* big enough for two threads */
+    uint8_t *px = malloc((size_t)N * HW), labels[N];
+    assert_non_null(px);
+    cg_rng rng;
+    cg_rng_seed(&rng, 9);
+    for (int64_t i = 0; i < (int64_t)N * HW; i++) px[i] = (uint8_t)(cg_rng_uniform(&rng) * 256.0f);
+    for (int i = 0; i < N; i++) labels[i] = (uint8_t)(i % 3 == 0 ? 2 : 0); /* class 1 empty */
+    cg_dataset ds;
+    assert_int_equal(cg_dataset_from_u8(&ds, "test", "random", px, labels, N, 28, 28), CG_OK);
+    cg_scope_begin();
+    for (int c = 0; c <= 2; c += 2) {
+        uint64_t sum[HW] = {0};
+        int64_t n = 0;
+        for (int i = 0; i < N; i++)
+            if (labels[i] == c) {
+                n++;
+                for (int j = 0; j < HW; j++) sum[j] += px[(int64_t)i * HW + j];
+            }
+        cg_set_num_threads(1);
+        cg_tensor *one = cg_dataset_mean_image(&ds, c);
+        cg_set_num_threads(2);
+        cg_tensor *two = cg_dataset_mean_image(&ds, c);
+        assert_true(one && two);
+        cg_assert_shape(two, (int64_t[]){HW}, 1);
+        assert_memory_equal(one->data, two->data, HW * sizeof(float));
+        for (int j = 0; j < HW; j++)
+            assert_true(two->data[j] == (float)((double)sum[j] / (255.0 * (double)n)));
+        /* The article's way, over x's rows: the same up to float rounding. */
+        int64_t *idx = malloc(sizeof *idx * N);
+        int64_t k = 0;
+        for (int i = 0; i < N; i++)
+            if (labels[i] == c) idx[k++] = i;
+        int dim0 = 0;
+        cg_tensor *article = cg_tensor_mean_dims(cg_tensor_index_select(ds.x, idx, k), &dim0, 1, false);
+        free(idx);
+        for (int j = 0; j < HW; j++) cg_assert_close(two->data[j], article->data[j], 1e-6, 1e-5, "mean");
+        /* Without the bytes: exactly the article's mean. */
+        uint8_t *kept = ds.pixels;
+        ds.pixels = NULL;
+        cg_tensor *from_x = cg_dataset_mean_image(&ds, c);
+        ds.pixels = kept;
+        assert_non_null(from_x);
+        assert_memory_equal(from_x->data, article->data, HW * sizeof(float));
+    }
+    cg_set_num_threads(0);
+    /* The class's rows themselves (stacked_threes): every third image. */
+    int64_t count = -1;
+    cg_tensor *rows = cg_dataset_class_rows(&ds, 2, &count);
+    assert_int_equal(count, N / 3);
+    cg_assert_shape(rows, (int64_t[]){N / 3, HW}, 2);
+    assert_memory_equal(rows->data + HW, ds.x->data + 3 * HW, HW * sizeof(float));
+    assert_non_null(cg_dataset_class_rows(&ds, 1, &count));
+    assert_int_equal(count, 0);
+    assert_null(cg_dataset_class_rows(&ds, 5, &count));
+    assert_int_equal(cg_last_status(), CG_ERR_ARG);
+    assert_null(cg_dataset_mean_image(&ds, 1));
+    assert_non_null(strstr(cg_last_error(), "mean_image: class 1 has no images"));
+    assert_null(cg_dataset_mean_image(&ds, 3));
+    assert_int_equal(cg_last_status(), CG_ERR_ARG);
+    assert_null(cg_dataset_mean_image(&ds, -1));
+    cg_dataset empty = {0};
+    assert_null(cg_dataset_mean_image(&empty, 0));
+    assert_int_equal(cg_last_status(), CG_ERR_STATE);
+    cg_scope_end();
+    cg_dataset_free(&ds);
+    free(px);
+}
+
 /* A batch's errors, and the two cases that must come from x instead of
  * the bytes: none kept (x changed by hand) and x in a graph. */
 static void test_dataset_batch_errors_and_fallbacks(void **state) {
@@ -987,6 +1064,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_select_classes, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_u8_to_unit_exact),
         cmocka_unit_test_setup_teardown(test_dataset_batch_errors_and_fallbacks, setup_tmp, teardown_tmp),
+        cmocka_unit_test(test_dataset_mean_image),
         cmocka_unit_test(test_real_mnist_sample_counts),
         cmocka_unit_test(test_real_mnist_idx),
         cmocka_unit_test(test_real_png_matches_idx),

@@ -336,20 +336,3 @@ cg_status cg_cli_classify(cg_model *m, const uint8_t *pixels, int *cls, double *
     return st;
 }
 
-cg_tensor *cg_cli_class_rows(const cg_dataset *ds, int c, int64_t *count) {
-    const int64_t n_all = ds->y->numel;
-    int64_t n = 0;
-    int64_t *idx = malloc(sizeof *idx * (size_t)(n_all ? n_all : 1));
-    if (!idx) {
-        cg_fail(CG_ERR_NOMEM, "out of memory listing the images of class %s", ds->class_names[c]);
-        return NULL;
-    }
-    for (int64_t i = 0; i < n_all; i++)
-        if (ds->y->data[i] == (float)c) idx[n++] = i;
-    const bool together = n > 0 && idx[n - 1] - idx[0] == n - 1;
-    cg_tensor *rows = together ? cg_tensor_rows(ds->x, idx[0], idx[0] + n)
-                               : cg_tensor_index_select(ds->x, idx, n);
-    free(idx);
-    *count = n;
-    return rows;
-}

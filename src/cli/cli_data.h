@@ -101,10 +101,6 @@ typedef struct cg_score {
     int64_t class_n[2], class_correct[2]; /* per class: first, second  */
 } cg_score;
 
-/* The rows of ds->x whose label is class c, [count, P] (count may be 0):
- * a view when the loader kept them together (a folder's classes are),
- * else a gathered copy. The book's stacked_threes; NULL only on failure. */
-cg_tensor *cg_cli_class_rows(const cg_dataset *ds, int c, int64_t *count);
 
 /* Scores a binary model (n_outputs 1) on x with targets from
  * cg_cli_binary_targets, in one no-grad pass. */

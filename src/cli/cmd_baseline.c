@@ -40,17 +40,6 @@ static const char BASELINE_USAGE[] =
     "  --json               one JSON object instead of text\n";
 
 /* The ideal of class c: the mean of its training rows, [P]. */
-static cg_tensor *ideal_of(const cg_dataset *train, int c) {
-    int64_t count = 0;
-    cg_tensor *rows = cg_cli_class_rows(train, c, &count);
-    if (rows && !count) {
-        cg_fail(CG_ERR_FORMAT, "baseline: class %s has no training images", train->class_names[c]);
-        return NULL;
-    }
-    int dim0 = 0;
-    return cg_tensor_mean_dims(rows, &dim0, 1, false);
-}
-
 static cg_status save_ideal(const char *dir, const cg_dataset *ds, int c, const cg_tensor *ideal) {
     char path[4096];
     snprintf(path, sizeof path, "%s/ideal_%s.png", dir, ds->class_names[c]);
@@ -82,7 +71,7 @@ static cg_status run_baseline(const cg_dataset *train, const cg_dataset *valid, 
     int nc = train->n_classes;
     int64_t n = valid->x->shape[0];
     for (int c = 0; c < nc; c++) {
-        ideals[c] = ideal_of(train, c);
+        ideals[c] = cg_dataset_mean_image(train, c);
         if (!ideals[c]) return cg_last_status();
     }
     memset(r, 0, sizeof *r);

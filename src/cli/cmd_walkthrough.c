@@ -124,7 +124,7 @@ static cg_tensor *class_stack(const cg_dataset *ds, const char *dir, const char 
         return NULL;
     }
     int64_t n = 0;
-    cg_tensor *rows = cg_cli_class_rows(ds, c, &n);
+    cg_tensor *rows = cg_dataset_class_rows(ds, c, &n);
     int64_t shape[3] = {n, ds->height, ds->width};
     *count = n;
     return cg_tensor_reshape(rows, shape, 3);

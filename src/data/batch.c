@@ -1,5 +1,6 @@
 /*
- * batch.c - a batch of a dataset's images: the article's train_x[idx].
+ * batch.c - a dataset's images in bulk: a batch (the article's
+ * train_x[idx]) and a class's mean image (stacked_threes.mean(0)).
  *
  * A training step's batch is rows picked at random from the whole training
  * set, so making it is a random read of the data: 256 rows of 784 floats
@@ -14,6 +15,8 @@
  * still 13% of simple_net's step and half of the linear model's.
  */
 #include "data/data.h"
+
+#include <omp.h>
 
 /* Bytes in a cache line: the unit of the prefetches below. */
 #define LINE_BYTES 64
@@ -63,4 +66,86 @@ cg_tensor *cg_dataset_batch(const cg_dataset *ds, const int64_t *idx, int64_t n)
     /* Each row is the same division on any thread, so the split is free. */
     cg_guarded_for(n * len >= BATCH_PARALLEL_MIN ? cg_get_num_threads() : 1, n, 4, batch_part, &job);
     return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* A class's mean image                                                */
+/* ------------------------------------------------------------------ */
+
+static cg_status check_class(const char *op, const cg_dataset *ds, int c) {
+    if (!ds || !ds->x || !ds->y) return cg_fail(CG_ERR_STATE, "%s: the dataset is not loaded", op);
+    if (c < 0 || c >= ds->n_classes)
+        return cg_fail(CG_ERR_ARG, "%s: class %d is not one of the dataset's %d", op, c, ds->n_classes);
+    return CG_OK;
+}
+
+cg_tensor *cg_dataset_class_rows(const cg_dataset *ds, int c, int64_t *count) {
+    if (count) *count = 0;
+    if (check_class("class_rows", ds, c) != CG_OK) return NULL;
+    const int64_t n_all = ds->y->numel;
+    int64_t *idx = malloc(sizeof *idx * (size_t)(n_all ? n_all : 1));
+    if (!idx) {
+        cg_fail(CG_ERR_NOMEM, "class_rows: out of memory listing the images of class %s", ds->class_names[c]);
+        return NULL;
+    }
+    int64_t n = 0;
+    for (int64_t i = 0; i < n_all; i++)
+        if (ds->y->data[i] == (float)c) idx[n++] = i;
+    const bool together = n > 0 && idx[n - 1] - idx[0] == n - 1;
+    cg_tensor *rows = together ? cg_tensor_rows(ds->x, idx[0], idx[0] + n)
+                               : cg_tensor_index_select(ds->x, idx, n);
+    free(idx);
+    if (count && rows) *count = n;
+    return rows;
+}
+
+/*
+ * The pixel-similarity baseline's "ideal" digit. From the bytes, each
+ * pixel's sum over the class is an exact integer (below 2^32 for up to
+ * 16 M images), so the mean has one rounding and no summing order to fix,
+ * and it reads 9.7 MB of bytes instead of 39 MB of floats: half the
+ * baseline's time. Each thread adds the class's rows of its share of the
+ * dataset (whole rows: contiguous, so the widening adds vectorise) into
+ * its own sums; integer sums add up the same in any order.
+ */
+cg_tensor *cg_dataset_mean_image(const cg_dataset *ds, int c) {
+    if (check_class("mean_image", ds, c) != CG_OK) return NULL;
+    const int64_t n_all = ds->x->shape[0], len = ds->x->shape[1];
+    const float *label = ds->y->data;
+    int64_t n = 0;
+    for (int64_t i = 0; i < n_all; i++) n += label[i] == (float)c;
+    if (n == 0) {
+        cg_fail(CG_ERR_ARG, "mean_image: class %s has no images", ds->class_names[c]);
+        return NULL;
+    }
+    if (!ds->pixels || ds->x->requires_grad) { /* the article's mean over x's rows */
+        int dim0 = 0;
+        return cg_tensor_mean_dims(cg_dataset_class_rows(ds, c, NULL), &dim0, 1, false);
+    }
+    const int nt = n_all * len >= 16 * CG_PARALLEL_MIN ? cg_get_num_threads() : 1;
+    uint32_t *sums = calloc((size_t)(nt * len), sizeof *sums);
+    cg_tensor *mean = sums ? cg_tensor_alloc("mean_image", &len, 1) : NULL;
+    if (!mean) {
+        if (!sums) cg_fail(CG_ERR_NOMEM, "mean_image: out of memory for class %s", ds->class_names[c]);
+        free(sums);
+        return NULL;
+    }
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        uint32_t *sum = sums + (int64_t)t * len;
+        for (int64_t i = n_all * t / team; i < n_all * (t + 1) / team; i++) {
+            if (label[i] != (float)c) continue;
+            const uint8_t *row = ds->pixels + i * len;
+            for (int64_t j = 0; j < len; j++) sum[j] += row[j];
+        }
+    }
+    const double scale = 1.0 / (255.0 * (double)n);
+    for (int64_t j = 0; j < len; j++) {
+        uint32_t total = 0;
+        for (int t = 0; t < nt; t++) total += sums[(int64_t)t * len + j];
+        mean->data[j] = (float)((double)total * scale);
+    }
+    free(sums);
+    return mean;
 }
