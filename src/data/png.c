@@ -176,6 +176,12 @@ cg_status cg_png_decode(const uint8_t *buf, size_t len, const char *name, cg_gra
     png_set_read_fn(job.png, &job, on_read);
     /* Trust our own size checks, not libpng's 1M x 1M default. */
     png_set_user_limits(job.png, 1u << 20, 1u << 20);
+#ifdef PNG_IGNORE_ADLER32
+    /* zlib's Adler-32 of the inflated pixels checks again what each IDAT
+     * chunk's CRC-32 (still checked) already covers: a damaged file still
+     * fails. Skipping it is ~4% of decoding MNIST's small PNGs. */
+    png_set_option(job.png, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
+#endif
     uint8_t *given = img->pixels;
     decode_arg arg = {name, img};
     cg_status st = CG_OK;
