@@ -1,9 +1,11 @@
 /*
  * test_cache.c - cg_dataset_load_folder_cached: the cache gives the plain
  * loader's result bit for bit, is really read on a second load, follows
- * changes to the folder, survives corrupt files and unwritable folders.
+ * changes to the folder, survives corrupt files and unwritable folders;
+ * and the CRC-32 that checks it.
  */
 #include "testutil.h"
+#include "util/file.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char *join(char *buf, const char *a, const char *b) {
     int n = snprintf(buf, 1024, "%s/%s", a, b);
@@ -290,6 +293,28 @@ static void test_real_cached_equals_plain(void **state) {
     cg_dataset_free(&warm);
 }
 
+/* The CRC that checks a cache (and a model file) is zlib's CRC-32 of the
+ * whole buffer, whether it is computed in one piece or, from 1 MiB on, in
+ * one piece per thread joined by crc32_combine. */
+static void test_crc32_in_pieces(void **state) {
+    (void)state;
+    const size_t sizes[] = {0, 1, 4095, ((size_t)1 << 20) - 1, (size_t)1 << 20, (3u << 20) + 7};
+    const size_t most = (3u << 20) + 7;
+    uint8_t *buf = malloc(most);
+    assert_non_null(buf);
+    for (size_t i = 0; i < most; i++) buf[i] = (uint8_t)(i * 2654435761u >> 13);
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int nt = 1; nt <= 3; nt++) {
+            cg_set_num_threads(nt);
+            uLong want = crc32(crc32(0L, Z_NULL, 0), buf, (uInt)sizes[s]);
+            if (cg_crc32(buf, sizes[s]) != (uint32_t)want)
+                fail_msg("%zu bytes on %d threads: CRC %08x, zlib says %08lx", sizes[s], nt,
+                         cg_crc32(buf, sizes[s]), want);
+        }
+    cg_set_num_threads(0);
+    free(buf);
+}
+
 int main(void) {
     /* Nothing here may touch the user's cache. */
     setenv("CGRAD_HOME", cg_test_tmpdir(), 1);
@@ -300,6 +325,7 @@ int main(void) {
         cmocka_unit_test(test_cache_unwritable_or_null),
         cmocka_unit_test(test_cache_errors_as_plain),
         cmocka_unit_test(test_real_cached_equals_plain),
+        cmocka_unit_test(test_crc32_in_pieces),
     };
     cg_test_setup_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

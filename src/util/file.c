@@ -9,16 +9,43 @@
 #include <unistd.h>
 #include <zlib.h>
 
-uint32_t cg_crc32(const uint8_t *p, size_t n) {
-    /* zlib's crc32 takes a uInt length; feed large buffers in pieces. */
-    uLong crc = crc32(0L, Z_NULL, 0);
+/* One piece, fed to zlib (whose length is a uInt) in 1 GiB chunks. */
+static uLong crc_piece(uLong crc, const uint8_t *p, size_t n) {
     while (n > 0) {
         uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
         crc = crc32(crc, p, chunk);
         p += chunk;
         n -= chunk;
     }
-    return (uint32_t)crc;
+    return crc;
+}
+
+/* Below this, one thread: zlib's CRC runs at ~2.4 GB/s here, so 1 MiB is
+ * ~0.4 ms, about what waking the other thread costs to save. */
+#define CRC_PARALLEL_MIN ((size_t)1 << 20)
+#define CRC_MAX_PIECES 16
+
+/* Where piece t of `pieces` starts; the last one takes the remainder. */
+static size_t piece_start(size_t n, int pieces, int t) {
+    return t == pieces ? n : n / (size_t)pieces * (size_t)t;
+}
+
+uint32_t cg_crc32(const uint8_t *p, size_t n) {
+    /* A cache of decoded images is 11 MB, checked on every load: its two
+     * halves go to two threads (4.6 -> ~2.4 ms), and crc32_combine joins
+     * them into exactly the CRC of the whole. */
+    int pieces = n >= CRC_PARALLEL_MIN ? cg_get_num_threads() : 1;
+    if (pieces > CRC_MAX_PIECES) pieces = CRC_MAX_PIECES;
+    uLong crc[CRC_MAX_PIECES];
+#pragma omp parallel for num_threads(pieces) schedule(static) if (pieces > 1)
+    for (int t = 0; t < pieces; t++) {
+        const size_t a = piece_start(n, pieces, t);
+        crc[t] = crc_piece(crc32(0L, Z_NULL, 0), p + a, piece_start(n, pieces, t + 1) - a);
+    }
+    uLong whole = crc[0];
+    for (int t = 1; t < pieces; t++)
+        whole = crc32_combine(whole, crc[t], (z_off_t)(piece_start(n, pieces, t + 1) - piece_start(n, pieces, t)));
+    return (uint32_t)whole;
 }
 
 /* Makes a rename durable: fsync of the folder that holds the new name.
