@@ -406,7 +406,10 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
  * The kernel's ukr_steps runs a tile's chains over the other steps only:
  * a zero term adds nothing to a sum, so the bits are the dense kernel's
  * (B finite: 0 * inf would be NaN; a B with an infinity or NaN stays
- * dense). Whether A is sparse enough is read off a few of its stored rows.
+ * dense). One corner differs in sign only: a sum that is -0.0 (a product
+ * that underflowed) stays -0.0 where a later zero term would make it
+ * +0.0; the two compare equal. Whether A is sparse enough is read off a
+ * few of its stored rows.
  */
 #define SPARSE_SAMPLE_ROWS 8
 static atomic_bool sparse_off;
