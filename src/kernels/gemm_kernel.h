@@ -49,7 +49,8 @@ typedef void (*cg_gemv_fn)(int64_t m, int64_t k, float alpha, const float *a,
  * not take; ukr_steps is the ukr with its chain over those steps only (B
  * still packed over all of K: step p reads b + p*NR). The zero terms it
  * leaves out add nothing to a sum when B is finite, so the result has the
- * ukr's bits; the driver checks B.
+ * ukr's bits (but for the sign of an underflowed zero sum, see gemm.c);
+ * the driver checks B.
  */
 typedef int64_t (*cg_steps_fn)(int64_t k, const float *a, int64_t rsa, int64_t csa,
                                int32_t *steps);
