@@ -11,8 +11,8 @@
  * Dividing by 255 per batch gives x's bits (the same correctly rounded
  * division), so a batch is the same tensor whichever way it is made. On
  * the 2-core VM measured here (bench/bench_step.c), a batch of 256 inside
- * a training step takes ~35 us this way and ~60 us gathering the floats:
- * still 13% of simple_net's step and half of the linear model's.
+ * a training step takes 25-35 us this way and ~60 us gathering the floats:
+ * still 14% of simple_net's step and half of the linear model's.
  */
 #include "data/data.h"
 
