@@ -41,9 +41,9 @@ extern "C" {
 #endif
 
 #define CG_VERSION_MAJOR 0
-#define CG_VERSION_MINOR 1
+#define CG_VERSION_MINOR 2
 #define CG_VERSION_PATCH 0
-#define CG_VERSION "0.1.0"
+#define CG_VERSION "0.2.0"
 
 /* Highest tensor rank. */
 #define CG_MAX_DIMS 4
