@@ -453,9 +453,22 @@ typedef struct rows_part {
     atomic_bool b_special;  /* ... and, set while packing, B is not finite */
 } rows_part;
 
+/* Floats of workspace a piece needs: room for the ragged last rows of A
+ * (or a packed A block), then for a tile's list of steps (k int32s). */
+static size_t piece_workspace(const gemm_job *g, int64_t *a_room) {
+    const cg_gemm_kernel *kr = g->kr;
+    *a_room = g->kc * (want_packed_a(g, g->n) ? round_up(kr->mc, kr->mr) : kr->mr);
+    return (size_t)(*a_room + g->k);
+}
+
 static void pack_b_share(void *ctx, int t, int n) {
     rows_part *p = ctx;
     const gemm_job *g = p->g;
+    /* Every thread of the team makes its room for pieces here, whether or
+     * not it gets to take one: a thread that first took a piece in a later
+     * step would allocate in a training loop's steady state. */
+    int64_t a_room;
+    (void)workspace(piece_workspace(g, &a_room));
     const int64_t NR = g->kr->nr, panels = (g->n + NR - 1) / NR;
     const int64_t j0 = panels * t / n * NR, j1 = min64(panels * (t + 1) / n * NR, g->n);
     if (j0 < j1) {
@@ -472,18 +485,18 @@ static void gemm_rows_part(void *ctx, int64_t lo, int64_t hi) {
     const cg_gemm_kernel *kr = g->kr;
     const int64_t m0 = lo * kr->mr, m1 = min64(hi * kr->mr, g->m);
     const bool pack_a = want_packed_a(g, g->n);
-    /* This thread's room for the ragged last rows of A (or a packed A
-     * block), then for a tile's list of steps. */
-    const int64_t a_room = g->kc * (pack_a ? round_up(kr->mc, kr->mr) : kr->mr);
-    float *ap = workspace((size_t)(a_room + g->k));
-    if (!ap) {
+    int64_t a_room;
+    void *ws = workspace(piece_workspace(g, &a_room));
+    if (!ws) {
         gemm_unblocked(g, m0, m1, 0, g->n);
         return;
     }
+    float *ap = ws;
+    int32_t *steps = (int32_t *)((char *)ws + (size_t)a_room * sizeof(float));
     /* The setup's barrier has ordered every thread's b_special before this. */
     const bool skip = p->sparse && !atomic_load_explicit(&p->b_special, memory_order_relaxed);
     if (skip) atomic_fetch_add_explicit(&sparse_pieces, 1, memory_order_relaxed);
-    gemm_rows(g, m0, m1, 0, g->n, 0, g->k, p->bp, ap, pack_a, skip ? (int32_t *)(ap + a_room) : NULL);
+    gemm_rows(g, m0, m1, 0, g->n, 0, g->k, p->bp, ap, pack_a, skip ? steps : NULL);
 }
 
 static void gemm_blocked(const gemm_job *g) {

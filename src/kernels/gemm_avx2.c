@@ -217,7 +217,7 @@ CG_AVX2 static int64_t nonzero_steps_6x16(int64_t k, const float *a, int64_t rsa
         }
         if (p < k) {
             steps[count] = (int32_t)p;
-            count += !_mm256_testz_si256(_mm256_maskload_epi32((const int *)(a + p * csa), six), six);
+            count += !_mm256_testz_si256(_mm256_castps_si256(_mm256_maskload_ps(a + p * csa, six)), six);
         }
         return count;
     }

@@ -36,7 +36,8 @@ uint32_t cg_crc32(const uint8_t *p, size_t n) {
      * them into exactly the CRC of the whole. */
     int pieces = n >= CRC_PARALLEL_MIN ? cg_get_num_threads() : 1;
     if (pieces > CRC_MAX_PIECES) pieces = CRC_MAX_PIECES;
-    uLong crc[CRC_MAX_PIECES];
+    if (pieces < 1) pieces = 1;
+    uLong crc[CRC_MAX_PIECES] = {0};
 #pragma omp parallel for num_threads(pieces) schedule(static) if (pieces > 1)
     for (int t = 0; t < pieces; t++) {
         const size_t a = piece_start(n, pieces, t);
