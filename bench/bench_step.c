@@ -4,8 +4,10 @@
  * calling thread with clock_gettime, since every op returns only when its
  * work (on all threads) is done. Parts: the batch (cg_dataset_batch and
  * the targets' index_select), the forward pass, the loss, backward, SGD.
- * It also runs the dense GEMM sizes of the step by themselves, so the
- * forward and backward can be set against what their matmuls need.
+ * It also runs the first layer's two products on a real batch by
+ * themselves, dense and with the batch's all-zero tiles skipped (see
+ * src/kernels/gemm.c), so the forward and backward can be set against
+ * what their matmuls need.
  *
  * Usage: bench_step [--data DIR] [--model linear|mlp] [--epochs N]
  *   DIR: the mnist_sample folder or the one holding it (default
@@ -13,6 +15,7 @@
  *   the steps' sum is less than an epoch of `cgrad train`.
  */
 #include "cgrad.h"
+#include "cgrad_internal.h" /* cg_gemm_sparse_enable */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,15 +37,14 @@ static bool is_dir(const char *path) {
 enum { BATCH = 256, PARTS = 5 };
 static const char *const PART_NAMES[PARTS] = {"batch", "forward", "loss", "backward", "sgd"};
 
-/* Microseconds per call of one GEMM shape: the best of 3 rounds of 200
- * (on a shared machine the best round is the one least disturbed). */
-static double gemm_us(bool trans_a, int64_t m, int64_t n, int64_t k) {
-    float *a = calloc((size_t)(m * k), sizeof(float)), *b = calloc((size_t)(k * n), sizeof(float));
-    float *c = calloc((size_t)(m * n), sizeof(float));
+/* Microseconds per call of the step's product of shape (m, n, k), A^T if
+ * trans_a, with A from a real batch and B random: the best of 3 rounds of
+ * 200 (on a shared machine the best round is the one least disturbed). */
+static double gemm_us(bool trans_a, int64_t m, int64_t n, int64_t k, const float *a) {
+    float *b = malloc((size_t)(k * n) * sizeof(float)), *c = malloc((size_t)(m * n) * sizeof(float));
     double best = -1;
-    if (a && b && c) {
-        for (int64_t i = 0; i < m * k; i++) a[i] = (float)(i % 7) * 0.1f;
-        for (int64_t i = 0; i < k * n; i++) b[i] = (float)(i % 5) * 0.1f;
+    if (b && c) {
+        for (int64_t i = 0; i < k * n; i++) b[i] = (float)(i % 5) * 0.1f - 0.2f;
         for (int r = 0; r < 3; r++) {
             double t0 = now();
             for (int i = 0; i < 200; i++)
@@ -51,7 +53,7 @@ static double gemm_us(bool trans_a, int64_t m, int64_t n, int64_t k) {
             if (best < 0 || us < best) best = us;
         }
     }
-    free(a), free(b), free(c);
+    free(b), free(c);
     return best;
 }
 
@@ -132,10 +134,24 @@ int main(int argc, char **argv) {
     for (int p = 0; p < PARTS; p++)
         printf("  %-9s %7.1f us  %4.1f%%\n", PART_NAMES[p], spent[p] / (double)steps * 1e6,
                100.0 * spent[p] / total);
-    if (mlp)
-        printf("  the step's dense matmuls alone: %dx%lldx30 %.1f us, its backward %lldx%dx30 (A^T) %.1f us\n",
-               BATCH, (long long)pixels, gemm_us(false, BATCH, 30, pixels), (long long)pixels, BATCH,
-               gemm_us(true, pixels, 30, BATCH));
+    if (mlp) {
+        /* The first layer's two products on one real batch, dense and with
+         * the batch's all-zero tiles skipped (the same bits either way). */
+        const int64_t *idx;
+        int64_t count;
+        cg_dataloader_reset(&dl);
+        cg_dataloader_next(&dl, &idx, &count);
+        cg_scope_begin();
+        cg_tensor *xb = cg_dataset_batch(&train, idx, count);
+        for (int sparse = 0; xb && sparse < 2; sparse++) {
+            cg_gemm_sparse_enable(sparse);
+            printf("  the step's matmuls alone, %s: %lldx%lldx30 %.1f us, its backward %lldx%lldx30 (A^T) %.1f us\n",
+                   sparse ? "zero tiles skipped" : "dense", (long long)count, (long long)pixels,
+                   gemm_us(false, count, 30, pixels, xb->data), (long long)pixels, (long long)count,
+                   gemm_us(true, pixels, 30, count, xb->data));
+        }
+        cg_scope_end();
+    }
     cg_dataloader_free(&dl);
     cg_model_free(m);
     cg_tensor_release(targets);
