@@ -185,12 +185,11 @@ static void left_pack_init(void) {
  */
 CG_AVX2 static int64_t nonzero_steps_6x16(int64_t k, const float *a, int64_t rsa, int64_t csa,
                                            int32_t *steps) {
-    const __m256i zero = _mm256_setzero_si256();
     int64_t count = 0, p = 0;
     if (csa == 1) {
         /* Rows along p: the tile's 6 rows or-ed together, 8 steps at a time. */
+        const __m256i zero = _mm256_setzero_si256(), eight = _mm256_set1_epi32(8);
         __m256i base = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i eight = _mm256_set1_epi32(8);
         for (; p + 8 <= k; p += 8) {
             __m256i any = _mm256_loadu_si256((const __m256i *)(a + p));
             for (int i = 1; i < MR; i++)
@@ -202,34 +201,31 @@ CG_AVX2 static int64_t nonzero_steps_6x16(int64_t k, const float *a, int64_t rsa
             count += __builtin_popcount(m);
             base = _mm256_add_epi32(base, eight);
         }
-    } else if (rsa != 1) {
-        return -1;
+        for (; p < k; p++) {
+            uint32_t any = 0;
+            for (int i = 0; i < MR; i++) {
+                uint32_t u;
+                memcpy(&u, a + i * rsa + p, sizeof u);
+                any |= u;
+            }
+            steps[count] = (int32_t)p;
+            count += any != 0;
+        }
+        return count;
     }
-    /* Rows across p (A^T or packed, rsa == 1): one step's 6 values are
+    if (rsa != 1) return -1;
+    /* Rows across p (A^T, or a packed panel): one step's 6 values are
      * contiguous. Before the last step, the 2 floats loaded past them lie
      * in the next step's row (csa >= 6) and are masked off; the last step
      * takes a masked load, which reads none. */
     const __m256i six = lane_mask(MR);
-    if (rsa == 1) {
-        for (; p + 1 < k; p++) {
-            steps[count] = (int32_t)p;
-            count += !_mm256_testz_si256(_mm256_loadu_si256((const __m256i *)(a + p * csa)), six);
-        }
-        if (p < k) {
-            steps[count] = (int32_t)p;
-            count += !_mm256_testz_si256(_mm256_castps_si256(_mm256_maskload_ps(a + p * csa, six)), six);
-        }
-        return count;
-    }
-    for (; p < k; p++) { /* the last few steps of rows along p */
-        uint32_t any = 0;
-        for (int i = 0; i < MR; i++) {
-            uint32_t u;
-            memcpy(&u, a + i * rsa + p, sizeof u);
-            any |= u;
-        }
+    for (; p + 1 < k; p++) {
         steps[count] = (int32_t)p;
-        count += any != 0;
+        count += !_mm256_testz_si256(_mm256_loadu_si256((const __m256i *)(a + p * csa)), six);
+    }
+    if (p < k) {
+        steps[count] = (int32_t)p;
+        count += !_mm256_testz_si256(_mm256_castps_si256(_mm256_maskload_ps(a + p * csa, six)), six);
     }
     return count;
 }
