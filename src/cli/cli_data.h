@@ -101,7 +101,6 @@ typedef struct cg_score {
     int64_t class_n[2], class_correct[2]; /* per class: first, second  */
 } cg_score;
 
-
 /* Scores a binary model (n_outputs 1) on x with targets from
  * cg_cli_binary_targets, in one no-grad pass. */
 cg_status cg_cli_score(cg_model *m, cg_tensor *x, cg_tensor *targets, cg_loss_kind loss,

@@ -39,7 +39,7 @@ static const char BASELINE_USAGE[] =
     "  --threads N          threads for the kernels (0: OpenMP's default)\n"
     "  --json               one JSON object instead of text\n";
 
-/* The ideal of class c: the mean of its training rows, [P]. */
+/* An ideal digit as DIR/ideal_<class>.png, pixel = round(255 * mean). */
 static cg_status save_ideal(const char *dir, const cg_dataset *ds, int c, const cg_tensor *ideal) {
     char path[4096];
     snprintf(path, sizeof path, "%s/ideal_%s.png", dir, ds->class_names[c]);
