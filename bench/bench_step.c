@@ -143,6 +143,24 @@ int main(int argc, char **argv) {
         cg_dataloader_next(&dl, &idx, &count);
         cg_scope_begin();
         cg_tensor *xb = cg_dataset_batch(&train, idx, count);
+        if (xb) { /* how many steps a 6-row tile of A skips, in either product */
+            int64_t zero_fwd = 0, zero_bwd = 0, tiles_fwd = count / 6, tiles_bwd = pixels / 6;
+            for (int64_t t = 0; t < tiles_fwd; t++) /* A: 6 batch rows, steps over pixels */
+                for (int64_t p = 0; p < pixels; p++) {
+                    bool all = true;
+                    for (int r = 0; r < 6; r++) all = all && xb->data[(6 * t + r) * pixels + p] == 0.0f;
+                    zero_fwd += all;
+                }
+            for (int64_t t = 0; t < tiles_bwd; t++) /* A^T: 6 pixels, steps over batch rows */
+                for (int64_t p = 0; p < count; p++) {
+                    bool all = true;
+                    for (int r = 0; r < 6; r++) all = all && xb->data[p * pixels + 6 * t + r] == 0.0f;
+                    zero_bwd += all;
+                }
+            printf("  all-zero steps of a 6-row tile on this batch: forward %.0f%%, backward (A^T) %.0f%%\n",
+                   100.0 * (double)zero_fwd / (double)(tiles_fwd * pixels),
+                   100.0 * (double)zero_bwd / (double)(tiles_bwd * count));
+        }
         for (int sparse = 0; xb && sparse < 2; sparse++) {
             cg_gemm_sparse_enable(sparse);
             printf("  the step's matmuls alone, %s: %lldx%lldx30 %.1f us, its backward %lldx%lldx30 (A^T) %.1f us\n",

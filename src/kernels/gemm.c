@@ -401,7 +401,7 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
 /*
  * Sparse A. In a training batch of MNIST 81% of the pixels are zero, and a
  * tile of 6 rows is all zero at 58% of the 784 steps of the forward
- * product (256 x 784 x 30) and at 67% of the 256 steps of the weight
+ * product (256 x 784 x 30) and at 66% of the 256 steps of the weight
  * gradient's (784 x 256 x 30, A^T: 6 neighbouring pixels of a batch row).
  * The kernel's ukr_steps runs a tile's chains over the other steps only:
  * a zero term adds nothing to a sum, so the bits are the dense kernel's
