@@ -37,31 +37,18 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    /* One row of pixel/255, as the model was trained on. No graph is needed
-     * for a prediction, and the scope frees everything made inside it. */
-    cg_set_grad_enabled(false);
-    cg_scope_begin();
-    int64_t shape[2] = {1, m->n_inputs};
-    cg_tensor *x = cg_tensor_new(shape, 2);
-    if (x)
-        for (int64_t i = 0; i < m->n_inputs; i++) x->data[i] = (float)pixels[i] / 255.0f;
-    cg_tensor *logits = cg_model_forward(m, x);
+    /* pixel / 255, as the model was trained on, through the model with no
+     * graph: each class's probability (sigmoid for a 3-vs-7 model with one
+     * output, softmax for one with an output per class). */
+    double probs[CG_MAX_CLASSES];
+    int best = cg_model_classify(m, pixels, probs, NULL);
     int rc = 0;
-    if (!logits) {
+    if (best < 0) {
         fprintf(stderr, "%s: %s\n", argv[0], cg_last_error());
         rc = 1;
-    } else if (m->n_outputs == 1) {
-        /* One output: the probability of the first class ("is it a 3?"). */
-        float p = cg_tensor_item(cg_tensor_sigmoid(logits));
-        const char *yes = m->n_classes > 0 ? m->class_names[0] : "yes";
-        const char *no = m->n_classes > 1 ? m->class_names[1] : "no";
-        printf("%s: %s (p(%s) = %.4f)\n", argv[2], p > 0.5f ? yes : no, yes, (double)p);
     } else {
-        int best = (int)cg_tensor_item(cg_tensor_argmax(logits, 1, false));
-        printf("%s: %s (output %d of %lld)\n", argv[2],
-               best < m->n_classes ? m->class_names[best] : "?", best, (long long)m->n_outputs);
+        printf("%s: %s (probability %.4f)\n", argv[2], m->class_names[best], probs[best]);
     }
-    cg_scope_end();
     free(pixels);
     cg_model_free(m);
     return rc;

@@ -185,11 +185,81 @@ static void mlp_step_allocates_nothing(void **state) {
     steady_state(CG_MODEL_MLP, true, 2);
 }
 
+/* The ten-class path: a model from a spec (with dropout), cross-entropy,
+ * Adam under fit_one_cycle's schedule, as cg_fit runs them. */
+static void ce_adam_steady_state(int threads) {
+    cg_guard_enable(false);
+    cg_set_num_threads(threads);
+    enum { CLASSES = 10 };
+    cg_dataset train = {0};
+    uint8_t *pixels = malloc(N_TRAIN * PIXELS), labels[N_TRAIN];
+    assert_non_null(pixels);
+    cg_rng rng;
+    cg_rng_seed(&rng, 3);
+    for (int64_t i = 0; i < N_TRAIN * PIXELS; i++) pixels[i] = (uint8_t)cg_rng_below(&rng, 256);
+    for (int64_t i = 0; i < N_TRAIN; i++) labels[i] = (uint8_t)(i % CLASSES);
+    assert_int_equal(cg_dataset_from_u8(&train, "test", "random", pixels, labels, N_TRAIN, 28, 28),
+                     CG_OK);
+    free(pixels);
+    const int64_t in = PIXELS;
+    cg_model *m = cg_model_from_spec("linear:64,relu,dropout:0.1,linear:32,relu,linear", "custom",
+                                     &in, 1, CLASSES, CG_INIT_KAIMING, 0.0f, &rng);
+    assert_non_null(m);
+    cg_optim_config cfg = cg_adam_config(1e-3f);
+    cg_optimizer *opt = cg_optimizer_new(&cfg, m->params, m->n_params);
+    assert_non_null(opt);
+    cg_schedule sched = cg_one_cycle(1e-2f);
+    cg_dataloader dl;
+    assert_int_equal(cg_dataloader_init(&dl, N_TRAIN, BATCH, true, false, 7), CG_OK);
+    cg_model_train(m, true);
+    const int64_t total = 5 * cg_dataloader_num_batches(&dl);
+    int64_t step = 0;
+    for (int e = 0; e < 5; e++) {
+        if (e == 3) {
+            atomic_store(&calls, 0);
+            atomic_store(&counting, true);
+        }
+        const int64_t *idx;
+        int64_t count;
+        cg_dataloader_reset(&dl);
+        while (cg_dataloader_next(&dl, &idx, &count)) {
+            float lr, mom;
+            cg_schedule_at(&sched, (double)step++ / (double)total, &lr, &mom);
+            cg_optimizer_set_lr(opt, lr);
+            cg_optimizer_set_momentum(opt, mom);
+            cg_scope_begin();
+            cg_tensor *xb = cg_dataset_batch(&train, idx, count);
+            cg_tensor *yb = cg_tensor_index_select(train.y, idx, count);
+            cg_tensor *loss = cg_cross_entropy(cg_model_forward(m, xb), yb);
+            assert_int_equal(cg_backward(loss), CG_OK);
+            assert_int_equal(cg_optimizer_step(opt), CG_OK);
+            cg_scope_end();
+        }
+    }
+    atomic_store(&counting, false);
+    cg_dataloader_free(&dl);
+    cg_optimizer_free(opt);
+    cg_model_free(m);
+    cg_dataset_free(&train);
+    cg_set_num_threads(0);
+    cg_guard_enable(true);
+    if (atomic_load(&calls) != 0)
+        fail_msg("ten classes, Adam, %d thread(s): %ld allocator calls in two warm epochs",
+                 threads, atomic_load(&calls));
+}
+
+static void ce_adam_step_allocates_nothing(void **state) {
+    (void)state;
+    ce_adam_steady_state(1);
+    ce_adam_steady_state(2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(wrappers_see_library_calls),
         cmocka_unit_test(linear_step_allocates_nothing),
         cmocka_unit_test(mlp_step_allocates_nothing),
+        cmocka_unit_test(ce_adam_step_allocates_nothing),
     };
     cg_test_setup_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -391,7 +391,7 @@ static void test_cli_bad_usage_exits_2(void **state) {
         {"baseline --classes 3,", "has an empty class name"},
         {"baseline --classes 3,3", "--classes lists class '3' twice"},
         {"baseline --classes 3", "give at least 2"},
-        {"train --model linear --classes 3,7,1", "train needs exactly 2"},
+        {"train --model linear --classes 3,7,1", "has no class '1' (its classes: 3, 7)"},
         {"eval m.cgm --classes 3", "--classes"},
         {"baseline --data /tmp --dataset mnist", "--data PATH and --dataset NAME"},
         {"eval", "give the model file"},
@@ -811,7 +811,8 @@ static void test_cli_full_mnist_class_errors(void **state) {
         char args[700];
         const char *message[2];
     } cases[] = {
-        {"train --model linear --dataset mnist", {"has 10 classes (0, 1, 2,", "--classes 3,7"}},
+        {"train --model linear --dataset mnist --loss mnist",
+         {"--loss mnist tells exactly 2 classes apart", "the data has 10"}},
         /* eval suggests the model's own classes */
         {"", {"has 10 classes", "--classes 1,8"}},
         {"baseline --dataset mnist --classes 3,x", {"no class 'x'", "(its classes: 0, 1, 2,"}},
@@ -891,11 +892,19 @@ static void test_cli_training_testing_layout(void **state) {
     expect_contains(r.out, "\"per_class\":{\"c\":1,\"a\":1}", "classes in the order given");
     run_free(&r);
 
-    /* Three classes for a binary model: the first two suggested. */
-    r = run("train --model linear --data '%s'", root);
-    expect_status(&r, 2, "train on 3 classes");
-    expect_contains(r.err, "has 3 classes (a, b, c)", "train on 3 classes");
-    expect_contains(r.err, "--classes a,b", "train on 3 classes");
+    /* Three classes: the book's one-output loss cannot tell them apart... */
+    r = run("train --model linear --data '%s' --loss mnist", root);
+    expect_status(&r, 2, "train --loss mnist on 3 classes");
+    expect_contains(r.err, "the data has 3", "train --loss mnist on 3 classes");
+    expect_contains(r.err, "--loss ce", "train --loss mnist on 3 classes");
+    run_free(&r);
+    /* ... cross-entropy, the default for more than two, learns all three. */
+    r = run("train --model mlp --data '%s' --epochs 2 --json --quiet", root);
+    expect_status(&r, 0, "train on 3 classes");
+    const char *three = line_with(r.out, "\"command\":\"train\"");
+    expect_contains(three, "\"n_classes\":3", "train on 3 classes");
+    expect_contains(three, "\"loss\":\"ce\"", "train on 3 classes");
+    expect_contains(three, "\"per_class\":{\"a\":", "train on 3 classes");
     run_free(&r);
 
     r = run("baseline --data '%s' --classes a,z", root);
@@ -944,6 +953,133 @@ static void test_cli_idx_layout(void **state) {
     run_free(&r);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* All ten digits (CTest label ten_classes)                            */
+/* ------------------------------------------------------------------ */
+
+/* The default command of a model on full MNIST: its summary line, after
+ * checking the per-epoch rows and the figures every class gets. */
+static char *train_ten(const char *model, const char *extra, double target) {
+    const char *root = mnist_root();
+    run_result r = run("train --model %s --dataset mnist --json %s", model, extra);
+    expect_status(&r, 0, model);
+    const char *sum = line_with(r.out, "\"command\":\"train\"");
+    assert_true(json_number(sum, "n_classes") == 10);
+    assert_true(json_number(sum, "n") == 10000);
+    expect_contains(sum, "\"loss\":\"ce\"", model);
+    expect_contains(sum, "\"per_class\":{\"0\":", model);
+    expect_contains(sum, ",\"9\":", model);
+    double acc = json_number(sum, "accuracy");
+    printf("ten classes: %s %s: accuracy %.4f (target %.3f), %s s\n", model, extra, acc, target,
+           strstr(sum, "\"seconds\":") + 10);
+    if (!(acc >= target)) fail_msg("%s on full MNIST: accuracy %.4f < %.3f", model, acc, target);
+    (void)root;
+    char *copy = strdup(sum);
+    run_free(&r);
+    return copy;
+}
+
+/* `cgrad train --model linear --dataset mnist`: softmax regression. */
+static void test_cli_ten_classes_linear(void **state) {
+    (void)state;
+    mnist_root();
+    free(train_ten("linear", "", 0.92));
+}
+
+/* `cgrad train --model mlp --dataset mnist`: 784-128-10, then the saved
+ * model's eval (the same figure) and predict (the same class as eval's
+ * count of right answers on a few test images written as PNGs). */
+static void test_cli_ten_classes_mlp_eval_predict(void **state) {
+    (void)state;
+    const char *root = mnist_root();
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", cg_test_tmpdir());
+    char extra[600];
+    snprintf(extra, sizeof extra, "--save '%s/mlp.cgm' --history '%s/h.csv'", dir, dir);
+    char *sum = train_ten("mlp", extra, 0.978);
+    char train_acc[64], eval_acc[64];
+    json_raw(sum, "accuracy", train_acc, sizeof train_acc);
+    free(sum);
+    run_result r = run("eval '%s/mlp.cgm' --dataset mnist --json", dir);
+    expect_status(&r, 0, "eval ten classes");
+    json_raw(r.out, "accuracy", eval_acc, sizeof eval_acc);
+    assert_string_equal(eval_acc, train_acc);
+    assert_true(json_number(r.out, "n_classes") == 10);
+    run_free(&r);
+    /* The history: a header and epochs 0..10. */
+    char path[700];
+    snprintf(path, sizeof path, "%s/h.csv", dir);
+    size_t len;
+    char *csv = (char *)cg_test_read_file(path, &len);
+    assert_non_null(csv);
+    assert_true(strncmp(csv, "epoch,train_loss,valid_loss,accuracy,seconds\n", 44) == 0);
+    int lines = 0;
+    for (char *p = csv; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 1 + 11);
+    free(csv);
+    /* Ten test images as PNGs: predict names a class of the ten, with its
+     * probability, and every class's probability sums to 1. */
+    cg_dataset test = {0};
+    char images[1200], labels[1200];
+    snprintf(images, sizeof images, "%s/t10k-images-idx3-ubyte.gz", root);
+    snprintf(labels, sizeof labels, "%s/t10k-labels-idx1-ubyte.gz", root);
+    assert_int_equal(cg_dataset_load_idx(&test, images, labels), CG_OK);
+    char args[4096] = "";
+    for (int i = 0; i < 10; i++) {
+        char png[700];
+        snprintf(png, sizeof png, "%s/t%d.png", dir, i);
+        assert_int_equal(cg_png_write_gray(png, test.pixels + (size_t)i * 784, 28, 28), CG_OK);
+        snprintf(args + strlen(args), sizeof args - strlen(args), " '%s'", png);
+    }
+    r = run("predict '%s/mlp.cgm' --json%s", dir, args);
+    expect_status(&r, 0, "predict ten classes");
+    int right = 0, i = 0;
+    for (const char *line = r.out; *line && i < 10; i++) {
+        char cls[8];
+        snprintf(cls, sizeof cls, "%d", (int)test.y->data[i]);
+        const char *c = strstr(line, "\"class\":\"");
+        assert_non_null(c);
+        right += c[9] == cls[0] && c[10] == '"';
+        const char *probs = strstr(line, "\"probabilities\":{");
+        assert_non_null(probs);
+        double total = 0;
+        for (int k = 0; k < 10; k++) {
+            char key[8];
+            snprintf(key, sizeof key, "%d", k);
+            total += json_number(probs, key);
+        }
+        cg_assert_close(total, 1.0, 1e-5, 0, "probabilities sum to 1");
+        line = strchr(line, '\n');
+        line = line ? line + 1 : "";
+    }
+    assert_int_equal(i, 10);
+    assert_true(right >= 9); /* the first ten test digits, at 97.8 %+ */
+    cg_dataset_free(&test);
+    run_free(&r);
+}
+
+/* --arch with dropout, AdamW and --summary: trains, prints the layers. */
+static void test_cli_ten_classes_arch(void **state) {
+    (void)state;
+    mnist_root();
+    run_result r = run("train --arch 'linear:64,relu,dropout:0.1,linear' --dataset mnist "
+                       "--opt adamw --epochs 1 --summary --quiet");
+    expect_status(&r, 0, "--arch");
+    expect_contains(r.out, "dropout:0.1", "--summary");
+    expect_contains(r.out, "Total params: 50,890", "--summary"); /* 784*64+64 + 64*10+10 */
+    expect_contains(r.out, "accuracy 0.9", "one epoch of a small net");
+    run_free(&r);
+    r = run("train --arch 'linear:64,relu,linear:5' --dataset mnist --epochs 1");
+    expect_status(&r, 1, "--arch with the wrong output count");
+    expect_contains(r.err, "the data needs 10 outputs", "--arch with the wrong output count");
+    run_free(&r);
+    r = run("train --arch 'linear:64,tanh,linear' --dataset mnist");
+    expect_status(&r, 1, "--arch with an unknown layer");
+    expect_contains(r.err, "unknown layer 'tanh' (layers: linear, relu", "an unknown layer");
+    run_free(&r);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_version_and_help),
     cmocka_unit_test(test_cli_bad_usage_exits_2),
@@ -958,6 +1094,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_layout_errors),
     cmocka_unit_test(test_cli_training_testing_layout),
     cmocka_unit_test(test_cli_idx_layout),
+    cmocka_unit_test(test_cli_ten_classes_linear),
+    cmocka_unit_test(test_cli_ten_classes_mlp_eval_predict),
+    cmocka_unit_test(test_cli_ten_classes_arch),
 };
 
 CG_TEST_MAIN(tests)

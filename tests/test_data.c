@@ -1,8 +1,9 @@
 /* test_data.c - the loaders: PNG decoding of every colour type, the image
  * folder layout, IDX (raw and gzip), CSV digits, labels.csv and
- * select_classes. Each bad file the loaders may meet is made here, in a
- * temporary folder, and must give a clear error, not a crash. With
- * CGRAD_DATA set, the real MNIST files are checked against each other. */
+ * select_classes, and each loader without floats (cg_data_keep_floats).
+ * Each bad file the loaders may meet is made here, in a temporary folder,
+ * and must give a clear error, not a crash. With CGRAD_DATA set, the real
+ * MNIST files are checked against each other. */
 #include "testutil.h"
 
 #include "data/data.h"
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -1032,6 +1034,379 @@ static void test_dataset_batch_errors_and_fallbacks(void **state) {
     cg_dataset_free(&ds);
 }
 
+/* ------------------------------------------------------------------ */
+/* Bytes only (cg_data_keep_floats(false))                             */
+/* ------------------------------------------------------------------ */
+
+/* The setting back on after a test, even one that failed half way (later
+ * tests in the same process expect x). */
+static int teardown_floats(void **state) {
+    (void)state;
+    cg_data_keep_floats(true);
+    return 0;
+}
+static int teardown_tmp_floats(void **state) {
+    teardown_floats(state);
+    return teardown_tmp(state);
+}
+
+/* Asserts b has a's shape and a's bits. */
+static void assert_same_bits(const cg_tensor *a, const cg_tensor *b, const char *what) {
+    if (!a || !b) fail_msg("%s: %s", what, cg_last_error());
+    cg_assert_shape(b, a->shape, a->ndim);
+    if (a->numel && memcmp(a->data, b->data, (size_t)a->numel * sizeof(float)) != 0)
+        fail_msg("%s: not the same bits", what);
+}
+
+/*
+ * `bytes`, loaded without floats, is `full` less x: the same pixels,
+ * labels, classes and image size, and every call on it gives full's bits
+ * (batches of any rows on 1 and 2 threads, each class's rows and mean).
+ */
+static void assert_bytes_only_same(const cg_dataset *full, const cg_dataset *bytes) {
+    assert_non_null(full->x);
+    assert_null(bytes->x);
+    assert_non_null(bytes->pixels);
+    const int64_t n = cg_dataset_size(full), len = full->height * full->width;
+    assert_int_equal(cg_dataset_size(bytes), n);
+    assert_int_equal(full->x->shape[0], n);
+    assert_int_equal(bytes->height, full->height);
+    assert_int_equal(bytes->width, full->width);
+    assert_int_equal(bytes->n_classes, full->n_classes);
+    assert_memory_equal(bytes->class_names, full->class_names, sizeof full->class_names);
+    assert_memory_equal(bytes->pixels, full->pixels, (size_t)(n * len));
+    assert_memory_equal(bytes->y->data, full->y->data, (size_t)n * sizeof(float));
+    cg_assert_batches_match(full); /* full's x is its pixels / 255 */
+
+    int64_t *idx = cg_test_rows_backwards(n);
+    const int threads = cg_get_num_threads();
+    for (int nt = 1; nt <= 2; nt++) {
+        cg_set_num_threads(nt);
+        cg_scope_begin();
+        assert_same_bits(cg_dataset_batch(full, idx, n + 2), cg_dataset_batch(bytes, idx, n + 2),
+                         "batch");
+        assert_same_bits(cg_dataset_batch(full, idx + n, 2), cg_dataset_batch(bytes, idx + n, 2),
+                         "batch of two");
+        for (int c = 0; c < full->n_classes; c++) {
+            int64_t nf = -1, nb = -1;
+            cg_tensor *rows = cg_dataset_class_rows(full, c, &nf);
+            assert_same_bits(rows, cg_dataset_class_rows(bytes, c, &nb), "class_rows");
+            assert_int_equal(nb, nf);
+            cg_tensor *mf = cg_dataset_mean_image(full, c), *mb = cg_dataset_mean_image(bytes, c);
+            if (nf == 0) { /* a class with no images has no mean, either way */
+                assert_true(!mf && !mb);
+                assert_int_equal(cg_last_status(), CG_ERR_ARG);
+            } else {
+                assert_same_bits(mf, mb, "mean_image");
+            }
+        }
+        cg_scope_end();
+    }
+    cg_set_num_threads(threads);
+    free(idx);
+}
+
+/* One of the loaders, as (ds, a, b). */
+typedef cg_status (*loader_fn)(cg_dataset *ds, const char *a, const char *b);
+static cg_status load_idx_ab(cg_dataset *ds, const char *a, const char *b) {
+    return cg_dataset_load_idx(ds, a, b);
+}
+static cg_status load_csv_a(cg_dataset *ds, const char *a, const char *b) {
+    (void)b;
+    return cg_dataset_load_csv(ds, a);
+}
+static cg_status load_folder_a(cg_dataset *ds, const char *a, const char *b) {
+    (void)b;
+    return cg_dataset_load_folder(ds, a);
+}
+static cg_status load_cached_ab(cg_dataset *ds, const char *a, const char *b) {
+    return cg_dataset_load_folder_cached(ds, a, b);
+}
+
+/* Loads with floats (full) and without (bytes); the setting on after. */
+static void load_both_ways(loader_fn load, const char *a, const char *b, cg_dataset *full,
+                           cg_dataset *bytes) {
+    assert_true(cg_data_keep_floats(true)); /* on by default, and every test leaves it on */
+    if (load(full, a, b) != CG_OK) fail_msg("%s", cg_last_error());
+    assert_true(cg_data_keep_floats(false));
+    if (load(bytes, a, b) != CG_OK) fail_msg("%s", cg_last_error());
+    assert_false(cg_data_keep_floats(true));
+}
+
+/* Both ways, compared; then narrowed to their last and first classes (the
+ * setting on meanwhile: select_classes keeps the parts the dataset has)
+ * and compared again. */
+static void check_loader(loader_fn load, const char *a, const char *b) {
+    cg_dataset full, bytes;
+    load_both_ways(load, a, b, &full, &bytes);
+    assert_bytes_only_same(&full, &bytes);
+    char last[CG_CLASS_NAME_MAX], first[CG_CLASS_NAME_MAX]; /* copies: full's names change */
+    snprintf(last, sizeof last, "%s", full.class_names[full.n_classes - 1]);
+    snprintf(first, sizeof first, "%s", full.class_names[0]);
+    const char *keep[2] = {last, first};
+    if (cg_dataset_select_classes(&full, keep, 2) != CG_OK) fail_msg("%s", cg_last_error());
+    if (cg_dataset_select_classes(&bytes, keep, 2) != CG_OK) fail_msg("%s", cg_last_error());
+    assert_int_equal(full.n_classes, 2);
+    assert_bytes_only_same(&full, &bytes);
+    cg_dataset_free(&full);
+    cg_dataset_free(&bytes);
+    cg_dataset_free(&bytes); /* twice: a freed dataset is all zero */
+    assert_null(bytes.pixels);
+}
+
+/* 6,000 images of 28x28, enough for a batch and a mean on two threads;
+ * labels 0..9 but 5, so one class is empty. */
+static void test_bytes_only_idx(void **state) {
+    (void)state;
+    enum { N = 6000, HW = 28 * 28 };
+    uint8_t h[16], *px = malloc((size_t)N * HW), lb[N];
+    assert_non_null(px);
+    cg_rng rng;
+    cg_rng_seed(&rng, 21);
+    for (int64_t i = 0; i < (int64_t)N * HW; i++) px[i] = (uint8_t)cg_rng_u32(&rng);
+    for (int i = 0; i < N; i++) lb[i] = (uint8_t)(i % 9 < 5 ? i % 9 : i % 9 + 1);
+    char img[512], lab[512];
+    for (int gz = 0; gz < 2; gz++) {
+        join(img, tmp, gz ? "i.gz" : "i.idx");
+        join(lab, tmp, gz ? "l.gz" : "l.idx");
+        write_idx(img, gz, h, idx_header(h, 3, N, 28, 28), px, (size_t)N * HW);
+        write_idx(lab, gz, h, idx_header(h, 1, N, 0, 0), lb, N);
+        check_loader(load_idx_ab, img, lab);
+    }
+    free(px);
+    /* The small pair too (labels 3 0 9 3 1: classes gathered, not together). */
+    make_idx_pair(img, lab, false);
+    check_loader(load_idx_ab, img, lab);
+    cg_data_keep_floats(true);
+}
+
+static void test_bytes_only_csv(void **state) {
+    (void)state;
+    char p[512];
+    const int npix[12] = {784, 784, 784, 784, 784, 784, 784, 784, 784, 784, 784, 784};
+    write_csv(join(p, tmp, "d.csv"), true, npix, 12, -1, -1);
+    check_loader(load_csv_a, p, NULL);
+    cg_data_keep_floats(true);
+}
+
+static void test_bytes_only_folder(void **state) {
+    (void)state;
+    check_loader(load_folder_a, make_folder(), NULL);
+    /* a folder of 3 classes of 100 7x5 images, decoded on 2 threads */
+    char root[512], d[512], p[512];
+    make_dir(join(root, tmp, "par"));
+    for (int c = 0; c < 3; c++) {
+        char cls[8];
+        snprintf(cls, sizeof cls, "%d", c);
+        make_dir(join(d, root, cls));
+        for (int i = 0; i < 100; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "%d.png", i);
+            write_gray(join(p, d, name), 7, 5, c * 1000 + i);
+        }
+    }
+    cg_set_num_threads(2);
+    check_loader(load_folder_a, root, NULL);
+    cg_set_num_threads(0);
+    cg_data_keep_floats(true);
+}
+
+/* The one cache file in dir, into path. */
+static void cache_file(const char *dir, char *path) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "images-", 7) == 0) {
+            join(path, dir, e->d_name);
+            n++;
+        }
+    closedir(d);
+    assert_int_equal(n, 1);
+}
+
+/* A cached load with floats or without; the setting on after. */
+static void load_cached_as(bool floats, cg_dataset *ds, const char *root, const char *cache) {
+    cg_data_keep_floats(floats);
+    cg_status st = cg_dataset_load_folder_cached(ds, root, cache);
+    cg_data_keep_floats(true);
+    if (st != CG_OK) fail_msg("%s", cg_last_error());
+}
+
+/* The cache file is the same bytes whichever way it was written, and each
+ * way reads the file the other wrote (read: not rewritten). */
+static void test_bytes_only_cached_folder(void **state) {
+    (void)state;
+    const char *root = make_folder();
+    char off_dir[512], on_dir[512], off_file[512], on_file[512];
+    make_dir(join(off_dir, tmp, "cache-off"));
+    make_dir(join(on_dir, tmp, "cache-on"));
+    cg_dataset full, bytes;
+    load_cached_as(false, &bytes, root, off_dir); /* each writes its folder's file */
+    load_cached_as(true, &full, root, on_dir);
+    assert_bytes_only_same(&full, &bytes);
+    cg_dataset_free(&full);
+    cg_dataset_free(&bytes);
+    cache_file(off_dir, off_file);
+    cache_file(on_dir, on_file);
+    size_t n_off, n_on;
+    uint8_t *off = cg_test_read_file(off_file, &n_off), *on = cg_test_read_file(on_file, &n_on);
+    assert_int_equal(n_off, n_on);
+    assert_memory_equal(off, on, n_off);
+    free(off);
+    free(on);
+    struct stat off_before, on_before, off_after, on_after;
+    assert_int_equal(stat(off_file, &off_before), 0);
+    assert_int_equal(stat(on_file, &on_before), 0);
+    load_cached_as(true, &full, root, off_dir);
+    load_cached_as(false, &bytes, root, on_dir);
+    assert_int_equal(stat(off_file, &off_after), 0);
+    assert_int_equal(stat(on_file, &on_after), 0);
+    assert_int_equal(off_after.st_ino, off_before.st_ino);
+    assert_int_equal(on_after.st_ino, on_before.st_ino);
+    assert_bytes_only_same(&full, &bytes);
+    cg_dataset_free(&full);
+    cg_dataset_free(&bytes);
+    /* The loader through the common checks (both ways into one folder). */
+    check_loader(load_cached_ab, root, on_dir);
+}
+
+/* Neither x nor bytes (never loaded, or the bytes dropped), or bytes of no
+ * image size: a clean error from every call, never a crash. */
+static void test_bytes_only_errors(void **state) {
+    (void)state;
+    char img[512], lab[512];
+    make_idx_pair(join(img, tmp, "i.idx"), join(lab, tmp, "l.idx"), false); /* 5 images of 2x3 */
+    const char *keep[1] = {"3"};
+    const int64_t idx[2] = {1, 5};
+    cg_dataset empty = {0}, ds;
+    assert_int_equal(cg_dataset_size(&empty), 0);
+    assert_int_equal(cg_dataset_size(NULL), 0);
+    cg_data_keep_floats(false);
+    if (cg_dataset_load_idx(&ds, img, lab) != CG_OK) fail_msg("%s", cg_last_error());
+    cg_data_keep_floats(true);
+    assert_null(ds.x);
+    assert_int_equal(cg_dataset_size(&ds), 5);
+    cg_scope_begin();
+    /* bytes only: a bad index or class is the caller's error */
+    assert_null(cg_dataset_batch(&ds, idx, 2));
+    expect_error(cg_last_status(), CG_ERR_ARG, "dataset_batch: index 5 (position 1)",
+                 "outside 0..4", NULL);
+    assert_null(cg_dataset_class_rows(&ds, 10, NULL));
+    assert_int_equal(cg_last_status(), CG_ERR_ARG);
+    /* bytes of no size */
+    ds.width = 0;
+    assert_null(cg_dataset_batch(&ds, idx, 1));
+    expect_error(cg_last_status(), CG_ERR_STATE, "dataset_batch", "bad size, 2x0", NULL);
+    ds.width = 3;
+    /* the bytes dropped: nothing left to make images from */
+    uint8_t *kept = ds.pixels;
+    ds.pixels = NULL;
+    cg_dataset *const sets[2] = {&empty, &ds};
+    for (int s = 0; s < 2; s++) {
+        assert_null(cg_dataset_batch(sets[s], idx, 1));
+        expect_error(cg_last_status(), CG_ERR_STATE, "dataset_batch: the dataset is not loaded",
+                     NULL);
+        assert_null(cg_dataset_class_rows(sets[s], 0, NULL));
+        expect_error(cg_last_status(), CG_ERR_STATE, "class_rows: the dataset is not loaded", NULL);
+        assert_null(cg_dataset_mean_image(sets[s], 0));
+        expect_error(cg_last_status(), CG_ERR_STATE, "mean_image: the dataset is not loaded", NULL);
+        expect_error(cg_dataset_select_classes(sets[s], keep, 1), CG_ERR_STATE,
+                     "select_classes: the dataset is not loaded", NULL);
+    }
+    cg_scope_end();
+    ds.pixels = kept;
+    cg_dataset_free(&ds);
+    cg_dataset_free(&empty);
+}
+
+/* mnist_sample's valid folder (2,038 real digits) both ways. */
+static void test_real_bytes_only_sample(void **state) {
+    (void)state;
+    const char *data = data_or_skip();
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/mnist_sample/valid", data);
+    check_loader(load_folder_a, dir, NULL);
+    cg_data_keep_floats(true);
+}
+
+/* The high-water mark of this process's memory, in MB. */
+static double peak_rss_mb(void) {
+    struct rusage u;
+    assert_int_equal(getrusage(RUSAGE_SELF, &u), 0);
+    return (double)u.ru_maxrss / 1024.0; /* KB on Linux */
+}
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CG_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CG_TEST_ASAN 1
+#endif
+
+/*
+ * Full MNIST, train and test, without floats: x NULL, and the process's
+ * peak memory under 120 MB (the 188 MB of train floats alone would not
+ * fit; the bytes are 47 + 8 MB). Alone in its process, as CTest runs it,
+ * the peak itself is checked. After other tests (the whole program in one
+ * process) the mark is reset first (Linux's clear_refs) and what the loads
+ * add to the memory already held is checked; where the mark cannot be
+ * reset, or under AddressSanitizer (its shadow memory and quarantine), the
+ * figure is printed, not checked.
+ */
+static void test_real_bytes_only_mnist_memory(void **state) {
+    (void)state;
+    enum { LIMIT_MB = 120, ALONE_MB = 16 /* a fresh test process holds ~3 MB */ };
+    const char *data = data_or_skip();
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    bool reset = f && fputs("5", f) >= 0;
+    if (f && fclose(f) != 0) reset = false;
+    const double before = peak_rss_mb();
+    cg_dataset train, test;
+    cg_data_keep_floats(false);
+    load_mnist(&train, data, "train");
+    load_mnist(&test, data, "t10k");
+    cg_data_keep_floats(true);
+    const double peak = peak_rss_mb();
+    printf("full MNIST bytes only: peak RSS %.1f MB (%.1f MB before loading%s)\n", peak, before,
+           reset ? "" : "; the mark was not reset");
+    assert_null(train.x);
+    assert_null(test.x);
+    assert_int_equal(cg_dataset_size(&train), 60000);
+    assert_int_equal(cg_dataset_size(&test), 10000);
+    assert_int_equal(train.height * train.width, 784);
+    assert_int_equal(train.n_classes, 10);
+    const int first_train[5] = {5, 0, 4, 1, 9};
+    for (int i = 0; i < 5; i++) assert_int_equal((int)train.y->data[i], first_train[i]);
+#ifdef CG_TEST_ASAN
+    printf("(AddressSanitizer build: not checked against %d MB)\n", LIMIT_MB);
+#else
+    if (before < ALONE_MB) assert_true(peak < LIMIT_MB);
+    else if (reset) assert_true(peak - before < LIMIT_MB);
+    else printf("(the peak could not be reset: not checked against %d MB)\n", LIMIT_MB);
+#endif
+    /* Batches, a class's mean and the 3s and 7s, from the bytes alone. */
+    cg_scope_begin();
+    const int64_t rows[3] = {59999, 0, 10};
+    cg_tensor *b = cg_dataset_batch(&train, rows, 3);
+    assert_non_null(b);
+    cg_assert_shape(b, (int64_t[]){3, 784}, 2);
+    for (int j = 0; j < 784; j++)
+        assert_true(b->data[2 * 784 + j] == (float)train.pixels[10 * 784 + j] / 255.0f);
+    assert_non_null(cg_dataset_mean_image(&train, 3));
+    cg_scope_end();
+    const char *keep[2] = {"3", "7"};
+    if (cg_dataset_select_classes(&test, keep, 2) != CG_OK) fail_msg("%s", cg_last_error());
+    assert_null(test.x);
+    assert_int_equal(cg_dataset_size(&test), 1010 + 1028);
+    assert_int_equal(count_label(&test, 0), 1010);
+    cg_dataset_free(&train);
+    cg_dataset_free(&test);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_png_gray8_roundtrip, setup_tmp, teardown_tmp),
@@ -1070,6 +1445,14 @@ int main(void) {
         cmocka_unit_test(test_real_png_matches_idx),
         cmocka_unit_test(test_real_idx_select_3_7),
         cmocka_unit_test(test_real_labels_csv),
+        cmocka_unit_test_setup_teardown(test_bytes_only_idx, setup_tmp, teardown_tmp_floats),
+        cmocka_unit_test_setup_teardown(test_bytes_only_csv, setup_tmp, teardown_tmp_floats),
+        cmocka_unit_test_setup_teardown(test_bytes_only_folder, setup_tmp, teardown_tmp_floats),
+        cmocka_unit_test_setup_teardown(test_bytes_only_cached_folder, setup_tmp,
+                                        teardown_tmp_floats),
+        cmocka_unit_test_setup_teardown(test_bytes_only_errors, setup_tmp, teardown_tmp_floats),
+        cmocka_unit_test_teardown(test_real_bytes_only_sample, teardown_floats),
+        cmocka_unit_test_teardown(test_real_bytes_only_mnist_memory, teardown_floats),
     };
     cg_test_setup_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

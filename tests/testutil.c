@@ -104,18 +104,22 @@ cg_tensor *cg_test_uniform(const int64_t *shape, int ndim, float lo, float hi, u
     return cg_tensor_requires_grad(t, requires_grad);
 }
 
+int64_t *cg_test_rows_backwards(int64_t n) {
+    int64_t *idx = malloc((size_t)(n + 2) * sizeof *idx);
+    assert_non_null(idx);
+    for (int64_t k = 0; k < n; k++) idx[k] = n - 1 - k;
+    idx[n] = 0;
+    idx[n + 1] = n - 1;
+    return idx;
+}
+
 void cg_assert_batches_match(const cg_dataset *ds) {
     assert_non_null(ds->pixels);
     const int64_t n = ds->x->shape[0], len = ds->x->shape[1];
     for (int64_t i = 0; i < n * len; i++)
         if (ds->x->data[i] != (float)ds->pixels[i] / 255.0f)
             fail_msg("x[%lld] = %.9g but its pixel is %d", (long long)i, ds->x->data[i], ds->pixels[i]);
-    /* Every row backwards, then the first and last rows again. */
-    int64_t *idx = malloc((size_t)(n + 2) * sizeof *idx);
-    assert_non_null(idx);
-    for (int64_t k = 0; k < n; k++) idx[k] = n - 1 - k;
-    idx[n] = 0;
-    idx[n + 1] = n - 1;
+    int64_t *idx = cg_test_rows_backwards(n);
     const int threads = cg_get_num_threads();
     for (int nt = 1; nt <= 2; nt++) {
         cg_set_num_threads(nt);

@@ -45,6 +45,10 @@ double cg_check_grad(cg_test_fn f, cg_tensor *const *inputs, int n, void *ctx, d
 cg_tensor *cg_test_uniform(const int64_t *shape, int ndim, float lo, float hi, uint64_t seed,
                            bool requires_grad);
 
+/* n + 2 row indices (malloc'd): every row of n backwards, then the first
+ * and last rows again. */
+int64_t *cg_test_rows_backwards(int64_t n);
+
 /* A loaded dataset keeps the bytes its x was made from (x == pixels / 255
  * bit for bit), and cg_dataset_batch of any rows (reversed, repeated) is
  * exactly cg_tensor_index_select of x, on one thread and on two. */

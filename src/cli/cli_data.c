@@ -122,7 +122,7 @@ typedef struct class_list {
     char names[CG_MAX_CLASSES][CG_CLASS_NAME_MAX];
 } class_list;
 
-static int parse_classes(const char *cmd, const char *text, bool binary, class_list *out) {
+static int parse_classes(const char *cmd, const char *text, int n_classes, class_list *out) {
     out->n = 0;
     for (const char *p = text;; p++) {
         size_t len = strcspn(p, ",");
@@ -142,11 +142,9 @@ static int parse_classes(const char *cmd, const char *text, bool binary, class_l
         p += len;
         if (!*p) break;
     }
-    if (binary && out->n != 2)
-        return cg_usage_error(cmd,
-                              "--classes lists %d class%s; %s needs exactly 2 (its models are "
-                              "binary), e.g. --classes 3,7",
-                              out->n, out->n == 1 ? "" : "es", cmd);
+    if (n_classes > 0 && out->n != n_classes)
+        return cg_usage_error(cmd, "--classes lists %d class%s; the model tells %d apart",
+                              out->n, out->n == 1 ? "" : "es", n_classes);
     if (out->n < 2)
         return cg_usage_error(cmd, "--classes lists 1 class; give at least 2 to tell apart");
     return CG_OPTS_CONTINUE;
@@ -167,9 +165,9 @@ static const char *class_names_text(const cg_dataset *ds, char *buf, size_t size
     return buf;
 }
 
-/* --classes on one loaded split, or the binary commands' check without it. */
+/* --classes on one loaded split, or the check of the class count without it. */
 static int narrow_split(const char *cmd, const char *source, cg_dataset *ds,
-                        const class_list *want, bool binary, const char *hint) {
+                        const class_list *want, int n_classes, const char *hint) {
     char names[CG_MAX_CLASSES * (CG_CLASS_NAME_MAX + 2)];
     if (want) {
         const char *ptr[CG_MAX_CLASSES];
@@ -183,7 +181,7 @@ static int narrow_split(const char *cmd, const char *source, cg_dataset *ds,
         if (cg_dataset_select_classes(ds, ptr, want->n) != CG_OK) return cg_cmd_fail(cmd);
         return CG_OPTS_CONTINUE;
     }
-    if (!binary || ds->n_classes == 2) return CG_OPTS_CONTINUE;
+    if (n_classes <= 0 || ds->n_classes == n_classes) return CG_OPTS_CONTINUE;
     char auto_hint[2 * CG_CLASS_NAME_MAX + 2] = "A,B";
     if (!hint) {
         if (find_class(ds, "3") >= 0 && find_class(ds, "7") >= 0)
@@ -193,29 +191,30 @@ static int narrow_split(const char *cmd, const char *source, cg_dataset *ds,
         hint = auto_hint;
     }
     return cg_usage_error(cmd,
-                          "%s has %d classes (%s); %s needs exactly 2 (its models are "
-                          "binary): choose them with --classes %s",
-                          source, ds->n_classes, class_names_text(ds, names, sizeof names), cmd,
-                          hint);
+                          "%s has %d classes (%s); the model tells %d apart: choose them with "
+                          "--classes %s",
+                          source, ds->n_classes, class_names_text(ds, names, sizeof names),
+                          n_classes, hint);
 }
 
 /* The checks that need no data; fills *want from --classes. */
-static int check_data_opts(const char *cmd, const cg_data_opts *o, bool binary, class_list *want) {
+static int check_data_opts(const char *cmd, const cg_data_opts *o, int n_classes,
+                           class_list *want) {
     if (o->data && o->dataset)
         return cg_usage_error(cmd, "--data PATH and --dataset NAME both say where the data is; "
                                    "give one");
-    return o->classes ? parse_classes(cmd, o->classes, binary, want) : CG_OPTS_CONTINUE;
+    return o->classes ? parse_classes(cmd, o->classes, n_classes, want) : CG_OPTS_CONTINUE;
 }
 
-int cg_cli_check_data_opts(const char *cmd, const cg_data_opts *o, bool binary) {
+int cg_cli_check_data_opts(const char *cmd, const cg_data_opts *o, int n_classes) {
     class_list want;
-    return check_data_opts(cmd, o, binary, &want);
+    return check_data_opts(cmd, o, n_classes, &want);
 }
 
-int cg_cli_load_data(const char *cmd, const cg_data_opts *o, bool binary, const char *hint,
+int cg_cli_load_data(const char *cmd, const cg_data_opts *o, int n_classes, const char *hint,
                      cg_dataset *train, cg_dataset *valid) {
     class_list want;
-    int rc = check_data_opts(cmd, o, binary, &want);
+    int rc = check_data_opts(cmd, o, n_classes, &want);
     if (rc != CG_OPTS_CONTINUE) return rc;
     char root[PATH_SIZE];
     cg_data_layout layout;
@@ -229,110 +228,67 @@ int cg_cli_load_data(const char *cmd, const cg_data_opts *o, bool binary, const 
         split_source(root, layout, (cg_data_split)s, source[s]);
         if (cg_cli_load_split(sets[s], root, layout, (cg_data_split)s) != CG_OK)
             return cg_cmd_fail(cmd);
-        rc = narrow_split(cmd, source[s], sets[s], o->classes ? &want : NULL, binary, hint);
+        rc = narrow_split(cmd, source[s], sets[s], o->classes ? &want : NULL, n_classes, hint);
         if (rc != CG_OPTS_CONTINUE) return rc;
     }
     if (train && valid &&
-        cg_cli_check_classes(train, source[0], valid, source[1], binary) != CG_OK)
+        cg_cli_check_classes(train, source[0], valid, source[1]) != CG_OK)
         return cg_cmd_fail(cmd);
     return CG_OPTS_CONTINUE;
 }
 
 cg_status cg_cli_check_classes(const cg_dataset *a, const char *a_name, const cg_dataset *b,
-                               const char *b_name, bool binary) {
-    if (binary && a->n_classes != 2)
-        return cg_fail(CG_ERR_FORMAT,
-                       "data: %s has %d classes; these models tell exactly 2 apart (like 3 and 7)",
-                       a_name, a->n_classes);
+                               const char *b_name) {
     bool same = a->n_classes == b->n_classes;
     for (int c = 0; same && c < a->n_classes; c++)
         same = strcmp(a->class_names[c], b->class_names[c]) == 0;
     if (!same)
         return cg_fail(CG_ERR_FORMAT, "data: %s and %s do not have the same classes", a_name,
                        b_name);
+    if (a->n_classes < 2)
+        return cg_fail(CG_ERR_FORMAT, "data: %s has %d class%s; a classifier needs 2 or more",
+                       a_name, a->n_classes, a->n_classes == 1 ? "" : "es");
     return CG_OK;
 }
 
-cg_tensor *cg_cli_binary_targets(const cg_dataset *ds) {
-    /* (y == 0) as 0/1 floats, then a column: [N] -> [N, 1]. */
-    cg_scope_begin();
-    return cg_scope_end_keep(cg_tensor_unsqueeze(cg_tensor_eq(ds->y, cg_tensor_scalar(0.0f)), 1));
-}
-
-cg_tensor *cg_cli_loss(cg_loss_kind kind, cg_tensor *preds, cg_tensor *targets) {
-    return kind == CG_LOSS_BCE ? cg_bce_with_logits(preds, targets) : cg_mnist_loss(preds, targets);
-}
-
-cg_status cg_cli_score(cg_model *m, cg_tensor *x, cg_tensor *targets, cg_loss_kind loss,
-                       cg_score *out) {
-    memset(out, 0, sizeof *out);
-    bool prev = cg_set_grad_enabled(false);
-    cg_scope_begin();
-    cg_tensor *preds = cg_model_forward(m, x);
-    cg_tensor *l = cg_cli_loss(loss, preds, targets);
-    /* The book's rule: a "3" (target 1) is predicted when sigmoid(p) > 0.5. */
-    cg_tensor *is_first = cg_tensor_gt(cg_tensor_sigmoid(preds), cg_tensor_scalar(0.5f));
-    cg_status st = CG_OK;
-    if (!l || !is_first) {
-        st = cg_last_status();
-    } else {
-        out->loss = cg_tensor_item(l);
-        out->accuracy = cg_binary_accuracy(preds, targets);
-        out->n = preds->shape[0];
-        for (int64_t i = 0; i < out->n; i++) {
-            int cls = targets->data[i] == 1.0f ? 0 : 1;
-            bool right = (is_first->data[i] != 0.0f) == (cls == 0);
-            out->class_n[cls]++;
-            out->class_correct[cls] += right;
-            out->correct += right;
-        }
-    }
-    cg_scope_end();
-    cg_set_grad_enabled(prev);
-    return st;
+/* "3/7", "0/1/2/..." for messages. */
+static const char *joined_names(const char (*names)[CG_CLASS_NAME_MAX], int n, char *buf,
+                                size_t size) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < n && used < size; c++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", c ? "/" : "", names[c]);
+    return buf;
 }
 
 cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg_dataset *ds) {
-    if (m->n_outputs != 1 || m->n_classes != 2)
+    if (m->n_classes < 2 || (m->n_outputs != 1 && m->n_outputs != m->n_classes) ||
+        (m->n_outputs == 1 && m->n_classes != 2))
         return cg_fail(CG_ERR_FORMAT,
-                       "%s: a model with %lld outputs and %d classes; this command needs a binary "
-                       "model (1 output, 2 classes)",
+                       "%s: a model with %lld outputs and %d classes; a classifier has one output "
+                       "per class (or one for 2 classes)",
                        model_path, (long long)m->n_outputs, m->n_classes);
     if (!ds) return CG_OK;
     if (ds->height * ds->width != m->n_inputs)
         return cg_fail(CG_ERR_SHAPE, "%s takes %lld pixels, the data's images have %lldx%lld",
                        model_path, (long long)m->n_inputs, (long long)ds->height,
                        (long long)ds->width);
-    for (int c = 0; c < 2; c++)
-        if (strcmp(m->class_names[c], ds->class_names[c]) != 0)
-            return cg_fail(CG_ERR_FORMAT,
-                           "%s was trained on classes %s/%s, the data has %s/%s (--classes %s,%s "
-                           "picks the model's)",
-                           model_path, m->class_names[0], m->class_names[1], ds->class_names[0],
-                           ds->class_names[1], m->class_names[0], m->class_names[1]);
+    bool same = ds->n_classes == m->n_classes;
+    for (int c = 0; same && c < m->n_classes; c++)
+        same = strcmp(m->class_names[c], ds->class_names[c]) == 0;
+    if (!same) {
+        char mine[CG_MAX_CLASSES * (CG_CLASS_NAME_MAX + 1)], theirs[sizeof mine];
+        joined_names(m->class_names, m->n_classes, mine, sizeof mine);
+        char hint[sizeof mine];
+        snprintf(hint, sizeof hint, "%s", mine);
+        for (char *p = hint; *p; p++)
+            if (*p == '/') *p = ',';
+        return cg_fail(CG_ERR_FORMAT,
+                       "%s was trained on classes %s, the data has %s (--classes %s picks the "
+                       "model's)",
+                       model_path, mine, joined_names(ds->class_names, ds->n_classes, theirs,
+                                                      sizeof theirs),
+                       hint);
+    }
     return CG_OK;
 }
-
-cg_status cg_cli_classify(cg_model *m, const uint8_t *pixels, int *cls, double *prob,
-                          double *logit) {
-    bool prev = cg_set_grad_enabled(false);
-    cg_scope_begin();
-    int64_t shape[2] = {1, m->n_inputs};
-    cg_tensor *x = cg_tensor_new(shape, 2);
-    if (x)
-        /* A single rounded division, as the loaders' pixel / 255. */
-        for (int64_t i = 0; i < x->numel; i++) x->data[i] = (float)pixels[i] / 255.0f;
-    cg_tensor *z = cg_model_forward(m, x);
-    cg_tensor *p = cg_tensor_sigmoid(z);
-    cg_status st = p ? CG_OK : cg_last_status();
-    if (p) {
-        double s = p->data[0];
-        *cls = s > 0.5 ? 0 : 1;
-        *prob = *cls == 0 ? s : 1.0 - s;
-        *logit = z->data[0];
-    }
-    cg_scope_end();
-    cg_set_grad_enabled(prev);
-    return st;
-}
-

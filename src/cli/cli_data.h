@@ -59,60 +59,29 @@ const char *cg_cli_image_cache(char *buf, size_t size);
  * *train (unless train is NULL) and the validation split into *valid,
  * keeps only the --classes, in their order, on both
  * (cg_dataset_select_classes), and checks both splits have the same
- * classes. A binary command (train, eval) needs exactly 2 classes: a
- * dataset with more and no --classes is a usage error whose message
- * suggests `--classes HINT` (hint NULL: 3,7 where the data has those,
- * else its first two classes).
+ * classes. With n_classes > 0 (eval: the model's count) the data must have
+ * that many: a dataset with another count and no --classes is a usage
+ * error whose message suggests `--classes HINT` (hint NULL: 3,7 where the
+ * data has those, else its first two classes).
  * Returns CG_OPTS_CONTINUE, or the exit code after printing why:
  * CG_EXIT_USAGE for what the command line must change (--data with
  * --dataset, a malformed --classes, a class the data lacks, too many
  * classes), CG_EXIT_FAIL for data that cannot be found or read. Either way
  * the caller frees both datasets (they start zeroed).
  */
-int cg_cli_load_data(const char *cmd, const cg_data_opts *o, bool binary, const char *hint,
+int cg_cli_load_data(const char *cmd, const cg_data_opts *o, int n_classes, const char *hint,
                      cg_dataset *train, cg_dataset *valid);
 
 /* cg_cli_load_data's checks that need no data (--data with --dataset, the
  * --classes list), for a command with work to do before loading it. */
-int cg_cli_check_data_opts(const char *cmd, const cg_data_opts *o, bool binary);
+int cg_cli_check_data_opts(const char *cmd, const cg_data_opts *o, int n_classes);
 
-/* Both splits have the same classes, in the same order; for train and eval
- * (binary models) exactly two. */
+/* Both splits have the same classes, in the same order. */
 cg_status cg_cli_check_classes(const cg_dataset *a, const char *a_name, const cg_dataset *b,
-                               const char *b_name, bool binary);
+                               const char *b_name);
 
-/*
- * The article's labels for a binary problem, [N, 1]: 1 where the item is of
- * the first class ("3") and 0 for the second ("7"), as in
- * train_y = tensor([1]*len(threes) + [0]*len(sevens)).unsqueeze(1).
- * Owned by the caller (whatever scope is open).
- */
-cg_tensor *cg_cli_binary_targets(const cg_dataset *ds);
-
-typedef enum cg_loss_kind { CG_LOSS_MNIST = 0, CG_LOSS_BCE = 1 } cg_loss_kind;
-/* The loss chosen by --loss, on logits. */
-cg_tensor *cg_cli_loss(cg_loss_kind kind, cg_tensor *preds, cg_tensor *targets);
-
-/* A model's score on a whole split: everything counted equally. */
-typedef struct cg_score {
-    double loss;      /* the chosen loss over all items                */
-    double accuracy;  /* cg_binary_accuracy over all items            */
-    int64_t n, correct;
-    int64_t class_n[2], class_correct[2]; /* per class: first, second  */
-} cg_score;
-
-/* Scores a binary model (n_outputs 1) on x with targets from
- * cg_cli_binary_targets, in one no-grad pass. */
-cg_status cg_cli_score(cg_model *m, cg_tensor *x, cg_tensor *targets, cg_loss_kind loss,
-                       cg_score *out);
-
-/* The model's class names agree with the dataset's (binary, 1 output). */
+/* The model's classes are the data's, in the same order (ds NULL: only that
+ * the model names its classes), and its inputs fit the images. */
 cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg_dataset *ds);
-
-/* Classifies one image of 8-bit pixels (m->n_inputs of them) with a binary
- * model, with no graph: *cls is the class index (0: the first class, when
- * sigmoid(logit) > 0.5), *prob its probability, *logit the raw output. */
-cg_status cg_cli_classify(cg_model *m, const uint8_t *pixels, int *cls, double *prob,
-                          double *logit);
 
 #endif

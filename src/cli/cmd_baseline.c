@@ -33,11 +33,7 @@ static const char BASELINE_USAGE[] =
     "  images of each digit into an 'ideal' digit, then call each validation image\n"
     "  the digit whose ideal it is nearest to. Prints the accuracy per class and\n"
     "  overall (every validation image counted once).\n"
-    CG_USAGE_DATA_SOURCE
-    "  --distance l1|rmse   mean absolute difference (default) or root mean square\n"
-    "  --save-ideals DIR    also write the ideal digits as DIR/ideal_<class>.png\n"
-    "  --threads N          threads for the kernels (0: OpenMP's default)\n"
-    "  --json               one JSON object instead of text\n";
+    ;
 
 /* An ideal digit as DIR/ideal_<class>.png, pixel = round(255 * mean). */
 static cg_status save_ideal(const char *dir, const cg_dataset *ds, int c, const cg_tensor *ideal) {
@@ -103,8 +99,10 @@ int cg_cmd_baseline(int argc, char **argv) {
     bool json = false;
     cg_opt opts[] = {
         CG_OPTS_DATA_SOURCE(&src),
-        {"--distance", CG_OPT_CHOICE, &kind_opt, 0, 0, "l1|rmse", false},
-        {"--save-ideals", CG_OPT_STR, &save_dir, 0, 0, NULL, false},
+        {"--distance", CG_OPT_CHOICE, &kind_opt, 0, 0, "l1|rmse", false,
+         "mean absolute difference (default) or root mean square", NULL},
+        {"--save-ideals", CG_OPT_STR, &save_dir, 0, 0, NULL, false,
+         "also write the ideal digits as DIR/ideal_<class>.png", "DIR"},
         CG_OPT_THREADS(&threads),
         CG_OPT_JSON(&json),
     };

@@ -16,28 +16,28 @@ static const char USAGE[] =
     "  Downloads and unpacks a dataset into the cache (once; later runs reuse\n"
     "  it) and prints the dataset's folder on stdout.\n"
     "  NAME is one of the known datasets (--list); a URL is any http(s):// or\n"
-    "  file:// .tgz/.tar.gz/.zip archive.\n"
-    "  --list          print the known names and their URLs, then stop\n"
-    "  --cache DIR     cache folder (default $CGRAD_HOME, else\n"
-    "                  $XDG_CACHE_HOME/cgrad, else ~/.cache/cgrad)\n"
-    "  --name NAME     folder name in the cache (default: from NAME or the URL)\n"
-    "  --sha256 HEX    refuse the archive unless its SHA-256 is HEX\n"
-    "  --size BYTES    refuse the archive unless it is BYTES long\n"
-    "  --force         download again even if cached\n"
-    "  --quiet         no progress bar (drawn only when stderr is a terminal)\n";
+    "  file:// .tgz/.tar.gz/.zip archive.\n";
 
 int cg_cmd_fetch(int argc, char **argv) {
     const char *cache = NULL, *name = NULL, *sha = NULL;
     int64_t size = 0;
     bool list = false, force = false, quiet = false;
     cg_opt opts[] = {
-        {"--list", CG_OPT_FLAG, &list, 0, 0, NULL, false},
-        {"--cache", CG_OPT_STR, &cache, 0, 0, NULL, false},
-        {"--name", CG_OPT_STR, &name, 0, 0, NULL, false},
-        {"--sha256", CG_OPT_STR, &sha, 0, 0, NULL, false},
-        {"--size", CG_OPT_INT, &size, 1, (double)CG_FETCH_MAX_BYTES, NULL, false},
-        {"--force", CG_OPT_FLAG, &force, 0, 0, NULL, false},
-        CG_OPT_QUIET(&quiet),
+        {"--list", CG_OPT_FLAG, &list, 0, 0, NULL, false,
+         "print the known names and their URLs, then stop", NULL},
+        {"--cache", CG_OPT_STR, &cache, 0, 0, NULL, false,
+         "cache folder (default $CGRAD_HOME, else\n$XDG_CACHE_HOME/cgrad, else ~/.cache/cgrad)",
+         "DIR"},
+        {"--name", CG_OPT_STR, &name, 0, 0, NULL, false,
+         "folder name in the cache (default: from NAME or the URL)", "NAME"},
+        {"--sha256", CG_OPT_STR, &sha, 0, 0, NULL, false,
+         "refuse the archive unless its SHA-256 is HEX", "HEX"},
+        {"--size", CG_OPT_INT, &size, 1, (double)CG_FETCH_MAX_BYTES, NULL, false,
+         "refuse the archive unless it is BYTES long", "BYTES"},
+        {"--force", CG_OPT_FLAG, &force, 0, 0, NULL, false, "download again even if cached",
+         NULL},
+        {"--quiet", CG_OPT_FLAG, &quiet, 0, 0, NULL, false,
+         "no progress bar (drawn only when stderr is a terminal)", NULL},
     };
     const char *what[1] = {NULL};
     int n = 0;

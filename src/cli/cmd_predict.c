@@ -3,9 +3,9 @@
  * calls each image, and how sure it is.
  *
  * An image becomes a row the way the training images did (pixel / 255, row
- * after row). The model's output is a logit whose sigmoid is the probability
- * of its first class (the book's "is it a 3?"): sigmoid > 0.5 names the
- * first class, otherwise the second with probability 1 - sigmoid.
+ * after row) and cg_model_classify gives each class's probability: for a
+ * two-class model with one output, sigmoid(logit) is the first class's (the
+ * book's "is it a 3?"), for the others the softmax of the outputs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,29 +19,30 @@ static const char PREDICT_USAGE[] =
     "usage: cgrad predict MODEL IMAGE.png... [--json]\n"
     "  Prints, for each image, the class the model gives it and that class's\n"
     "  probability. Images must have the size the model was trained on (28x28).\n"
-    "  --json   one JSON object per image instead of text\n";
+    ;
 
-/* The model's call on one image: class index and its probability. */
-static cg_status predict_one(cg_model *m, const char *path, int *cls, double *prob) {
+/* The model's call on one image: class index and every class's
+ * probability (probs has room for the model's classes). */
+static int predict_one(cg_model *m, const char *path, double *probs) {
     uint8_t *px = NULL;
     int64_t w = 0, h = 0;
-    if (cg_png_read_gray(path, &px, &w, &h) != CG_OK) return cg_last_status();
+    if (cg_png_read_gray(path, &px, &w, &h) != CG_OK) return -1;
     if (w * h != m->n_inputs) {
         free(px);
-        return cg_fail(CG_ERR_SHAPE, "%s is %lldx%lld (%lld pixels); the model takes %lld pixels",
-                       path, (long long)w, (long long)h, (long long)(w * h),
-                       (long long)m->n_inputs);
+        cg_fail(CG_ERR_SHAPE, "%s is %lldx%lld (%lld pixels); the model takes %lld pixels", path,
+                (long long)w, (long long)h, (long long)(w * h), (long long)m->n_inputs);
+        return -1;
     }
-    double logit;
-    cg_status st = cg_cli_classify(m, px, cls, prob, &logit);
+    int cls = cg_model_classify(m, px, probs, NULL);
     free(px);
-    return st;
+    return cls;
 }
 
 int cg_cmd_predict(int argc, char **argv) {
     bool json = false;
     int n_pos = 0;
-    cg_opt opts[] = {CG_OPT_JSON(&json)};
+    cg_opt opts[] = {{"--json", CG_OPT_FLAG, &json, 0, 0, NULL, false,
+                      "one JSON object per image, with every class's probability", NULL}};
     const char **pos = malloc(sizeof *pos * (size_t)(argc > 1 ? argc : 1));
     if (!pos) {
         cg_fail(CG_ERR_NOMEM, "predict: out of memory");
@@ -64,10 +65,10 @@ int cg_cmd_predict(int argc, char **argv) {
     /* Every image gets its line; a bad one is reported and makes the exit
      * status 1, without hiding the others. */
     rc = CG_EXIT_OK;
+    double probs[CG_MAX_CLASSES];
     for (int i = 1; i < n_pos; i++) {
-        int cls = 0;
-        double prob = 0.0;
-        if (predict_one(m, pos[i], &cls, &prob) != CG_OK) {
+        int cls = predict_one(m, pos[i], probs);
+        if (cls < 0) {
             rc = cg_cmd_fail("predict");
             continue;
         }
@@ -77,10 +78,17 @@ int cg_cmd_predict(int argc, char **argv) {
             printf(",\"class\":");
             cg_json_string(stdout, m->class_names[cls]);
             printf(",\"probability\":");
-            cg_json_number(stdout, prob);
-            printf("}\n");
+            cg_json_number(stdout, probs[cls]);
+            printf(",\"probabilities\":{");
+            for (int c = 0; c < m->n_classes; c++) {
+                if (c) putchar(',');
+                cg_json_string(stdout, m->class_names[c]);
+                putchar(':');
+                cg_json_number(stdout, probs[c]);
+            }
+            printf("}}\n");
         } else {
-            printf("%s: %s (probability %.4f)\n", pos[i], m->class_names[cls], prob);
+            printf("%s: %s (probability %.4f)\n", pos[i], m->class_names[cls], probs[cls]);
         }
     }
     cg_model_free(m);

@@ -70,13 +70,9 @@ static const char SERVE_USAGE[] =
     "usage: cgrad serve MODEL [--port N] [--host ADDR]\n"
     "  Serves a page where you draw a digit with the mouse (or a finger) and\n"
     "  see what the model saved by 'cgrad train --save' calls it.\n"
-    "  --port N      TCP port (default 8000; 0 picks a free one, printed)\n"
-    "  --host ADDR   IP address to listen on (default 127.0.0.1: this machine\n"
-    "                only; ::1 for IPv6; 0.0.0.0 or :: opens it to the network,\n"
-    "                with no authentication)\n"
     "  API: POST /predict with a 784-byte body (a 28x28 image, one byte per\n"
     "  pixel, 0 = background, 255 = ink, row after row) answers\n"
-    "  {\"class\":\"3\",\"probability\":0.97,\"logit\":3.47}.\n"
+    "  {\"class\":\"3\",\"probability\":0.97,\"probabilities\":{...}}.\n"
     "  Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.\n";
 
 #define SERVE_SIDE 28
@@ -191,8 +187,9 @@ static enum MHD_Result send_model(struct MHD_Connection *c, const cg_model *m) {
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return MHD_NO;
-    fprintf(f, "{\"kind\":\"%s\",\"inputs\":%lld,\"classes\":",
-            m->kind == CG_MODEL_MLP ? "mlp" : "linear", (long long)m->n_inputs);
+    fputs("{\"kind\":", f);
+    cg_json_string(f, m->name);
+    fprintf(f, ",\"inputs\":%lld,\"classes\":", (long long)m->n_inputs);
     json_classes(f, m);
     fputs("}\n", f);
     return send_json(c, MHD_HTTP_OK, f, &buf, &len, NULL);
@@ -203,11 +200,12 @@ static enum MHD_Result send_model(struct MHD_Connection *c, const cg_model *m) {
 /* ------------------------------------------------------------------ */
 
 /* The model's call on one image, exactly as `cgrad predict` makes it
- * (cg_cli_classify), as JSON. */
+ * (cg_model_classify), as JSON: the class, its probability, every class's
+ * probability and, for a two-class model with one output, its logit. */
 static enum MHD_Result send_prediction(struct MHD_Connection *c, cg_model *m, const uint8_t *px) {
-    int cls = 0;
-    double prob = 0.0, logit = 0.0;
-    if (cg_cli_classify(m, px, &cls, &prob, &logit) != CG_OK)
+    double probs[CG_MAX_CLASSES], logit = 0.0;
+    int cls = cg_model_classify(m, px, probs, &logit);
+    if (cls < 0)
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", cg_last_error());
     char *buf = NULL;
     size_t len = 0;
@@ -216,10 +214,19 @@ static enum MHD_Result send_prediction(struct MHD_Connection *c, cg_model *m, co
     fputs("{\"class\":", f);
     cg_json_string(f, m->class_names[cls]);
     fputs(",\"probability\":", f);
-    cg_json_number(f, prob);
-    fputs(",\"logit\":", f);
-    cg_json_number(f, logit);
-    fputs("}\n", f);
+    cg_json_number(f, probs[cls]);
+    if (m->n_outputs == 1) {
+        fputs(",\"logit\":", f);
+        cg_json_number(f, logit);
+    }
+    fputs(",\"probabilities\":{", f);
+    for (int k = 0; k < m->n_classes; k++) {
+        if (k) fputc(',', f);
+        cg_json_string(f, m->class_names[k]);
+        fputc(':', f);
+        cg_json_number(f, probs[k]);
+    }
+    fputs("}}\n", f);
     return send_json(c, MHD_HTTP_OK, f, &buf, &len, NULL);
 }
 
@@ -386,8 +393,12 @@ int cg_cmd_serve(int argc, char **argv) {
     int64_t port = 8000;
     int n_pos = 0;
     cg_opt opts[] = {
-        {"--port", CG_OPT_INT, &port, 0, 65535, NULL, false},
-        {"--host", CG_OPT_STR, &host, 0, 0, NULL, false},
+        {"--port", CG_OPT_INT, &port, 0, 65535, NULL, false,
+         "TCP port (default 8000; 0 picks a free one, printed)", NULL},
+        {"--host", CG_OPT_STR, &host, 0, 0, NULL, false,
+         "IP address to listen on (default 127.0.0.1: this machine\n"
+         "only; ::1 for IPv6; 0.0.0.0 or :: opens it to the network,\n"
+         "with no authentication)", "ADDR"},
     };
     int rc =
         cg_opts_parse("serve", SERVE_USAGE, argc, argv, opts, CG_NOPTS(opts), &path, 1, &n_pos);

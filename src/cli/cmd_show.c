@@ -12,14 +12,14 @@
 
 static const char SHOW_USAGE[] =
     "usage: cgrad show IMAGE.png [--ascii]\n"
-    "  Draws a PNG (made 8-bit gray) in the terminal and prints its size.\n"
-    "  --ascii   plain ASCII characters, whatever the terminal supports\n";
+    "  Draws a PNG (made 8-bit gray) in the terminal and prints its size.\n";
 
 int cg_cmd_show(int argc, char **argv) {
     bool ascii = false;
     const char *path = NULL;
     int n_pos = 0;
-    cg_opt opts[] = {{"--ascii", CG_OPT_FLAG, &ascii, 0, 0, NULL, false}};
+    cg_opt opts[] = {{"--ascii", CG_OPT_FLAG, &ascii, 0, 0, NULL, false,
+                      "plain ASCII characters, whatever the terminal supports", NULL}};
     int rc = cg_opts_parse("show", SHOW_USAGE, argc, argv, opts, CG_NOPTS(opts), &path, 1, &n_pos);
     if (rc != CG_OPTS_CONTINUE) return rc;
     if (n_pos != 1) return cg_usage_error("show", "give one image to show (IMAGE.png)");

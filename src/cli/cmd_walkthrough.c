@@ -22,12 +22,7 @@
 
 static const char WALK_USAGE[] =
     "usage: cgrad walkthrough [--data PATH] [--seed N] [--epochs N] [--lr X] [--ascii]\n"
-    "  The article's code, step by step, run on MNIST_SAMPLE with cgrad.\n"
-    "  --data PATH   folder with train/ and valid/ (default $CGRAD_DATA/mnist_sample)\n"
-    "  --seed N      seed of the weights and of the shuffling (default 42)\n"
-    "  --epochs N    epochs of the final training loop (default 20, as the book)\n"
-    "  --lr X        learning rate (default 1.0, as the book)\n"
-    "  --ascii       draw the digit with plain ASCII characters\n";
+    "  The article's code, step by step, run on MNIST_SAMPLE with cgrad.\n";
 
 #define BATCH_SIZE 256
 
@@ -613,11 +608,16 @@ int cg_cmd_walkthrough(int argc, char **argv) {
     double lr = 1.0;
     bool ascii = false;
     cg_opt opts[] = {
-        CG_OPT_DATA(&data),
-        CG_OPT_SEED(&seed),
-        {"--epochs", CG_OPT_INT, &epochs, 0, 10000, NULL, false},
-        {"--lr", CG_OPT_FLOAT, &lr, 0, 1000, NULL, true},
-        {"--ascii", CG_OPT_FLAG, &ascii, 0, 0, NULL, false},
+        {"--data", CG_OPT_STR, &data, 0, 0, NULL, false,
+         "folder with train/ and valid/ (default $CGRAD_DATA/mnist_sample)", "PATH"},
+        {"--seed", CG_OPT_U64, &seed, 0, 0, NULL, false,
+         "seed of the weights and of the shuffling (default 42)", NULL},
+        {"--epochs", CG_OPT_INT, &epochs, 0, 10000, NULL, false,
+         "epochs of the final training loop (default 20, as the book)", NULL},
+        {"--lr", CG_OPT_FLOAT, &lr, 0, 1000, NULL, true,
+         "learning rate (default 1.0, as the book)", NULL},
+        {"--ascii", CG_OPT_FLAG, &ascii, 0, 0, NULL, false,
+         "draw the digit with plain ASCII characters", NULL},
     };
     int rc = cg_opts_parse("walkthrough", WALK_USAGE, argc, argv, opts, CG_NOPTS(opts), NULL, 0, NULL);
     if (rc != CG_OPTS_CONTINUE) return rc;

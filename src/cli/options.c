@@ -94,6 +94,35 @@ static int set_value(const char *cmd, const cg_opt *o, const char *v) {
     return cg_usage_error(cmd, "%s: unknown option type", o->name);
 }
 
+/* "--lr X", "--model linear|mlp", "--json" */
+static void option_words(const cg_opt *o, char *buf, size_t size) {
+    static const char *const type_word[] = {
+        [CG_OPT_FLAG] = NULL, [CG_OPT_STR] = "TEXT", [CG_OPT_INT] = "N",
+        [CG_OPT_U64] = "N",   [CG_OPT_FLOAT] = "X",  [CG_OPT_CHOICE] = NULL,
+    };
+    const char *value = o->metavar ? o->metavar : o->type == CG_OPT_CHOICE ? o->choices
+                                                                          : type_word[o->type];
+    snprintf(buf, size, "%s%s%s", o->name, value ? " " : "", value ? value : "");
+}
+
+void cg_opts_print_help(FILE *f, const cg_opt *opts, int n_opts) {
+    enum { COLUMN = 22 };
+    for (int k = 0; k < n_opts; k++) {
+        if (!opts[k].help) continue;
+        char words[128];
+        option_words(&opts[k], words, sizeof words);
+        /* The help text after the option, its own line breaks indented. */
+        int pad = (int)strlen(words) < COLUMN - 3 ? COLUMN - 2 - (int)strlen(words) : 0;
+        fprintf(f, "  %s%*s", words, pad ? pad : 1, "");
+        if (!pad) fprintf(f, "\n%*s", COLUMN, "");
+        for (const char *h = opts[k].help; *h; h++) {
+            fputc(*h, f);
+            if (*h == '\n' && h[1]) fprintf(f, "%*s", COLUMN, "");
+        }
+        fputc('\n', f);
+    }
+}
+
 int cg_opts_parse(const char *cmd, const char *usage, int argc, char **argv, const cg_opt *opts,
                   int n_opts, const char **positional, int max_positional, int *n_positional) {
     int npos = 0;
@@ -112,6 +141,7 @@ int cg_opts_parse(const char *cmd, const char *usage, int argc, char **argv, con
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(usage, stdout);
+            cg_opts_print_help(stdout, opts, n_opts);
             return CG_EXIT_OK;
         }
         /* "--name=value" or "--name value" */

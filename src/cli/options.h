@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cgrad.h"
 
@@ -50,14 +51,26 @@ typedef struct cg_opt {
     double min, max;      /* INT and FLOAT */
     const char *choices;  /* CHOICE: "l1|rmse" */
     bool min_exclusive;   /* FLOAT: the value must be > min, not >= */
+    /* The option's line in --help (NULL: the command's usage text has it):
+     * "--NAME VALUE  help", VALUE from `metavar`, else the choices, else
+     * the type (N, X, TEXT). */
+    const char *help;
+    const char *metavar;
 } cg_opt;
 
 #define CG_NOPTS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-#define CG_OPT_DATA(p) {"--data", CG_OPT_STR, (p), 0, 0, NULL, false}
-#define CG_OPT_SEED(p) {"--seed", CG_OPT_U64, (p), 0, 0, NULL, false}
-#define CG_OPT_JSON(p) {"--json", CG_OPT_FLAG, (p), 0, 0, NULL, false}
-#define CG_OPT_QUIET(p) {"--quiet", CG_OPT_FLAG, (p), 0, 0, NULL, false}
-#define CG_OPT_THREADS(p) {"--threads", CG_OPT_INT, (p), 0, 1024, NULL, false}
+#define CG_OPT_DATA(p)                                                                      \
+    {"--data", CG_OPT_STR, (p), 0, 0, NULL, false,                                         \
+     "dataset root: train/ + valid/ (fastai), training/ + testing/\n"                      \
+     "(mnist_png) of <class>/*.png, or MNIST's IDX files", "PATH"}
+#define CG_OPT_SEED(p) {"--seed", CG_OPT_U64, (p), 0, 0, NULL, false, "random seed (42)", NULL}
+#define CG_OPT_JSON(p) \
+    {"--json", CG_OPT_FLAG, (p), 0, 0, NULL, false, "JSON instead of text", NULL}
+#define CG_OPT_QUIET(p) \
+    {"--quiet", CG_OPT_FLAG, (p), 0, 0, NULL, false, "no progress output", NULL}
+#define CG_OPT_THREADS(p)                                                                   \
+    {"--threads", CG_OPT_INT, (p), 0, 1024, NULL, false,                                   \
+     "threads for the kernels (0: OpenMP's default)", NULL}
 
 /*
  * Where a command's images come from, shared by train, eval and baseline
@@ -72,19 +85,16 @@ typedef struct cg_data_opts {
     const char *data, *dataset, *classes; /* NULL: not given */
 } cg_data_opts;
 
-#define CG_OPT_DATASET(p) {"--dataset", CG_OPT_STR, (p), 0, 0, NULL, false}
-#define CG_OPT_CLASSES(p) {"--classes", CG_OPT_STR, (p), 0, 0, NULL, false}
+#define CG_OPT_DATASET(p)                                                                   \
+    {"--dataset", CG_OPT_STR, (p), 0, 0, NULL, false,                                      \
+     "mnist_sample (default), mnist_tiny or mnist, found in\n"                             \
+     "$CGRAD_DATA/NAME, else the cache, else downloaded", "NAME"}
+#define CG_OPT_CLASSES(p)                                                                   \
+    {"--classes", CG_OPT_STR, (p), 0, 0, NULL, false,                                      \
+     "keep only these classes, in this order (e.g. 3,7)", "A,B[,...]"}
 /* The three entries of an options table, for a cg_data_opts *s. */
 #define CG_OPTS_DATA_SOURCE(s) CG_OPT_DATA(&(s)->data), CG_OPT_DATASET(&(s)->dataset), \
                                CG_OPT_CLASSES(&(s)->classes)
-/* Their lines in a command's usage text. */
-#define CG_USAGE_DATA_SOURCE                                                                 \
-    "  --data PATH          dataset root: train/ + valid/ (fastai), training/ + testing/\n"  \
-    "                       (mnist_png) of <class>/*.png, or MNIST's IDX files\n"            \
-    "  --dataset NAME       mnist_sample (default), mnist_tiny or mnist, found in\n"         \
-    "                       $CGRAD_DATA/NAME, else the cache, else downloaded\n"             \
-    "  --classes A,B[,...]  keep only these classes, in this order (e.g. 3,7)\n"
-
 /*
  * Parses argv[1..argc) (argv[0] is the command's name) into the table.
  * Arguments that are not options go to positional[0..max_positional), their
@@ -94,6 +104,10 @@ typedef struct cg_data_opts {
  */
 int cg_opts_parse(const char *cmd, const char *usage, int argc, char **argv, const cg_opt *opts,
                   int n_opts, const char **positional, int max_positional, int *n_positional);
+
+/* Writes the --help lines of the options that have a help text, in table
+ * order, aligned; what --help prints after the command's usage text. */
+void cg_opts_print_help(FILE *f, const cg_opt *opts, int n_opts);
 
 /* Prints "cgrad CMD: <message>" and a hint to see `cgrad help CMD` on
  * stderr; returns CG_EXIT_USAGE. */

@@ -12,7 +12,9 @@
  * division), so a batch is the same tensor whichever way it is made. On
  * the 2-core VM measured here (bench/bench_step.c), a batch of 256 inside
  * a training step takes 25-35 us this way and ~60 us gathering the floats:
- * still 14% of simple_net's step and half of the linear model's.
+ * still 14% of simple_net's step and half of the linear model's. A dataset
+ * loaded without floats (cg_data_keep_floats(false)) has only the bytes,
+ * and everything here is made from them.
  */
 #include "data/data.h"
 
@@ -47,19 +49,26 @@ static void batch_part(void *ctx, int64_t lo, int64_t hi) {
 }
 
 cg_tensor *cg_dataset_batch(const cg_dataset *ds, const int64_t *idx, int64_t n) {
-    if (!ds || !ds->x) {
-        cg_fail(CG_ERR_STATE, "dataset_batch: the dataset is not loaded");
-        return NULL;
-    }
+    int64_t rows, len;
+    if (cg_dataset_images("dataset_batch", ds, &rows, &len) != CG_OK) return NULL;
     /* Without bytes, or when x takes part in a graph, x's own rows. */
-    if (!ds->pixels || ds->x->requires_grad) return cg_tensor_index_select(ds->x, idx, n);
+    if (ds->x && (!ds->pixels || ds->x->requires_grad))
+        return cg_tensor_index_select(ds->x, idx, n);
     if (n < 0 || (n > 0 && !idx)) {
         cg_fail(CG_ERR_ARG, "dataset_batch: need n >= 0 indices, got %lld%s", (long long)n,
                 idx ? "" : " and no index array");
         return NULL;
     }
-    if (cg_check_rows("dataset_batch", ds->x, idx, n) != CG_OK) return NULL;
-    const int64_t len = ds->x->shape[1];
+    /* Checked here, not by cg_check_rows: without x there is no tensor of
+     * rows to check against. */
+    for (int64_t k = 0; k < n; k++)
+        if (idx[k] < 0 || idx[k] >= rows) {
+            cg_fail(CG_ERR_ARG,
+                    "dataset_batch: index %lld (position %lld) is outside 0..%lld, the dataset's "
+                    "%lld images",
+                    (long long)idx[k], (long long)k, (long long)rows - 1, (long long)rows);
+            return NULL;
+        }
     cg_tensor *out = cg_tensor_alloc("dataset_batch", (int64_t[]){n, len}, 2);
     if (!out) return NULL;
     batch_job job = {out->data, ds->pixels, idx, len};
@@ -72,8 +81,14 @@ cg_tensor *cg_dataset_batch(const cg_dataset *ds, const int64_t *idx, int64_t n)
 /* A class's mean image                                                */
 /* ------------------------------------------------------------------ */
 
-static cg_status check_class(const char *op, const cg_dataset *ds, int c) {
-    if (!ds || !ds->x || !ds->y) return cg_fail(CG_ERR_STATE, "%s: the dataset is not loaded", op);
+/* ds's images (as cg_dataset_images) when it has a label for each and c is
+ * one of its classes. */
+static cg_status check_class(const char *op, const cg_dataset *ds, int c, int64_t *rows,
+                             int64_t *len) {
+    if (cg_dataset_images(op, ds, rows, len) != CG_OK) return cg_last_status();
+    if (!ds->y || ds->y->numel != *rows)
+        return cg_fail(CG_ERR_STATE, "%s: the dataset has %lld images but %lld labels", op,
+                       (long long)*rows, (long long)cg_dataset_size(ds));
     if (c < 0 || c >= ds->n_classes)
         return cg_fail(CG_ERR_ARG, "%s: class %d is not one of the dataset's %d", op, c, ds->n_classes);
     return CG_OK;
@@ -81,8 +96,8 @@ static cg_status check_class(const char *op, const cg_dataset *ds, int c) {
 
 cg_tensor *cg_dataset_class_rows(const cg_dataset *ds, int c, int64_t *count) {
     if (count) *count = 0;
-    if (check_class("class_rows", ds, c) != CG_OK) return NULL;
-    const int64_t n_all = ds->y->numel;
+    int64_t n_all, len;
+    if (check_class("class_rows", ds, c, &n_all, &len) != CG_OK) return NULL;
     int64_t *idx = malloc(sizeof *idx * (size_t)(n_all ? n_all : 1));
     if (!idx) {
         cg_fail(CG_ERR_NOMEM, "class_rows: out of memory listing the images of class %s", ds->class_names[c]);
@@ -92,8 +107,10 @@ cg_tensor *cg_dataset_class_rows(const cg_dataset *ds, int c, int64_t *count) {
     for (int64_t i = 0; i < n_all; i++)
         if (ds->y->data[i] == (float)c) idx[n++] = i;
     const bool together = n > 0 && idx[n - 1] - idx[0] == n - 1;
-    cg_tensor *rows = together ? cg_tensor_rows(ds->x, idx[0], idx[0] + n)
-                               : cg_tensor_index_select(ds->x, idx, n);
+    /* Without x, the floats are made from the bytes, as a batch's are. */
+    cg_tensor *rows = !ds->x     ? cg_dataset_batch(ds, idx, n)
+                      : together ? cg_tensor_rows(ds->x, idx[0], idx[0] + n)
+                                 : cg_tensor_index_select(ds->x, idx, n);
     free(idx);
     if (count && rows) *count = n;
     return rows;
@@ -109,8 +126,8 @@ cg_tensor *cg_dataset_class_rows(const cg_dataset *ds, int c, int64_t *count) {
  * its own sums; integer sums add up the same in any order.
  */
 cg_tensor *cg_dataset_mean_image(const cg_dataset *ds, int c) {
-    if (check_class("mean_image", ds, c) != CG_OK) return NULL;
-    const int64_t n_all = ds->x->shape[0], len = ds->x->shape[1];
+    int64_t n_all, len;
+    if (check_class("mean_image", ds, c, &n_all, &len) != CG_OK) return NULL;
     const float *label = ds->y->data;
     int64_t n = 0;
     for (int64_t i = 0; i < n_all; i++) n += label[i] == (float)c;
@@ -118,7 +135,7 @@ cg_tensor *cg_dataset_mean_image(const cg_dataset *ds, int c) {
         cg_fail(CG_ERR_ARG, "mean_image: class %s has no images", ds->class_names[c]);
         return NULL;
     }
-    if (!ds->pixels || ds->x->requires_grad) { /* the article's mean over x's rows */
+    if (!ds->pixels || (ds->x && ds->x->requires_grad)) { /* the article's mean over x's rows */
         int dim0 = 0;
         return cg_tensor_mean_dims(cg_dataset_class_rows(ds, c, NULL), &dim0, 1, false);
     }

@@ -34,13 +34,25 @@ void cg_u8_to_unit(float *restrict dst, const uint8_t *restrict src, int64_t n);
 /* The same with the build's baseline instructions only (for tests). */
 void cg_u8_to_unit_portable(float *restrict dst, const uint8_t *restrict src, int64_t n);
 
-/* Gives ds fresh tensors x [n, h*w] and y [n], owned by ds whatever scope
- * is open, and pixels [n*h*w] (all uninitialised); sets height and width. */
+/* Gives ds fresh tensors y [n] and, when cg_data_keep_floats is on, x
+ * [n, h*w], owned by ds whatever scope is open, and pixels [n*h*w] (all
+ * uninitialised); sets height and width. Every loader allocates here, so
+ * every loader honours the setting. */
 cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w);
 
+/* Item i's label, and its row of x from its row of pixels (pixel / 255)
+ * when ds keeps floats: the one place a loader makes floats. Serial. */
+void cg_dataset_set_item(cg_dataset *ds, int64_t i, int label);
+
 /* Fills ds's pixels (from cg_dataset_alloc) with its n images of 8-bit
- * pixels, x with pixel / 255, in parallel, and y with the n labels. */
+ * pixels (nothing to copy when `pixels` are ds's own), x (if any) with
+ * pixel / 255, in parallel, and y with the n labels. */
 void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *labels);
+
+/* How many images ds holds and the values in one (H*W), from x, or from y
+ * and the image size when it holds only bytes; CG_ERR_STATE naming `op`
+ * when it holds neither x nor pixels (never loaded, or freed). */
+cg_status cg_dataset_images(const char *op, const cg_dataset *ds, int64_t *rows, int64_t *len);
 
 /* Builds ds from 8-bit pixels (n images of h x w, row after row) and
  * labels: n_classes = max label + 1, named "0", "1", ... (digits). A label
@@ -48,6 +60,11 @@ void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *la
 cg_status cg_dataset_from_u8(cg_dataset *ds, const char *op, const char *name,
                              const uint8_t *pixels, const uint8_t *labels, int64_t n,
                              int64_t h, int64_t w);
+/* The same, taking over `pixels` (malloc'd, n*h*w bytes) as ds's own
+ * instead of copying them, so a loader's buffer is never held twice;
+ * freed here on failure. */
+cg_status cg_dataset_adopt_u8(cg_dataset *ds, const char *op, const char *name, uint8_t *pixels,
+                              const uint8_t *labels, int64_t n, int64_t h, int64_t w);
 
 /* ---- image folders (folder.c) ---- */
 

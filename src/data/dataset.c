@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,6 +116,40 @@ void cg_u8_to_unit(float *restrict dst, const uint8_t *restrict src, int64_t n) 
 /* The dataset object                                                  */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Whether the loaders make x. It is read once per load, as the dataset is
+ * allocated, and meant to be set before loading; atomic only so that a
+ * load on another thread meanwhile sees the old or the new value, not a
+ * data race.
+ */
+static atomic_bool keep_floats = true;
+
+bool cg_data_keep_floats(bool on) {
+    return atomic_exchange_explicit(&keep_floats, on, memory_order_relaxed);
+}
+
+int64_t cg_dataset_size(const cg_dataset *ds) { return ds && ds->y ? ds->y->numel : 0; }
+
+cg_status cg_dataset_images(const char *op, const cg_dataset *ds, int64_t *rows, int64_t *len) {
+    if (ds && ds->x) {
+        if (ds->x->ndim != 2)
+            return cg_fail(CG_ERR_STATE, "%s: the dataset's x has %d dimensions, not 2 ([N, H*W])",
+                           op, ds->x->ndim);
+        *rows = ds->x->shape[0];
+        *len = ds->x->shape[1];
+        return CG_OK;
+    }
+    /* Bytes only: y says how many images, the image size how long each. */
+    if (!ds || !ds->pixels || !ds->y)
+        return cg_fail(CG_ERR_STATE, "%s: the dataset is not loaded (it has no images)", op);
+    if (ds->height < 1 || ds->width < 1 || ds->height > CG_MAX_NUMEL / ds->width)
+        return cg_fail(CG_ERR_STATE, "%s: the dataset's images have a bad size, %lldx%lld", op,
+                       (long long)ds->height, (long long)ds->width);
+    *rows = ds->y->numel;
+    *len = ds->height * ds->width;
+    return CG_OK;
+}
+
 /* A tensor that ds owns: made inside a scope of our own and retained, so
  * exactly one reference is left whether or not the caller has a scope open. */
 static cg_tensor *owned_tensor(const char *op, const int64_t *shape, int ndim) {
@@ -124,59 +159,95 @@ static cg_tensor *owned_tensor(const char *op, const int64_t *shape, int ndim) {
     return t;
 }
 
-cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w) {
-    if (n < 0 || h <= 0 || w <= 0 || h > CG_MAX_NUMEL / w)
+/* cg_dataset_alloc with its parts chosen: x when `floats`, pixels when
+ * `bytes`. x is never made when not asked for, not even for a moment:
+ * peak memory is the point of going without it. */
+static cg_status alloc_parts(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w,
+                             bool floats, bool bytes) {
+    if (n < 0 || h <= 0 || w <= 0 || h > CG_MAX_NUMEL / w || (n > 0 && h * w > CG_MAX_NUMEL / n))
         return cg_fail(CG_ERR_ARG, "%s: bad dataset size %lld images of %lldx%lld", op,
                        (long long)n, (long long)h, (long long)w);
-    int64_t xs[2] = {n, h * w};
-    ds->x = owned_tensor(op, xs, 2);
-    ds->y = ds->x ? owned_tensor(op, &n, 1) : NULL;
-    ds->pixels = ds->y ? malloc(n * h * w > 0 ? (size_t)(n * h * w) : 1) : NULL;
-    if (!ds->x || !ds->y || !ds->pixels) {
-        cg_status st = ds->y && !ds->pixels
-                           ? cg_fail(CG_ERR_NOMEM, "%s: cannot allocate %lld images of %lldx%lld pixels",
-                                     op, (long long)n, (long long)h, (long long)w)
-                           : cg_last_status();
+    const int64_t numel = n * h * w, xs[2] = {n, h * w};
+    ds->x = NULL;
+    ds->pixels = NULL;
+    ds->y = owned_tensor(op, &n, 1);
+    cg_status st = ds->y ? CG_OK : cg_last_status();
+    if (st == CG_OK && floats && !(ds->x = owned_tensor(op, xs, 2))) st = cg_last_status();
+    if (st == CG_OK && bytes && !(ds->pixels = malloc(numel > 0 ? (size_t)numel : 1)))
+        st = cg_fail(CG_ERR_NOMEM, "%s: cannot allocate %lld images of %lldx%lld pixels", op,
+                     (long long)n, (long long)h, (long long)w);
+    if (st != CG_OK) {
         cg_tensor_release(ds->x);
         cg_tensor_release(ds->y);
         ds->x = ds->y = NULL;
         return st;
     }
-    /* Both are about to be written whole: map their pages in one go. */
-    cg_prefault(ds->x->data, (size_t)ds->x->numel * sizeof(float));
-    cg_prefault(ds->pixels, (size_t)ds->x->numel);
+    /* They are about to be written whole: map their pages in one go. */
+    if (ds->x) cg_prefault(ds->x->data, (size_t)numel * sizeof(float));
+    if (ds->pixels) cg_prefault(ds->pixels, (size_t)numel);
     ds->height = h;
     ds->width = w;
     return CG_OK;
 }
 
-void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *labels) {
-    const int64_t n = ds->x->shape[0], hw = ds->x->shape[1];
-#pragma omp parallel for schedule(static) if (n * hw >= 16 * CG_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(ds->pixels + i * hw, pixels + i * hw, (size_t)hw);
-        cg_u8_to_unit(ds->x->data + i * hw, pixels + i * hw, hw);
-    }
-    for (int64_t i = 0; i < n; i++) ds->y->data[i] = (float)labels[i];
+/* The setting, as a load allocates its dataset. */
+static bool floats_wanted(void) { return atomic_load_explicit(&keep_floats, memory_order_relaxed); }
+
+cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w) {
+    return alloc_parts(ds, op, n, h, w, floats_wanted(), true);
 }
 
-cg_status cg_dataset_from_u8(cg_dataset *ds, const char *op, const char *name,
-                             const uint8_t *pixels, const uint8_t *labels, int64_t n,
-                             int64_t h, int64_t w) {
+void cg_dataset_set_item(cg_dataset *ds, int64_t i, int label) {
+    const int64_t hw = ds->height * ds->width;
+    if (ds->x) cg_u8_to_unit(ds->x->data + i * hw, ds->pixels + i * hw, hw);
+    ds->y->data[i] = (float)label;
+}
+
+void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *labels) {
+    const int64_t n = cg_dataset_size(ds), hw = ds->height * ds->width;
+#pragma omp parallel for schedule(static) if (n * hw >= 16 * CG_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        if (pixels != ds->pixels) memcpy(ds->pixels + i * hw, pixels + i * hw, (size_t)hw);
+        cg_dataset_set_item(ds, i, labels[i]);
+    }
+}
+
+/* cg_dataset_from_u8 and cg_dataset_adopt_u8: the pixels are copied from
+ * `pixels`, or taken over when `owned` (then the same pointer; freed here
+ * on failure) is not NULL. */
+static cg_status from_u8(cg_dataset *ds, const char *op, const char *name, const uint8_t *pixels,
+                         uint8_t *owned, const uint8_t *labels, int64_t n, int64_t h, int64_t w) {
+    memset(ds, 0, sizeof *ds);
     int max_label = -1;
     for (int64_t i = 0; i < n; i++) {
-        if (labels[i] >= CG_MAX_CLASSES)
+        if (labels[i] >= CG_MAX_CLASSES) {
+            free(owned);
             return cg_fail(CG_ERR_FORMAT, "%s: %s: label %d of item %lld is not below %d (CG_MAX_CLASSES)",
                            op, name, labels[i], (long long)i, CG_MAX_CLASSES);
+        }
         if (labels[i] > max_label) max_label = labels[i];
     }
-    memset(ds, 0, sizeof *ds);
-    if (cg_dataset_alloc(ds, op, n, h, w) != CG_OK) return cg_last_status();
+    if (alloc_parts(ds, op, n, h, w, floats_wanted(), !owned) != CG_OK) {
+        free(owned);
+        return cg_last_status();
+    }
+    if (owned) ds->pixels = owned;
     cg_dataset_fill_u8(ds, pixels, labels);
     ds->n_classes = max_label + 1;
     for (int c = 0; c < ds->n_classes; c++)
         snprintf(ds->class_names[c], CG_CLASS_NAME_MAX, "%d", c);
     return CG_OK;
+}
+
+cg_status cg_dataset_from_u8(cg_dataset *ds, const char *op, const char *name,
+                             const uint8_t *pixels, const uint8_t *labels, int64_t n,
+                             int64_t h, int64_t w) {
+    return from_u8(ds, op, name, pixels, NULL, labels, n, h, w);
+}
+
+cg_status cg_dataset_adopt_u8(cg_dataset *ds, const char *op, const char *name, uint8_t *pixels,
+                              const uint8_t *labels, int64_t n, int64_t h, int64_t w) {
+    return from_u8(ds, op, name, pixels, pixels, labels, n, h, w);
 }
 
 void cg_dataset_free(cg_dataset *ds) {
@@ -200,8 +271,14 @@ static int class_of(const cg_dataset *ds, int64_t i, const int *map) {
  * MNIST_SAMPLE (3 -> 0, 7 -> 1, as in its labels.csv).
  */
 cg_status cg_dataset_select_classes(cg_dataset *ds, const char *const *names, int n) {
-    if (!ds || !ds->x || !ds->y)
-        return cg_fail(CG_ERR_STATE, "select_classes: the dataset is not loaded");
+    int64_t rows, cols;
+    if (cg_dataset_images("select_classes", ds, &rows, &cols) != CG_OK) return cg_last_status();
+    if (!ds->y || ds->y->numel != rows || cols != ds->height * ds->width)
+        return cg_fail(CG_ERR_STATE,
+                       "select_classes: the dataset has %lld images of %lld pixels but %lld labels "
+                       "and an image size of %lldx%lld",
+                       (long long)rows, (long long)cols, (long long)cg_dataset_size(ds),
+                       (long long)ds->height, (long long)ds->width);
     if (!names || n < 1 || n > CG_MAX_CLASSES)
         return cg_fail(CG_ERR_ARG, "select_classes: need 1..%d class names, got %d", CG_MAX_CLASSES, n);
     int map[CG_MAX_CLASSES]; /* old class -> new class, or -1 */
@@ -224,23 +301,22 @@ cg_status cg_dataset_select_classes(cg_dataset *ds, const char *const *names, in
         map[found] = k;
     }
 
-    int64_t rows = ds->x->shape[0], cols = ds->x->shape[1], kept = 0;
+    int64_t kept = 0;
     for (int64_t i = 0; i < rows; i++) kept += class_of(ds, i, map) >= 0;
 
+    /* The parts ds has: floats if it keeps them, bytes unless x was
+     * changed or made by hand (then there are none to keep). */
     cg_dataset out = *ds;
-    if (cg_dataset_alloc(&out, "select_classes", kept, ds->height, ds->width) != CG_OK)
+    if (alloc_parts(&out, "select_classes", kept, ds->height, ds->width, ds->x != NULL,
+                    ds->pixels != NULL) != CG_OK)
         return cg_last_status();
     for (int64_t i = 0, j = 0; i < rows; i++) {
         int c = class_of(ds, i, map);
         if (c < 0) continue;
-        memcpy(out.x->data + j * cols, ds->x->data + i * cols, (size_t)cols * sizeof(float));
-        if (ds->pixels)
-            memcpy(out.pixels + j * cols, ds->pixels + i * cols, (size_t)cols);
+        if (ds->x)
+            memcpy(out.x->data + j * cols, ds->x->data + i * cols, (size_t)cols * sizeof(float));
+        if (ds->pixels) memcpy(out.pixels + j * cols, ds->pixels + i * cols, (size_t)cols);
         out.y->data[j++] = (float)c;
-    }
-    if (!ds->pixels) { /* x was changed, or made by hand: no bytes to keep */
-        free(out.pixels);
-        out.pixels = NULL;
     }
     out.n_classes = n;
     memset(out.class_names, 0, sizeof out.class_names);

@@ -258,7 +258,6 @@ static cg_status read_png(const folder_items *it, int64_t i, cg_bytes *file, cg_
 /* Decodes images 1..n-1 into ds (image 0 is done and fixed the size). */
 static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
     const int64_t n = it->n, hw = ds->height * ds->width;
-    float *x = ds->x->data, *y = ds->y->data;
     int64_t first_bad = n; /* the lowest failing index met so far */
     cg_status bad_status = CG_OK;
     char bad_msg[512] = "";
@@ -273,7 +272,7 @@ static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
             stop = first_bad;
             /* Files after a known failure cannot change the report. */
             if (i > stop) continue;
-            /* Decoded straight into the dataset's bytes, then divided. */
+            /* Decoded straight into the dataset's bytes, then divided (if it keeps x). */
             cg_gray_image img = {ds->pixels + i * hw, ds->width, ds->height};
             if (read_png(it, i, &file, &img) != CG_OK) {
 #pragma omp critical(cg_folder_error)
@@ -285,8 +284,7 @@ static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
                 }
                 continue;
             }
-            cg_u8_to_unit(x + i * hw, img.pixels, hw);
-            y[i] = (float)it->label[i];
+            cg_dataset_set_item(ds, i, it->label[i]);
         }
         cg_bytes_free(&file);
     }
@@ -368,8 +366,7 @@ cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it) {
     if (st == CG_OK) st = cg_dataset_alloc(ds, "folder", it->n, first.height, first.width);
     if (st == CG_OK) {
         memcpy(ds->pixels, first.pixels, (size_t)(first.height * first.width));
-        cg_u8_to_unit(ds->x->data, first.pixels, first.height * first.width);
-        ds->y->data[0] = (float)it->label[0];
+        cg_dataset_set_item(ds, 0, it->label[0]);
         st = decode_all(ds, it);
     }
     free(first.pixels);

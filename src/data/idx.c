@@ -184,9 +184,13 @@ cg_status cg_dataset_load_idx(cg_dataset *ds, const char *images_path, const cha
         st = cg_fail(CG_ERR_FORMAT, "idx: %s has %lld images but %s has %lld labels", images_path,
                      (long long)img.dims[0], labels_path, (long long)lab.dims[0]);
     if (st == CG_OK && img.dims[0] == 0) st = cg_fail(CG_ERR_FORMAT, "idx: %s holds no images", images_path);
-    if (st == CG_OK)
-        st = cg_dataset_from_u8(ds, "idx", labels_path, img.data, lab.data, img.dims[0], img.dims[1],
-                                img.dims[2]);
+    if (st == CG_OK) {
+        /* The images' buffer becomes the dataset's bytes: full MNIST's
+         * 47 MB are never held twice. */
+        st = cg_dataset_adopt_u8(ds, "idx", labels_path, img.data, lab.data, img.dims[0],
+                                 img.dims[1], img.dims[2]);
+        img.data = NULL;
+    }
     cg_idx_free(&img);
     cg_idx_free(&lab);
     return st;

@@ -29,7 +29,9 @@
  *   last    4             u32 CRC-32 (zlib's crc32) of every byte before it
  *
  * The pixels are the decoded 8-bit values, so x = pixel / 255 through the
- * loader's own cg_u8_to_unit gives the same bits as decoding the PNGs.
+ * loader's own cg_u8_to_unit gives the same bits as decoding the PNGs. The
+ * file holds no floats, so it is the same whether or not the loads that
+ * write and read it keep x (cg_data_keep_floats).
  *
  * A cache is only ever a shortcut: a file that is missing, short, corrupt,
  * of another version or for other contents is ignored (the PNGs are
@@ -188,7 +190,7 @@ done:
 /* ------------------------------------------------------------------ */
 
 static cg_status cache_write(const cg_dataset *ds, const char *path, uint64_t key) {
-    const int64_t n = ds->x->shape[0], hw = ds->height * ds->width;
+    const int64_t n = cg_dataset_size(ds), hw = ds->height * ds->width;
     uint64_t expect = file_size_for(n, ds->height, ds->width, (uint32_t)ds->n_classes);
     if (expect == 0) return cg_fail(CG_ERR_ARG, "cache: sizes out of range");
     size_t size = (size_t)expect;

@@ -1,5 +1,6 @@
 /*
- * loss.c - the losses of fastbook chapter 4 as fused ops, and accuracy.
+ * loss.c - the losses of fastbook chapter 4 as fused ops, accuracy, and
+ * choosing a loss by its kind (cg_loss). Cross-entropy: cross_entropy.c.
  *
  * Written as sigmoid, where and mean, mnist_loss would build five graph
  * nodes and four temporaries per step; fused, it is one pass forward and
@@ -123,4 +124,34 @@ float cg_binary_accuracy(const cg_tensor *preds, const cg_tensor *targets) {
         correct += (cg_sigmoidf(preds->data[i]) > 0.5f) == (targets->data[i] == 1.0f);
     /* No rows: 0/0 = NaN, like the mean of an empty tensor. */
     return (float)((double)correct / (double)preds->numel);
+}
+
+/* ------------------------------------------------------------------ */
+/* Choosing a loss by name                                             */
+/* ------------------------------------------------------------------ */
+
+static const char *const LOSS_NAMES[] = {[CG_LOSS_MNIST] = "mnist", [CG_LOSS_BCE] = "bce",
+                                         [CG_LOSS_CE] = "ce"};
+
+const char *cg_loss_name(cg_loss_kind kind) {
+    return (unsigned)kind < sizeof LOSS_NAMES / sizeof LOSS_NAMES[0] ? LOSS_NAMES[kind] : NULL;
+}
+
+cg_tensor *cg_loss(cg_loss_kind kind, cg_tensor *preds, cg_tensor *targets) {
+    switch (kind) {
+    case CG_LOSS_MNIST: return cg_mnist_loss(preds, targets);
+    case CG_LOSS_BCE: return cg_bce_with_logits(preds, targets);
+    case CG_LOSS_CE: return cg_cross_entropy(preds, targets);
+    }
+    cg_fail(CG_ERR_ARG, "loss: unknown loss kind %d", (int)kind);
+    return NULL;
+}
+
+cg_tensor *cg_loss_targets(cg_loss_kind kind, const cg_tensor *labels) {
+    if (!labels) return NULL;
+    cg_tensor *y = (cg_tensor *)labels; /* read only: the ops below copy or view it */
+    if (kind == CG_LOSS_CE) return cg_tensor_reshape(y, (int64_t[]){labels->numel}, 1);
+    /* (y == 0) as 0/1 floats, then a column: [N] -> [N, 1]. */
+    cg_scope_begin();
+    return cg_scope_end_keep(cg_tensor_unsqueeze(cg_tensor_eq(y, cg_tensor_scalar(0.0f)), 1));
 }

@@ -1,39 +1,51 @@
 /*
  * model_file.c - saving and loading a cg_model.
  *
- * The file format, version 1. Every integer and float is little-endian,
- * whatever the machine; offsets in bytes.
+ * The file format, version 2: any list of layers. Every integer and float
+ * is little-endian, whatever the machine; offsets in bytes.
  *
  *   offset  size          field
  *   0       8             magic "CGRADMDL" (no terminator)
- *   8       4             u32 format version (1)
- *   12      4             u32 model kind (1 linear, 2 mlp: cg_model_kind)
- *   16      8             i64 n_inputs
- *   24      8             i64 n_hidden (0 for linear)
- *   32      8             i64 n_outputs
- *   40      4             u32 n_classes (0..64)
- *   44      32*n_classes  class names, each NUL-padded to 32 bytes
- *   then    4             u32 n_params (2 linear, 4 mlp)
- *   then, per parameter, in the order of cg_model.params (w1, b1, w2, b2):
- *           4             u32 ndim (1..4)
- *           8*ndim        i64 shape
- *           4*numel       float32 data, row-major
- *   last    4             u32 CRC-32 (zlib's crc32, the gzip/PNG polynomial)
- *                         of every byte before it
+ *   8       4             u32 format version (2)
+ *   12      4             u32 H, the header's size: 92 + 32*n_classes + 72*n_layers
+ *   16      4             u32 n_layers (1..64)
+ *   20      4             u32 in_ndim (1..3), the dims of one item
+ *   24      32            i64 in_shape[4] (unused ones 0)
+ *   56      32            model name, NUL-padded ("linear", "mlp", "custom")
+ *   88      4             u32 n_classes (0..64)
+ *   92      32*n_classes  class names, each NUL-padded to 32 bytes
+ *   then, per layer (72 bytes each):
+ *           16            kind name, NUL-padded ("linear", "relu", ...)
+ *           48            i64 args[6] (INT64_MIN where not given)
+ *           8             f32 fargs[2] (NaN where not given)
+ *   H       ...           the tensors, float32, row-major: per layer its
+ *                         learned ones, then its state (running statistics),
+ *                         each of the shape the layer plans from its
+ *                         arguments and its input's shape
+ *   last    4             u32 CRC-32 (zlib's crc32) of every byte before it
  *
- * For a binary model (n_outputs 1) the output is a logit whose sigmoid is
+ * The header fixes every tensor's shape, so a reader plans the whole model
+ * from the header (layer.h: no allocation), checks that the file's length is
+ * exactly H + 4 * (all numbers) + 4, and only then allocates; it reads the
+ * file whole and checks the CRC before trusting any of it, and refuses a
+ * weight that is not finite and a class name that is empty, repeated or not
+ * printable.
+ *
+ * Version 1 (cgrad 0.1-0.2: the linear and mlp models only) still loads:
+ *   0 magic, 8 u32 version (1), 12 u32 kind (1 linear, 2 mlp), 16 i64
+ *   n_inputs, 24 i64 n_hidden (0 for linear), 32 i64 n_outputs, 40 u32
+ *   n_classes, 44 class names (32 each), then u32 n_params and per
+ *   parameter (w1, b1, w2, b2): u32 ndim, i64 shape[ndim], float32 data;
+ *   last the CRC-32.
+ *
+ * For a binary model (one output) the output is a logit whose sigmoid is
  * the probability of class_names[0] (the book's "is it a 3?").
  *
- * A version-1 file's size follows from its header alone, so a reader checks
- * that size against the file's length before it allocates anything, then
- * reads the file whole and checks the CRC before trusting any of it.
- *
  * Writing is atomic: the bytes go to a temporary file in the target's
- * folder (so rename cannot cross file systems), which is flushed, fsync'd
- * and then renamed over the target; a crash leaves the old file or the new
- * one, never half of one.
+ * folder, which is flushed, fsync'd and then renamed over the target; a
+ * crash leaves the old file or the new one, never half of one.
  */
-#include "nn_internal.h"
+#include "nn/layer.h"
 #include "util/file.h"
 
 #include <errno.h>
@@ -41,76 +53,43 @@
 #include <unistd.h>
 
 #define MODEL_MAGIC "CGRADMDL"
-#define MODEL_VERSION 1u
-#define HEADER_SIZE 44
+#define MODEL_VERSION 2u
+#define V2_FIXED 92
+#define V2_LAYER 72
+#define KIND_NAME_MAX 16
+#define V1_HEADER 44
 #define CRC_SIZE 4
-
-/*
- * Bytes of a whole file for a model of these sizes, from the header's
- * fields alone; 0 if they are impossible. Widths are at most 2^24, so every
- * product fits easily in 64 bits.
- */
-static uint64_t file_size_for(uint32_t kind, int64_t n_in, int64_t n_hid, int64_t n_out,
-                              uint32_t n_classes) {
-    bool mlp = kind == CG_MODEL_MLP;
-    if ((kind != CG_MODEL_LINEAR && !mlp) || n_classes > CG_MAX_CLASSES) return 0;
-    if (n_in < 1 || n_in > CG_MODEL_MAX_WIDTH || n_out < 1 || n_out > CG_MODEL_MAX_WIDTH) return 0;
-    if (mlp ? (n_hid < 1 || n_hid > CG_MODEL_MAX_WIDTH) : n_hid != 0) return 0;
-    /* Layer l maps widths[l] -> widths[l + 1]: weight (2-D) then bias (1-D). */
-    uint64_t widths[3] = {(uint64_t)n_in, (uint64_t)(mlp ? n_hid : n_out), (uint64_t)n_out};
-    uint64_t size = HEADER_SIZE + (uint64_t)CG_CLASS_NAME_MAX * n_classes + 4;
-    for (int l = 0; l < (mlp ? 2 : 1); l++) {
-        size += 4 + 8 * 2 + 4 * widths[l] * widths[l + 1];
-        size += 4 + 8 * 1 + 4 * widths[l + 1];
-    }
-    return size + CRC_SIZE;
-}
 
 /* ------------------------------------------------------------------ */
 /* Saving                                                              */
 /* ------------------------------------------------------------------ */
 
-/* The file's bytes, in memory (a model is at most a few MB). */
-static uint8_t *encode(const cg_model *m, size_t *size_out) {
-    size_t size = (size_t)file_size_for((uint32_t)m->kind, m->n_inputs, m->n_hidden,
-                                         m->n_outputs, (uint32_t)m->n_classes);
-    if (size == 0) {
-        cg_fail(CG_ERR_ARG, "model: cannot save a model with impossible sizes");
-        return NULL;
-    }
-    uint8_t *buf = malloc(size);
-    if (!buf) {
-        cg_fail(CG_ERR_NOMEM, "model: cannot allocate %zu bytes to save", size);
-        return NULL;
-    }
-    uint8_t *p = buf;
-    memcpy(p, MODEL_MAGIC, 8);
-    p = cg_put_u32(p + 8, MODEL_VERSION);
-    p = cg_put_u32(p, (uint32_t)m->kind);
-    p = cg_put_i64(p, m->n_inputs);
-    p = cg_put_i64(p, m->n_hidden);
-    p = cg_put_i64(p, m->n_outputs);
-    p = cg_put_u32(p, (uint32_t)m->n_classes);
-    for (int c = 0; c < m->n_classes; c++) {
-        /* strncpy pads with NULs, so no stray bytes reach the file. */
-        strncpy((char *)p, m->class_names[c], CG_CLASS_NAME_MAX);
-        p[CG_CLASS_NAME_MAX - 1] = 0;
-        p += CG_CLASS_NAME_MAX;
-    }
-    p = cg_put_u32(p, (uint32_t)m->n_params);
-    for (int i = 0; i < m->n_params; i++) {
-        const cg_tensor *t = m->params[i];
-        p = cg_put_u32(p, (uint32_t)t->ndim);
-        for (int d = 0; d < t->ndim; d++) p = cg_put_i64(p, t->shape[d]);
-        for (int64_t j = 0; j < t->numel; j++) {
-            uint32_t bits;
-            memcpy(&bits, &t->data[j], 4);
-            p = cg_put_u32(p, bits);
-        }
-    }
-    p = cg_put_u32(p, cg_crc32(buf, (size_t)(p - buf)));
-    *size_out = size;
-    return buf;
+static size_t header_size(int n_layers, int n_classes) {
+    return V2_FIXED + (size_t)CG_CLASS_NAME_MAX * (size_t)n_classes + V2_LAYER * (size_t)n_layers;
+}
+
+/* The tensors of a layer in file order: learned ones, then state. */
+static cg_tensor *layer_tensor(const cg_layer *l, int k) {
+    return k < l->n_params ? l->params[k] : l->state[k - l->n_params];
+}
+
+static uint8_t *put_f32(uint8_t *p, float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    return cg_put_u32(p, bits);
+}
+
+static float get_f32(const uint8_t *p) {
+    uint32_t bits = cg_get_u32(p);
+    float v;
+    memcpy(&v, &bits, 4);
+    return v;
+}
+
+static void put_name(uint8_t *p, const char *name, size_t size) {
+    /* strncpy pads with NULs, so no stray bytes reach the file. */
+    strncpy((char *)p, name, size);
+    p[size - 1] = 0;
 }
 
 cg_status cg_model_save(const cg_model *m, const char *path) {
@@ -118,22 +97,50 @@ cg_status cg_model_save(const cg_model *m, const char *path) {
     if (m->n_classes < 0 || m->n_classes > CG_MAX_CLASSES)
         return cg_fail(CG_ERR_ARG, "model: %d class names is outside 0..%d", m->n_classes,
                        CG_MAX_CLASSES);
-    /* The encoder trusts the shapes, so check them against the sizes. */
-    bool mlp = m->kind == CG_MODEL_MLP;
-    int64_t widths[3] = {m->n_inputs, mlp ? m->n_hidden : m->n_outputs, m->n_outputs};
-    bool shapes_ok = m->n_params == (mlp ? 4 : 2);
-    for (int i = 0; shapes_ok && i < m->n_params; i++) {
-        const cg_tensor *t = m->params[i];
-        int l = i / 2;
-        shapes_ok = t && (i % 2 == 0 ? t->ndim == 2 && t->shape[0] == widths[l] &&
-                                           t->shape[1] == widths[l + 1]
-                                     : t->ndim == 1 && t->shape[0] == widths[l + 1]);
+    size_t head = header_size(m->n_layers, m->n_classes), size = head + CRC_SIZE;
+    for (int i = 0; i < m->n_layers; i++) {
+        const cg_layer *l = &m->layers[i];
+        if (strlen(l->kind->name) >= KIND_NAME_MAX)
+            return cg_fail(CG_ERR_ARG, "model: layer kind name '%s' is too long", l->kind->name);
+        for (int k = 0; k < l->n_params + l->n_state; k++) {
+            const cg_tensor *t = layer_tensor(l, k);
+            for (int64_t j = 0; j < t->numel; j++)
+                if (!isfinite(t->data[j]))
+                    return cg_fail(CG_ERR_ARG,
+                                   "model: not saving %s: layer %d (%s) has a weight that is not "
+                                   "a finite number (%g): training diverged",
+                                   path, i + 1, l->kind->name, (double)t->data[j]);
+            size += 4 * (size_t)t->numel;
+        }
     }
-    if (!shapes_ok) return cg_fail(CG_ERR_ARG, "model: parameters do not fit the model's sizes");
-    size_t size;
-    uint8_t *buf = encode(m, &size);
-    if (!buf) return cg_last_status();
-
+    uint8_t *buf = calloc(1, size);
+    if (!buf) return cg_fail(CG_ERR_NOMEM, "model: cannot allocate %zu bytes to save", size);
+    uint8_t *p = buf;
+    memcpy(p, MODEL_MAGIC, 8);
+    p = cg_put_u32(p + 8, MODEL_VERSION);
+    p = cg_put_u32(p, (uint32_t)head);
+    p = cg_put_u32(p, (uint32_t)m->n_layers);
+    p = cg_put_u32(p, (uint32_t)m->in_ndim);
+    for (int d = 0; d < 4; d++) p = cg_put_i64(p, d < m->in_ndim ? m->in_shape[d] : 0);
+    put_name(p, m->name, CG_MODEL_NAME_MAX);
+    p = cg_put_u32(p + CG_MODEL_NAME_MAX, (uint32_t)m->n_classes);
+    for (int c = 0; c < m->n_classes; c++, p += CG_CLASS_NAME_MAX)
+        put_name(p, m->class_names[c], CG_CLASS_NAME_MAX);
+    for (int i = 0; i < m->n_layers; i++) {
+        const cg_layer *l = &m->layers[i];
+        put_name(p, l->kind->name, KIND_NAME_MAX);
+        p += KIND_NAME_MAX;
+        for (int a = 0; a < CG_LAYER_MAX_ARGS; a++) p = cg_put_i64(p, l->args[a]);
+        for (int a = 0; a < 2; a++) p = put_f32(p, l->fargs[a]);
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        const cg_layer *l = &m->layers[i];
+        for (int k = 0; k < l->n_params + l->n_state; k++) {
+            const cg_tensor *t = layer_tensor(l, k);
+            for (int64_t j = 0; j < t->numel; j++) p = put_f32(p, t->data[j]);
+        }
+    }
+    cg_put_u32(p, cg_crc32(buf, (size_t)(p - buf)));
     cg_status st = cg_write_file_atomic("model", path, buf, size);
     free(buf);
     return st;
@@ -158,33 +165,234 @@ static uint8_t *read_all(FILE *f, const char *path, size_t size) {
     return buf;
 }
 
-/* The parameter section of a file whose length and CRC are verified:
- * every shape must be the one the header's sizes give. */
-static cg_status decode_params(cg_model *m, const uint8_t *p, const char *path) {
-    uint32_t n_params = cg_get_u32(p);
-    p += 4;
-    if (n_params != (uint32_t)m->n_params)
-        return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: %u parameters, a %s model has %d",
-                       path, n_params, m->kind == CG_MODEL_LINEAR ? "linear" : "mlp", m->n_params);
-    for (int i = 0; i < m->n_params; i++) {
-        cg_tensor *t = m->params[i];
-        uint32_t ndim = cg_get_u32(p);
-        p += 4;
-        bool same = ndim == (uint32_t)t->ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = cg_get_i64(p + 8 * d) == t->shape[d];
-        if (!same)
+/* Class names: each NUL-terminated inside its 32 bytes, not empty, printable
+ * (no terminal escapes reach a screen from a file) and not repeated. */
+static cg_status read_class_names(cg_model *m, const uint8_t *p, uint32_t n, const char *path) {
+    for (uint32_t c = 0; c < n; c++, p += CG_CLASS_NAME_MAX) {
+        const uint8_t *end = memchr(p, 0, CG_CLASS_NAME_MAX);
+        if (!end)
+            return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %u is not terminated",
+                           path, c);
+        if (end == p)
+            return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %u is empty", path, c);
+        for (const uint8_t *q = p; q < end; q++)
+            if (*q < 0x20 || *q == 0x7f)
+                return cg_fail(CG_ERR_FORMAT,
+                               "model: %s is corrupt: class name %u has a control character",
+                               path, c);
+        memcpy(m->class_names[c], p, CG_CLASS_NAME_MAX);
+        for (uint32_t k = 0; k < c; k++)
+            if (strcmp(m->class_names[k], m->class_names[c]) == 0)
+                return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %u repeats %u",
+                               path, c, k);
+    }
+    m->n_classes = (int)n;
+    return CG_OK;
+}
+
+/* Copies n floats from the file into dst, refusing any that is not finite. */
+static cg_status read_floats(float *dst, const uint8_t *p, int64_t n, const char *path, int layer,
+                             const char *kind) {
+    for (int64_t j = 0; j < n; j++) {
+        dst[j] = get_f32(p + 4 * j);
+        if (!isfinite(dst[j]))
             return cg_fail(CG_ERR_FORMAT,
-                           "model: %s is corrupt: parameter %d's shape does not fit the model's "
-                           "sizes",
-                           path, i);
-        p += 8 * (size_t)t->ndim;
-        for (int64_t j = 0; j < t->numel; j++) {
-            uint32_t bits = cg_get_u32(p + 4 * j);
-            memcpy(&t->data[j], &bits, 4);
-        }
-        p += 4 * (size_t)t->numel;
+                           "model: %s: layer %d (%s) has a weight that is not a finite number",
+                           path, layer, kind);
     }
     return CG_OK;
+}
+
+/* The payload's bytes for the planned layers; 0 if over max. */
+static uint64_t payload_size(const cg_model *m, const cg_layer_plan *plans) {
+    uint64_t n = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int k = 0; k < plans[i].n_params + plans[i].n_state; k++) {
+            const cg_shape *s = k < plans[i].n_params ? &plans[i].params[k]
+                                                      : &plans[i].state[k - plans[i].n_params];
+            uint64_t numel = 1;
+            for (int d = 0; d < s->ndim; d++) numel *= (uint64_t)s->dims[d];
+            n += 4 * numel;
+        }
+    return n;
+}
+
+/* A version-2 file of flen bytes, its first `got` bytes in head. */
+static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t got, size_t flen) {
+    uint8_t *buf = NULL;
+    cg_layer_plan *plans = NULL;
+    cg_model *m = NULL;
+    if (got < V2_FIXED) {
+        cg_fail(CG_ERR_FORMAT, "model: %s is truncated (%zu bytes, shorter than the header)", path,
+                flen);
+        return NULL;
+    }
+    uint32_t h = cg_get_u32(head + 12), n_layers = cg_get_u32(head + 16);
+    uint32_t in_ndim = cg_get_u32(head + 20), n_classes = cg_get_u32(head + 88);
+    if (n_layers < 1 || n_layers > CG_MODEL_MAX_LAYERS || in_ndim < 1 ||
+        in_ndim > CG_MAX_DIMS - 1 || n_classes > CG_MAX_CLASSES ||
+        h != header_size((int)n_layers, (int)n_classes)) {
+        cg_fail(CG_ERR_FORMAT,
+                "model: %s is corrupt: impossible header (%u layers, %u input dims, %u classes, "
+                "header %u bytes)",
+                path, n_layers, in_ndim, n_classes, h);
+        return NULL;
+    }
+    if (flen < h + CRC_SIZE || got < h) {
+        cg_fail(CG_ERR_FORMAT, "model: %s is truncated (%zu bytes, shorter than its header)",
+                path, flen);
+        return NULL;
+    }
+    if (!(m = cg_model_alloc((int)n_layers))) return NULL;
+    memcpy(m->name, head + 56, CG_MODEL_NAME_MAX);
+    m->name[CG_MODEL_NAME_MAX - 1] = '\0';
+    m->in_ndim = (int)in_ndim;
+    for (uint32_t d = 0; d < in_ndim; d++) m->in_shape[d] = cg_get_i64(head + 24 + 8 * d);
+    const uint8_t *p = head + V2_FIXED + (size_t)CG_CLASS_NAME_MAX * n_classes;
+    for (uint32_t i = 0; i < n_layers; i++, p += V2_LAYER) {
+        cg_layer *l = &m->layers[i];
+        char kind[KIND_NAME_MAX];
+        memcpy(kind, p, KIND_NAME_MAX);
+        kind[KIND_NAME_MAX - 1] = '\0';
+        if (!(l->kind = cg_layer_kind_find(kind))) {
+            cg_fail(CG_ERR_FORMAT, "model: %s: layer %u is of a kind this cgrad does not know "
+                                   "('%.15s'; a newer cgrad wrote it?)",
+                    path, i + 1, kind);
+            goto fail;
+        }
+        for (int a = 0; a < CG_LAYER_MAX_ARGS; a++) l->args[a] = cg_get_i64(p + 16 + 8 * a);
+        for (int a = 0; a < 2; a++) l->fargs[a] = get_f32(p + 64 + 4 * a);
+    }
+    if (!(plans = calloc(n_layers, sizeof *plans))) {
+        cg_fail(CG_ERR_NOMEM, "model: out of memory");
+        goto fail;
+    }
+    if (cg_model_plan(m, plans) != CG_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", cg_last_error());
+        cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: %s", path, msg);
+        goto fail;
+    }
+    /* Only now, with the sizes matching the file's length, is anything allocated. */
+    uint64_t expect = h + payload_size(m, plans) + CRC_SIZE;
+    if ((uint64_t)flen != expect) {
+        cg_fail(CG_ERR_FORMAT,
+                "model: %s is %s: its header describes %llu bytes but the file has %zu", path,
+                (uint64_t)flen < expect ? "truncated" : "corrupt", (unsigned long long)expect, flen);
+        goto fail;
+    }
+    if (!(buf = read_all(f, path, flen))) goto fail;
+    uint32_t stored = cg_get_u32(buf + flen - CRC_SIZE), actual = cg_crc32(buf, flen - CRC_SIZE);
+    if (stored != actual) {
+        cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)",
+                path, stored, actual);
+        goto fail;
+    }
+    if (read_class_names(m, buf + V2_FIXED, n_classes, path) != CG_OK) goto fail;
+    if (cg_model_alloc_tensors(m, plans) != CG_OK) goto fail;
+    p = buf + h;
+    for (int i = 0; i < m->n_layers; i++) {
+        cg_layer *l = &m->layers[i];
+        for (int k = 0; k < l->n_params + l->n_state; k++) {
+            cg_tensor *t = layer_tensor(l, k);
+            if (read_floats(t->data, p, t->numel, path, i + 1, l->kind->name) != CG_OK) goto fail;
+            p += 4 * (size_t)t->numel;
+        }
+    }
+    free(plans);
+    free(buf);
+    return m;
+fail:
+    free(plans);
+    free(buf);
+    cg_model_free(m);
+    return NULL;
+}
+
+/* Bytes of a whole version-1 file, from its header; 0 if impossible. */
+static uint64_t v1_size(uint32_t kind, int64_t n_in, int64_t n_hid, int64_t n_out,
+                        uint32_t n_classes) {
+    bool mlp = kind == CG_MODEL_MLP;
+    if ((kind != CG_MODEL_LINEAR && !mlp) || n_classes > CG_MAX_CLASSES) return 0;
+    if (n_in < 1 || n_in > CG_LAYER_MAX_WIDTH || n_out < 1 || n_out > CG_LAYER_MAX_WIDTH) return 0;
+    if (mlp ? (n_hid < 1 || n_hid > CG_LAYER_MAX_WIDTH) : n_hid != 0) return 0;
+    uint64_t widths[3] = {(uint64_t)n_in, (uint64_t)(mlp ? n_hid : n_out), (uint64_t)n_out};
+    uint64_t size = V1_HEADER + (uint64_t)CG_CLASS_NAME_MAX * n_classes + 4;
+    for (int l = 0; l < (mlp ? 2 : 1); l++) {
+        size += 4 + 8 * 2 + 4 * widths[l] * widths[l + 1];
+        size += 4 + 8 * 1 + 4 * widths[l + 1];
+    }
+    return size + CRC_SIZE;
+}
+
+static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t got, size_t flen) {
+    if (got < V1_HEADER || flen < V1_HEADER + CRC_SIZE) {
+        cg_fail(CG_ERR_FORMAT, "model: %s is truncated (%zu bytes, shorter than the header)", path,
+                flen);
+        return NULL;
+    }
+    uint32_t kind = cg_get_u32(head + 12);
+    int64_t n_in = cg_get_i64(head + 16), n_hid = cg_get_i64(head + 24), n_out = cg_get_i64(head + 32);
+    uint32_t n_classes = cg_get_u32(head + 40);
+    uint64_t expect = v1_size(kind, n_in, n_hid, n_out, n_classes);
+    if (expect == 0) {
+        cg_fail(CG_ERR_FORMAT,
+                "model: %s is corrupt: impossible header (kind %u, sizes %lld/%lld/%lld, %u "
+                "classes)",
+                path, kind, (long long)n_in, (long long)n_hid, (long long)n_out, n_classes);
+        return NULL;
+    }
+    if ((uint64_t)flen != expect) {
+        cg_fail(CG_ERR_FORMAT,
+                "model: %s is %s: its header describes %llu bytes but the file has %zu", path,
+                (uint64_t)flen < expect ? "truncated" : "corrupt", (unsigned long long)expect, flen);
+        return NULL;
+    }
+    char spec[96];
+    const char *name;
+    cg_layer_plan *plans = NULL;
+    uint8_t *buf = NULL;
+    cg_model *m = NULL;
+    if (cg_model_preset((cg_model_kind)kind, n_hid, spec, sizeof spec, &name) != CG_OK ||
+        !(m = cg_model_parse(spec, name, &n_in, 1, n_out, &plans)) ||
+        cg_model_alloc_tensors(m, plans) != CG_OK || !(buf = read_all(f, path, flen)))
+        goto fail;
+    uint32_t stored = cg_get_u32(buf + flen - CRC_SIZE), actual = cg_crc32(buf, flen - CRC_SIZE);
+    if (stored != actual) {
+        cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)",
+                path, stored, actual);
+        goto fail;
+    }
+    if (read_class_names(m, buf + V1_HEADER, n_classes, path) != CG_OK) goto fail;
+    const uint8_t *p = buf + V1_HEADER + (size_t)CG_CLASS_NAME_MAX * n_classes;
+    if (cg_get_u32(p) != (uint32_t)m->n_params) {
+        cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: %u parameters, a %s model has %d", path,
+                cg_get_u32(p), name, m->n_params);
+        goto fail;
+    }
+    p += 4;
+    for (int i = 0; i < m->n_params; i++) {
+        cg_tensor *t = m->params[i];
+        bool same = cg_get_u32(p) == (uint32_t)t->ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = cg_get_i64(p + 4 + 8 * d) == t->shape[d];
+        if (!same) {
+            cg_fail(CG_ERR_FORMAT,
+                    "model: %s is corrupt: parameter %d's shape does not fit the model's sizes",
+                    path, i);
+            goto fail;
+        }
+        p += 4 + 8 * (size_t)t->ndim;
+        if (read_floats(t->data, p, t->numel, path, i / 2 + 1, "linear") != CG_OK) goto fail;
+        p += 4 * (size_t)t->numel;
+    }
+    free(plans);
+    free(buf);
+    return m;
+fail:
+    free(plans);
+    free(buf);
+    cg_model_free(m);
+    return NULL;
 }
 
 cg_model *cg_model_load(const char *path) {
@@ -198,78 +406,32 @@ cg_model *cg_model_load(const char *path) {
         return NULL;
     }
     cg_model *m = NULL;
-    uint8_t *buf = NULL;
-    uint8_t head[HEADER_SIZE];
+    /* The largest header: version 2 with 64 classes and 64 layers. */
+    uint8_t head[V2_FIXED + CG_CLASS_NAME_MAX * CG_MAX_CLASSES + V2_LAYER * CG_MODEL_MAX_LAYERS];
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         cg_fail(CG_ERR_IO, "model: %s is not a regular file", path);
         goto done;
     }
     size_t flen = (size_t)st.st_size;
-    if (flen < 8 || fread(head, 1, flen < HEADER_SIZE ? flen : HEADER_SIZE, f) < 8 ||
-        memcmp(head, MODEL_MAGIC, 8) != 0) {
+    size_t got = fread(head, 1, flen < sizeof head ? flen : sizeof head, f);
+    if (got < 8 || memcmp(head, MODEL_MAGIC, 8) != 0) {
         cg_fail(CG_ERR_FORMAT, "model: %s is not a cgrad model file (no CGRADMDL signature)", path);
         goto done;
     }
-    if (flen < HEADER_SIZE + CRC_SIZE) {
+    if (got < 12) {
         cg_fail(CG_ERR_FORMAT, "model: %s is truncated (%zu bytes, shorter than the header)", path,
                 flen);
         goto done;
     }
     uint32_t version = cg_get_u32(head + 8);
-    if (version > MODEL_VERSION) {
+    if (version > MODEL_VERSION)
         cg_fail(CG_ERR_FORMAT, "model: %s was written by a newer cgrad (format %u)", path, version);
-        goto done;
-    }
-    if (version == 0) {
+    else if (version == 0)
         cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: format version 0", path);
-        goto done;
-    }
-    uint32_t kind = cg_get_u32(head + 12);
-    int64_t n_in = cg_get_i64(head + 16), n_hid = cg_get_i64(head + 24), n_out = cg_get_i64(head + 32);
-    uint32_t n_classes = cg_get_u32(head + 40);
-    uint64_t expect = file_size_for(kind, n_in, n_hid, n_out, n_classes);
-    if (expect == 0) {
-        cg_fail(CG_ERR_FORMAT,
-                "model: %s is corrupt: impossible header (kind %u, sizes %lld/%lld/%lld, %u "
-                "classes)",
-                path, kind, (long long)n_in, (long long)n_hid, (long long)n_out, n_classes);
-        goto done;
-    }
-    if ((uint64_t)flen != expect) {
-        cg_fail(CG_ERR_FORMAT,
-                "model: %s is %s: its header describes %llu bytes but the file has %zu", path,
-                (uint64_t)flen < expect ? "truncated" : "corrupt", (unsigned long long)expect, flen);
-        goto done;
-    }
-    /* Only now, with the sizes matching the file's length, is anything allocated. */
-    m = cg_model_alloc((cg_model_kind)kind, n_in, n_hid, n_out);
-    if (!m) goto done;
-    buf = read_all(f, path, flen);
-    if (!buf) goto fail;
-    uint32_t stored = cg_get_u32(buf + flen - CRC_SIZE), actual = cg_crc32(buf, flen - CRC_SIZE);
-    if (stored != actual) {
-        cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)",
-                path, stored, actual);
-        goto fail;
-    }
-    m->n_classes = (int)n_classes;
-    const uint8_t *p = buf + HEADER_SIZE;
-    for (uint32_t c = 0; c < n_classes; c++, p += CG_CLASS_NAME_MAX) {
-        if (memchr(p, 0, CG_CLASS_NAME_MAX) == NULL) {
-            cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %u is not terminated", path, c);
-            goto fail;
-        }
-        memcpy(m->class_names[c], p, CG_CLASS_NAME_MAX);
-    }
-    if (decode_params(m, p, path) != CG_OK) goto fail;
-    goto done;
-
-fail:
-    cg_model_free(m);
-    m = NULL;
+    else
+        m = version == 1 ? load_v1(f, path, head, got, flen) : load_v2(f, path, head, got, flen);
 done:
-    free(buf);
     fclose(f);
     return m;
 }

@@ -1,0 +1,344 @@
+/*
+ * cgrad/nn.h - models built from layers, losses, optimizers, learning-rate
+ * schedules and the training loop (fit). Included by <cgrad.h>.
+ *
+ * The pieces, as fastai/PyTorch name them:
+ *   cg_model       nn.Sequential: a list of layers (linear, relu, ...)
+ *   cg_*_loss      F.cross_entropy, the book's mnist_loss, ...
+ *   cg_optimizer   torch.optim.SGD / Adam / AdamW, with per-parameter state
+ *   cg_schedule    constant, or fastai's fit_one_cycle
+ *   cg_fit         Learner.fit: epochs of mini-batches, validation, a recorder
+ */
+#ifndef CGRAD_NN_H
+#define CGRAD_NN_H
+
+#include <stdio.h>
+
+#include "cgrad/core.h"
+#include "cgrad/data.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Losses and metrics (src/nn/loss.c, src/nn/cross_entropy.c)          */
+/* ------------------------------------------------------------------ */
+
+/* The book's mnist_loss: mean(where(targets == 1, 1 - sigmoid(p), sigmoid(p))). */
+cg_tensor *cg_mnist_loss(cg_tensor *preds, cg_tensor *targets);
+/* Binary cross-entropy on logits, stable for large |p|:
+ * mean(max(p,0) - p*t + log(1 + exp(-|p|))). */
+cg_tensor *cg_bce_with_logits(cg_tensor *preds, cg_tensor *targets);
+/* Fraction of rows where (sigmoid(p) > 0.5) == (t == 1), the book's batch_accuracy. */
+float cg_binary_accuracy(const cg_tensor *preds, const cg_tensor *targets);
+
+/* softmax / log_softmax over the last dim of x (any rank >= 1), computed
+ * stably (the row's max is subtracted first); differentiable. */
+cg_tensor *cg_tensor_softmax(cg_tensor *x);
+cg_tensor *cg_tensor_log_softmax(cg_tensor *x);
+/* F.nll_loss: mean over rows i of -logp[i, target_i]; logp [N, C],
+ * targets [N] class indices stored as floats (0..C-1). */
+cg_tensor *cg_nll_loss(cg_tensor *logp, cg_tensor *targets);
+/* F.cross_entropy = nll_loss(log_softmax(logits)), fused into one op:
+ * one pass forward and one backward, d/dz = (softmax(z) - onehot(t)) / N. */
+cg_tensor *cg_cross_entropy(cg_tensor *logits, cg_tensor *targets);
+/* Fraction of rows whose argmax over the last dim equals the target index. */
+float cg_accuracy(const cg_tensor *logits, const cg_tensor *targets);
+
+/* Which loss a model trains with. */
+typedef enum cg_loss_kind {
+    CG_LOSS_MNIST = 0, /* the book's mnist_loss: one output, sigmoid  */
+    CG_LOSS_BCE = 1,   /* binary cross-entropy: one output, sigmoid   */
+    CG_LOSS_CE = 2     /* cross-entropy: one output per class, softmax */
+} cg_loss_kind;
+/* "mnist", "bce", "ce"; NULL for an unknown kind. */
+const char *cg_loss_name(cg_loss_kind kind);
+/* The loss of `kind` on logits; targets as cg_loss_targets makes them. */
+cg_tensor *cg_loss(cg_loss_kind kind, cg_tensor *preds, cg_tensor *targets);
+/* A dataset's labels as `kind` wants them, owned by the caller (or the
+ * open scope): for MNIST and BCE the article's [N, 1] 0/1 column, 1 where
+ * the label is class 0 (the "3" of 3-vs-7), as
+ * train_y = tensor([1]*len(threes) + [0]*len(sevens)).unsqueeze(1);
+ * for CE the labels themselves, [N]. */
+cg_tensor *cg_loss_targets(cg_loss_kind kind, const cg_tensor *labels);
+
+/* ------------------------------------------------------------------ */
+/* Plain SGD (src/optim/sgd.c)                                         */
+/* ------------------------------------------------------------------ */
+
+/* The article's step: p -= lr * p.grad, then p.grad = 0, for each parameter. */
+void cg_sgd_step(cg_tensor *const *params, int n, float lr);
+
+/* ------------------------------------------------------------------ */
+/* Layers and models (src/nn)                                          */
+/* ------------------------------------------------------------------ */
+
+#define CG_LAYER_MAX_ARGS 6
+#define CG_LAYER_MAX_TENSORS 4
+#define CG_MODEL_MAX_LAYERS 64
+#define CG_MODEL_NAME_MAX 32
+
+/* How a layer's weights start (each layer kind documents what it does with
+ * each; src/nn/layers.c). */
+typedef enum cg_init {
+    CG_INIT_NORMAL = 1,  /* randn * std: the article's init_params(size, std)        */
+    CG_INIT_PYTORCH = 2, /* nn.Linear's default: w, b ~ U(-1/sqrt(fan_in), +)        */
+    CG_INIT_KAIMING = 3  /* He (kaiming_normal_) for a layer followed by a ReLU:
+                            w ~ N(0, 2/fan_in), b = 0; nn.Linear's default for the
+                            others. What deeper nets need to train.               */
+} cg_init;
+
+typedef struct cg_layer_kind cg_layer_kind; /* a row of the layer table (src/nn/layer.h) */
+
+/* One layer of a model. Shapes are of one item (no batch dim). */
+typedef struct cg_layer {
+    const cg_layer_kind *kind;
+    int64_t args[CG_LAYER_MAX_ARGS]; /* integer hyper-parameters (linear: out features) */
+    float fargs[2];                  /* real ones (dropout: p)                        */
+    int in_ndim, out_ndim;
+    int64_t in_shape[CG_MAX_DIMS], out_shape[CG_MAX_DIMS];
+    int n_params;                    /* learned: weights, biases (requires_grad)      */
+    cg_tensor *params[CG_LAYER_MAX_TENSORS];
+    int n_state;                     /* saved but not learned (running statistics)    */
+    cg_tensor *state[CG_LAYER_MAX_TENSORS];
+} cg_layer;
+
+/* The layer's kind name: "linear", "relu", ... */
+const char *cg_layer_name(const cg_layer *l);
+/* "linear:128" - the layer as written in a spec (buf of >= 64 bytes). */
+const char *cg_layer_spec(const cg_layer *l, char *buf, size_t size);
+/* The i-th layer kind's name (0, 1, ...), NULL past the end. */
+const char *cg_layer_kind_name(int i);
+
+typedef struct cg_model {
+    char name[CG_MODEL_NAME_MAX]; /* "linear", "mlp", or "custom" (built from a spec) */
+    int n_layers;
+    cg_layer *layers;
+    int in_ndim;                  /* one item's shape: [784], or [1, 28, 28]           */
+    int64_t in_shape[CG_MAX_DIMS];
+    int64_t n_inputs, n_outputs;  /* elements of one item in, features out             */
+    int n_params;                 /* every layer's params, in order (the optimizer's)   */
+    cg_tensor **params;
+    bool training;                /* train mode (dropout on); see cg_model_train       */
+    cg_rng rng;                   /* dropout's generator                               */
+    int n_classes;                /* the classes the outputs stand for                 */
+    char class_names[CG_MAX_CLASSES][CG_CLASS_NAME_MAX];
+} cg_model;
+
+/*
+ * A model from a spec: layers separated by commas, each NAME[:ARG[:ARG...]]
+ *   "linear:128,relu,linear:10"      784 -> 128 -> ReLU -> 10
+ *   "flatten,linear:256,relu,dropout:0.2,linear:128,relu,linear"
+ * A last "linear" without a size gets n_outputs features. in_shape is one
+ * item's shape ([784], or [1, 28, 28]); the model's output must come out as
+ * [n_outputs]. Errors name the layer and the problem ("linear:abc: ...").
+ * Weights are drawn layer by layer, in order, from rng (NULL: the global
+ * generator); std is for CG_INIT_NORMAL. name: the model's name (NULL:
+ * "custom").
+ */
+cg_model *cg_model_from_spec(const char *spec, const char *name, const int64_t *in_shape,
+                             int in_ndim, int64_t n_outputs, cg_init init, float std,
+                             cg_rng *rng);
+
+/* The two models of fastbook chapter 4, as presets of cg_model_from_spec. */
+typedef enum cg_model_kind {
+    CG_MODEL_LINEAR = 1, /* the article's linear1: x @ w + b               ("linear")  */
+    CG_MODEL_MLP = 2     /* the book's simple_net: in -> hidden -> ReLU -> out ("mlp")   */
+} cg_model_kind;
+/* n_hidden is ignored for LINEAR. Same bits as ever for a seed: w1, b1,
+ * w2, b2 drawn in that order. */
+cg_model *cg_model_new(cg_model_kind kind, int64_t n_inputs, int64_t n_hidden,
+                       int64_t n_outputs, cg_init init, float std, cg_rng *rng);
+/* The spec of an MLP: "linear:H1,relu,linear:H2,relu,...,linear" for a list
+ * of hidden widths "H1,H2,..." (e.g. "256,128"); writes it to buf. */
+cg_status cg_mlp_spec(const char *hidden, char *buf, size_t size);
+/* The model's layers written back as a spec (buf of >= 64 per layer). */
+const char *cg_model_spec(const cg_model *m, char *buf, size_t size);
+
+void cg_model_free(cg_model *m);
+/* x [N, n_inputs] or [N, ...in_shape] -> [N, n_outputs] (raw logits). */
+cg_tensor *cg_model_forward(cg_model *m, cg_tensor *x);
+/* Train mode (dropout drops, batch norm uses the batch) or eval mode;
+ * returns the previous mode. A new or loaded model is in eval mode. */
+bool cg_model_train(cg_model *m, bool on);
+/* Learned parameters (elements). */
+int64_t cg_model_param_count(const cg_model *m);
+/* fastai's learn.summary(): a table of layers, output shapes and parameter
+ * counts, written to f. */
+void cg_model_summary(const cg_model *m, FILE *f);
+
+/* Atomic write (temp file, fsync, rename) of the documented format in
+ * src/nn/model_file.c (version 2: any list of layers). */
+cg_status cg_model_save(const cg_model *m, const char *path);
+/* Reads version 2 and version 1 files, checking everything before use. */
+cg_model *cg_model_load(const char *path);
+
+/* ------------------------------------------------------------------ */
+/* Optimizers (src/optim/optimizer.c)                                  */
+/* ------------------------------------------------------------------ */
+
+typedef enum cg_optim_kind {
+    CG_OPTIM_SGD = 1, /* torch.optim.SGD: momentum, nesterov, L2 weight decay      */
+    CG_OPTIM_ADAM = 2 /* torch.optim.Adam; with decoupled_wd, AdamW                 */
+} cg_optim_kind;
+
+/*
+ * The update rules, for a parameter p with gradient g at step t (1, 2, ...):
+ *
+ * SGD (PyTorch's rule):
+ *   g = g + wd * p                    (weight decay as L2; decoupled: p *= 1 - lr*wd)
+ *   b = momentum * b + g              (b = g on the first step)
+ *   g = nesterov ? g + momentum * b : b    (momentum 0: g as it is)
+ *   p = p - lr * g
+ * Adam (beta1 = momentum):
+ *   g = g + wd * p                    (Adam; AdamW instead: p *= 1 - lr*wd)
+ *   m = beta1 * m + (1 - beta1) * g
+ *   v = beta2 * v + (1 - beta2) * g^2
+ *   p = p - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+ * Every step then zeroes the gradients (the article's p.grad.zero_()).
+ */
+typedef struct cg_optim_config {
+    cg_optim_kind kind;
+    float lr;
+    float momentum;     /* SGD's momentum (0: plain SGD); Adam's beta1   */
+    float beta2, eps;   /* Adam                                          */
+    float weight_decay; /* 0: none                                       */
+    bool nesterov;      /* SGD, with momentum > 0                        */
+    bool decoupled_wd;  /* AdamW (and SGDW): p *= 1 - lr*wd, not g += wd*p */
+} cg_optim_config;
+
+/* Plain SGD at lr (momentum 0: the article's step, the same bits as cg_sgd_step). */
+cg_optim_config cg_sgd_config(float lr);
+/* Adam with fastai's defaults: betas 0.9 / 0.99, eps 1e-5, no weight decay. */
+cg_optim_config cg_adam_config(float lr);
+/* AdamW: Adam with decoupled weight decay wd (fastai's default 0.01). */
+cg_optim_config cg_adamw_config(float lr, float wd);
+
+typedef struct cg_optimizer cg_optimizer;
+/* An optimizer over params[0..n) (kept by reference, not owned). Its state
+ * (momentum, Adam's m and v) is allocated on the first step, so a step
+ * allocates nothing after that. NULL + cg_last_error on a bad config. */
+cg_optimizer *cg_optimizer_new(const cg_optim_config *cfg, cg_tensor *const *params, int n);
+/* One update of every parameter that has a gradient, then zero grads. */
+cg_status cg_optimizer_step(cg_optimizer *o);
+/* Zeroes every parameter's gradient (without updating). */
+void cg_optimizer_zero_grad(cg_optimizer *o);
+/* The schedule's hooks: this step's learning rate, and momentum (SGD's
+ * momentum or Adam's beta1). */
+void cg_optimizer_set_lr(cg_optimizer *o, float lr);
+void cg_optimizer_set_momentum(cg_optimizer *o, float momentum);
+const cg_optim_config *cg_optimizer_config(const cg_optimizer *o);
+void cg_optimizer_free(cg_optimizer *o);
+
+/* ------------------------------------------------------------------ */
+/* Learning-rate schedules (src/optim/schedule.c)                      */
+/* ------------------------------------------------------------------ */
+
+typedef enum cg_sched_kind {
+    CG_SCHED_CONSTANT = 0, /* lr and momentum as configured, every step */
+    CG_SCHED_ONE_CYCLE = 1 /* fastai's fit_one_cycle                     */
+} cg_sched_kind;
+
+/*
+ * fastai's fit_one_cycle(lr_max, div=25, div_final=1e5, pct_start=0.25,
+ * moms=(0.95, 0.85, 0.95)), as a function of the fraction of training done,
+ * pos = step / total_steps in [0, 1):
+ *   pos <  pct: lr = cos_anneal(lr_max/div, lr_max, pos/pct),
+ *               mom = cos_anneal(mom_max, mom_min, pos/pct)
+ *   pos >= pct: lr = cos_anneal(lr_max, lr_max/div_final, (pos-pct)/(1-pct)),
+ *               mom = cos_anneal(mom_min, mom_max, (pos-pct)/(1-pct))
+ * with cos_anneal(a, b, x) = a + (b - a) * (1 - cos(pi x)) / 2.
+ */
+typedef struct cg_schedule {
+    cg_sched_kind kind;
+    float lr_max;                      /* the lr of CONSTANT, the peak of ONE_CYCLE */
+    float div, div_final, pct_start;   /* 25, 1e5, 0.25                           */
+    float mom_max, mom_min;            /* 0.95, 0.85 (ONE_CYCLE)                  */
+} cg_schedule;
+
+/* fastai's defaults around lr_max. */
+cg_schedule cg_one_cycle(float lr_max);
+/* The lr and momentum at pos (ONE_CYCLE); CONSTANT gives lr_max and leaves
+ * *mom as it is. */
+void cg_schedule_at(const cg_schedule *s, double pos, float *lr, float *mom);
+
+/* ------------------------------------------------------------------ */
+/* Training: the learner (src/nn/learner.c)                            */
+/* ------------------------------------------------------------------ */
+
+/* A model's score on a whole split; every item counted once. */
+typedef struct cg_score {
+    double loss;                 /* the loss over all items            */
+    double accuracy;             /* correct / n                        */
+    int64_t n, correct;
+    int n_classes;
+    int64_t class_n[CG_MAX_CLASSES], class_correct[CG_MAX_CLASSES];
+} cg_score;
+
+/* Scores m on ds with `loss` in eval mode and no graph: binary models
+ * (one output) call class 0 when sigmoid(p) > 0.5, the book's rule;
+ * others the argmax. From ds->x in one pass when the dataset has x, else
+ * in batches made from its bytes. */
+cg_status cg_model_evaluate(cg_model *m, const cg_dataset *ds, cg_loss_kind loss, cg_score *out);
+
+/* Classifies one image (n_inputs 8-bit pixels, x = pixel / 255) with no
+ * graph: probs[0..n_classes) gets each class's probability (sigmoid for a
+ * binary model: probs[0] = sigmoid(logit), probs[1] = 1 - probs[0];
+ * softmax otherwise); returns the most probable class index, or -1 + an
+ * error. logit, when not NULL, gets the binary model's raw output. */
+int cg_model_classify(cg_model *m, const uint8_t *pixels, double *probs, double *logit);
+
+/* One epoch's figures: fastai's recorder row. */
+typedef struct cg_epoch_record {
+    int epoch;            /* 0: the untrained model, before any step    */
+    double train_loss;    /* mean over the epoch's items (epoch 0: scored) */
+    double valid_loss, accuracy;
+    double seconds;
+} cg_epoch_record;
+
+/* What fit records: a row per epoch, and every batch's loss and lr. */
+typedef struct cg_recorder {
+    int n_epochs, epoch_cap;
+    cg_epoch_record *epochs;
+    int64_t n_batches, batch_cap;
+    float *batch_loss, *batch_lr;
+} cg_recorder;
+
+void cg_recorder_free(cg_recorder *r);
+/* Writes the epochs (and, for .json, the batches too) as CSV or JSON by
+ * the path's extension (.csv / .json); atomic. */
+cg_status cg_recorder_write(const cg_recorder *r, const char *path);
+
+typedef struct cg_fit_config {
+    int64_t epochs, bs;
+    uint64_t seed;             /* the loader's shuffle order               */
+    bool shuffle;              /* true, as fastai's training DataLoader    */
+    cg_loss_kind loss;
+    cg_optim_config opt;       /* its lr is the schedule's lr_max          */
+    cg_sched_kind sched;
+    bool score_epoch0;         /* a row for the untrained model first      */
+    /* Called after every batch (epoch from 1) and every epoch's row (from
+     * 0 when score_epoch0); returning false from on_epoch stops training. */
+    void (*on_batch)(void *user, int epoch, int64_t batch, int64_t n_batches, float loss);
+    bool (*on_epoch)(void *user, const cg_epoch_record *r, const cg_score *valid);
+    void *user;
+} cg_fit_config;
+
+/*
+ * Learner.fit: for each epoch, for each mini-batch (xb, yb) of the
+ * (shuffled) training set: the schedule sets lr (and momentum), then
+ *     loss = loss_fn(model(xb), yb); loss.backward(); opt.step(); opt.zero_grad()
+ * then the whole validation set is scored in eval mode (cg_model_evaluate).
+ * Each step runs in a scope: the batch, graph and loss are freed at its
+ * end and their buffers reused, so a step allocates nothing after the first.
+ * rec (may be NULL) gets the rows and batches; *final_score (may be NULL)
+ * the last validation score.
+ */
+cg_status cg_fit(cg_model *m, const cg_dataset *train, const cg_dataset *valid,
+                 const cg_fit_config *cfg, cg_recorder *rec, cg_score *final_score);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CGRAD_NN_H */

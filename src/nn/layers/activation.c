@@ -1,0 +1,27 @@
+/*
+ * activation.c - the elementwise non-linearities as layers: "relu"
+ * (max(x, 0), the book's res.max(tensor(0.0))) and "sigmoid"
+ * (1 / (1 + e^-x)). Each is its op (src/ops/unary.c), which carries the
+ * derivative: relu' = [x > 0], sigmoid' = s (1 - s). No tensors, no
+ * arguments, output shape = input shape.
+ */
+#include "nn/layer.h"
+
+static cg_tensor *relu_forward(cg_layer *l, cg_tensor *x, const cg_forward_ctx *ctx) {
+    (void)l, (void)ctx;
+    return cg_tensor_relu(x);
+}
+
+static cg_tensor *sigmoid_forward(cg_layer *l, cg_tensor *x, const cg_forward_ctx *ctx) {
+    (void)l, (void)ctx;
+    return cg_tensor_sigmoid(x);
+}
+
+const cg_layer_kind CG_LAYER_RELU = {
+    "relu", "", 0, "relu            max(x, 0)", cg_plan_same_shape, NULL, relu_forward,
+};
+
+const cg_layer_kind CG_LAYER_SIGMOID = {
+    "sigmoid", "", 0, "sigmoid         1 / (1 + exp(-x))", cg_plan_same_shape, NULL,
+    sigmoid_forward,
+};
