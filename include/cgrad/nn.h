@@ -314,6 +314,9 @@ typedef struct cg_fit_config {
     int64_t epochs, bs;
     uint64_t seed;             /* the loader's shuffle order               */
     bool shuffle;              /* true, as fastai's training DataLoader    */
+    /* The training DataLoader to draw batches from (not owned; NULL: fit
+     * makes one from bs, shuffle and seed). */
+    cg_dataloader *train_loader;
     cg_loss_kind loss;
     cg_optim_config opt;       /* its lr is the schedule's lr_max          */
     cg_sched_kind sched;

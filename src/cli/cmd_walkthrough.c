@@ -497,29 +497,84 @@ static float validate_epoch(const walk *s, cg_dataloader *valid_dl) {
     return batches ? (float)(sum / (double)batches) : NAN;
 }
 
-/* def train_epoch(model, lr, params): calc_grad and a step per batch.
- * Returns the mean of the batches' losses (NAN on failure). */
-static float train_epoch(walk *s, cg_dataloader *dl) {
-    cg_tensor *params[2] = {s->weights, s->bias};
-    double sum = 0.0;
-    int64_t batches = 0, n;
-    const int64_t *idx;
-    cg_dataloader_reset(dl);
-    while (cg_dataloader_next(dl, &idx, &n)) {
-        cg_scope_begin();
-        cg_tensor *xb = cg_tensor_index_select(s->train_x, idx, n);
-        cg_tensor *yb = cg_tensor_index_select(s->train_y, idx, n);
-        cg_tensor *loss = cg_mnist_loss(linear1(s, xb), yb);
-        bool ok = loss && cg_backward(loss) == CG_OK;
-        if (ok) {
-            sum += cg_tensor_item(loss);
-            cg_sgd_step(params, 2, s->lr);
-        }
-        cg_scope_end();
-        if (!ok) return NAN;
-        batches++;
-    }
-    return batches ? (float)(sum / (double)batches) : NAN;
+/* fit's view of the article's tensors (train_x, train_y): the images as
+ * they are, labels 0 for a 3 and 1 for a 7, so that the targets the
+ * mnist_loss takes, (label == 0), are train_y itself. */
+static bool article_dataset(const walk *s, cg_tensor *x, cg_tensor *y, cg_dataset *ds) {
+    *ds = (cg_dataset){.height = s->height, .width = s->width, .n_classes = 2};
+    snprintf(ds->class_names[0], CG_CLASS_NAME_MAX, "3");
+    snprintf(ds->class_names[1], CG_CLASS_NAME_MAX, "7");
+    cg_scope_begin();
+    ds->x = cg_tensor_retain(x);
+    ds->y = cg_tensor_retain(
+        cg_tensor_reshape(cg_tensor_sub(cg_tensor_scalar(1.0f), y), (int64_t[]){y->numel}, 1));
+    cg_scope_end();
+    return ds->x && ds->y;
+}
+
+/* What train_epoch and the loop's print show, kept between fit's calls. */
+typedef struct walk_fit {
+    walk *s;
+    cg_dataloader *valid_dl;
+    double loss_sum; /* this epoch's batch losses */
+    int64_t batches;
+    float acc;
+} walk_fit;
+
+static void walk_batch(void *user, int epoch, int64_t batch, int64_t n_batches, float loss) {
+    (void)epoch, (void)batch, (void)n_batches;
+    walk_fit *w = user;
+    w->loss_sum += loss;
+    w->batches++;
+}
+
+/* After each epoch: print(validate_epoch(linear1), end=' '), with the
+ * epoch's mean batch loss. */
+static bool walk_epoch(void *user, const cg_epoch_record *r, const cg_score *valid) {
+    (void)valid;
+    walk_fit *w = user;
+    float loss = w->batches ? (float)(w->loss_sum / (double)w->batches) : NAN;
+    w->loss_sum = 0.0;
+    w->batches = 0;
+    w->acc = validate_epoch(w->s, w->valid_dl);
+    printf("epoch %2d  train loss %.4f  validate_epoch %.4f\n", r->epoch, loss, w->acc);
+    fflush(stdout);
+    return !isnan(w->acc);
+}
+
+/* The loop itself, by the library's fit: a model whose one linear layer
+ * holds the article's weights and bias (the same tensors afterwards), plain
+ * SGD at lr (p -= lr * p.grad; p.grad.zero_(), the article's step), the
+ * mnist_loss, the batches of dl. */
+static bool train_with_fit(walk *s, cg_dataloader *dl, cg_dataloader *valid_dl, float *acc) {
+    cg_dataset train = {0}, valid = {0};
+    cg_model *m = NULL;
+    bool ok = false;
+    cg_rng unused;
+    cg_rng_seed(&unused, s->seed);
+    int64_t in = s->train_x->shape[1];
+    if (!article_dataset(s, s->train_x, s->train_y, &train) ||
+        !article_dataset(s, s->valid_x, s->valid_y, &valid) ||
+        !(m = cg_model_from_spec("linear", "linear", &in, 1, 1, CG_INIT_NORMAL, 1.0f, &unused)))
+        goto done;
+    /* linear1 is x @ weights + bias: the layer's w and b are the article's. */
+    memcpy(m->params[0]->data, s->weights->data, sizeof(float) * (size_t)s->weights->numel);
+    memcpy(m->params[1]->data, s->bias->data, sizeof(float) * (size_t)s->bias->numel);
+    cg_tensor_release(s->weights);
+    cg_tensor_release(s->bias);
+    s->weights = cg_tensor_retain(m->params[0]);
+    s->bias = cg_tensor_retain(m->params[1]);
+    walk_fit w = {.s = s, .valid_dl = valid_dl, .acc = *acc}; /* --epochs 0: the first */
+    cg_fit_config cfg = {.epochs = s->epochs, .bs = BATCH_SIZE, .train_loader = dl,
+                         .loss = CG_LOSS_MNIST, .opt = cg_sgd_config(s->lr),
+                         .on_batch = walk_batch, .on_epoch = walk_epoch, .user = &w};
+    ok = cg_fit(m, &train, &valid, &cfg, NULL, NULL) == CG_OK;
+    *acc = w.acc;
+done:
+    cg_model_free(m);
+    cg_dataset_free(&train);
+    cg_dataset_free(&valid);
+    return ok;
 }
 
 static bool step_train(walk *s) {
@@ -585,13 +640,7 @@ static bool step_train(walk *s) {
         "    train_epoch(linear1, lr, params)\n"
         "    print(validate_epoch(linear1), end=' ')",
         (long long)s->epochs);
-    for (int64_t e = 0; e < s->epochs; e++) {
-        float loss = train_epoch(s, &dl);
-        if (isnan(loss)) goto done;
-        acc = validate_epoch(s, &valid_dl);
-        printf("epoch %2lld  train loss %.4f  validate_epoch %.4f\n", (long long)e + 1, loss, acc);
-        fflush(stdout);
-    }
+    if (!train_with_fit(s, &dl, &valid_dl, &acc)) goto done;
     printf("\nfinal accuracy: %.4f\n", acc);
     ok = !isnan(acc);
 done:

@@ -7,12 +7,11 @@
  * (3 KB each) out of MNIST_SAMPLE's 39 MB. The dataset also keeps the bytes
  * its floats were made from (ds->pixels; torchvision's MNIST likewise keeps
  * a uint8 tensor and divides per item), a quarter of the memory: 9.7 MB,
- * which stays in this machine's 32 MB L3 where the 39 MB of floats do not.
+ * which can stay in a server CPU's L3 where the 39 MB of floats do not.
  * Dividing by 255 per batch gives x's bits (the same correctly rounded
- * division), so a batch is the same tensor whichever way it is made. On
- * the 2-core VM measured here (bench/bench_step.c), a batch of 256 inside
- * a training step takes 25-35 us this way and ~60 us gathering the floats:
- * still 14% of simple_net's step and half of the linear model's. A dataset
+ * division), so a batch is the same tensor whichever way it is made, about
+ * twice as fast as gathering the floats (bench/bench_step.c; the figures
+ * are in bench/README.md, "Batches from bytes"). A dataset
  * loaded without floats (cg_data_keep_floats(false)) has only the bytes,
  * and everything here is made from them.
  */

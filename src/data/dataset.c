@@ -81,9 +81,8 @@ cg_status cg_read_file(const char *op, const char *path, size_t max_bytes, cg_by
  * the bits PyTorch's tensor.float()/255 gives. The loop vectorises (widen
  * to int, convert, divide 4 or 8 lanes at a time); division is exact in
  * every instruction set, so the AVX2 build of the same loop gives the same
- * bits, 8 lanes at a time: a training batch (256 random rows of
- * MNIST_SAMPLE) took ~22 us on two threads against ~33 us with SSE's 4,
- * in a loop of batches alone on this VM. */
+ * bits, 8 lanes at a time, a third faster than SSE's 4 on a training
+ * batch (bench/README.md, "Batches from bytes"). */
 static inline __attribute__((always_inline)) void u8_to_unit_loop(float *restrict dst,
                                                                  const uint8_t *restrict src,
                                                                  int64_t n) {

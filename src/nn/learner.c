@@ -254,7 +254,7 @@ typedef struct fit_state {
     cg_tensor *targets;   /* the training labels as the loss wants them */
     cg_optimizer *opt;
     cg_schedule sched;
-    cg_dataloader dl;
+    cg_dataloader own_dl, *dl; /* the caller's loader, or own_dl */
     int64_t step, total_steps;
 } fit_state;
 
@@ -269,12 +269,12 @@ static bool end_epoch(fit_state *s, const cg_epoch_record *row, const cg_score *
  * epoch's items (a batch's mean loss weighted by its size). */
 static cg_status train_epoch(fit_state *s, int epoch, double *mean_loss) {
     const int64_t *idx;
-    int64_t count, done = 0, total = cg_dataloader_num_batches(&s->dl);
+    int64_t count, done = 0, total = cg_dataloader_num_batches(s->dl);
     double loss_sum = 0.0;
-    cg_dataloader_reset(&s->dl);
+    cg_dataloader_reset(s->dl);
     cg_model_train(s->m, true);
     cg_status st = CG_OK;
-    while (st == CG_OK && cg_dataloader_next(&s->dl, &idx, &count)) {
+    while (st == CG_OK && cg_dataloader_next(s->dl, &idx, &count)) {
         float lr = s->cfg->opt.lr, mom = s->cfg->opt.momentum;
         if (s->sched.kind != CG_SCHED_CONSTANT) {
             cg_schedule_at(&s->sched, (double)s->step / (double)s->total_steps, &lr, &mom);
@@ -300,7 +300,7 @@ static cg_status train_epoch(fit_state *s, int epoch, double *mean_loss) {
         if (s->cfg->on_batch) s->cfg->on_batch(s->cfg->user, epoch, ++done, total, value);
     }
     cg_model_train(s->m, false);
-    *mean_loss = loss_sum / (double)s->dl.n;
+    *mean_loss = loss_sum / (double)s->dl->n;
     return st;
 }
 
@@ -335,11 +335,18 @@ cg_status cg_fit(cg_model *m, const cg_dataset *train, const cg_dataset *valid,
     cg_scope_begin();
     s.targets = cg_tensor_retain(cg_loss_targets(cfg->loss, train->y));
     cg_scope_end();
+    s.dl = cfg->train_loader ? cfg->train_loader : &s.own_dl;
     if (!s.targets || !(s.opt = cg_optimizer_new(&cfg->opt, m->params, m->n_params)) ||
-        cg_dataloader_init(&s.dl, cg_dataset_size(train), cfg->bs, cfg->shuffle, false,
-                           cfg->seed) != CG_OK)
+        (!cfg->train_loader &&
+         cg_dataloader_init(&s.own_dl, cg_dataset_size(train), cfg->bs, cfg->shuffle, false,
+                            cfg->seed) != CG_OK))
         goto fail;
-    s.total_steps = cfg->epochs * cg_dataloader_num_batches(&s.dl);
+    if (s.dl->n != cg_dataset_size(train)) {
+        cg_fail(CG_ERR_ARG, "fit: the loader has %lld items, the training data %lld",
+                (long long)s.dl->n, (long long)cg_dataset_size(train));
+        goto fail;
+    }
+    s.total_steps = cfg->epochs * cg_dataloader_num_batches(s.dl);
     if (rec && recorder_reserve(rec, rec->n_epochs + (int)cfg->epochs + 1,
                                 rec->n_batches + s.total_steps) != CG_OK)
         goto fail;
@@ -367,7 +374,7 @@ cg_status cg_fit(cg_model *m, const cg_dataset *train, const cg_dataset *valid,
 fail:
     st = cg_last_status() != CG_OK ? cg_last_status() : CG_ERR_STATE;
 done:
-    cg_dataloader_free(&s.dl);
+    cg_dataloader_free(&s.own_dl);
     cg_optimizer_free(s.opt);
     cg_tensor_release(s.targets);
     return st;

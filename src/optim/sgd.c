@@ -15,10 +15,10 @@
 
 /* A weight matrix's gradient was written by a GEMM cut by rows between the
  * threads, so most of its cache lines sit in the writer's cache. Updating
- * on one core pulls half of them across (~60 us for a 784 x 30 layer on
- * this 2-core VM, more than its forward GEMM's share of a step); cut the
- * same way, each thread mostly updates rows it wrote. Below 2^14 floats
- * the update is a few us, less than a team wake-up. */
+ * on one core pulls half of them across, which for simple_net's first layer
+ * costs more than its forward GEMM's share of a step; cut the same way,
+ * each thread mostly updates rows it wrote. Below 2^14 floats the update
+ * is cheaper than waking the team. (Measured: bench/README.md, "SGD".) */
 #define SGD_PARALLEL_MIN (1 << 14)
 
 /* Elements [lo, hi) of one update. Each rule reads and writes element i

@@ -20,8 +20,9 @@ static uLong crc_piece(uLong crc, const uint8_t *p, size_t n) {
     return crc;
 }
 
-/* Below this, one thread: zlib's CRC runs at ~2.4 GB/s here, so a 1 MiB
- * buffer is ~0.4 ms, and splitting smaller ones saves next to nothing. */
+/* Below this, one thread: zlib's CRC runs at a few GB/s, so a 1 MiB buffer
+ * is well under a millisecond and splitting smaller ones saves next to
+ * nothing. */
 #define CRC_PARALLEL_MIN ((size_t)1 << 20)
 #define CRC_MAX_PIECES 16
 
@@ -32,8 +33,9 @@ static size_t piece_start(size_t n, int pieces, int t) {
 
 uint32_t cg_crc32(const uint8_t *p, size_t n) {
     /* A cache of decoded images is 11 MB, checked on every load: its two
-     * halves go to two threads (4.75 -> 2.51 ms, best of 7 on this VM), and
-     * crc32_combine joins them into exactly the CRC of the whole. */
+     * halves go to two threads (about twice as fast: bench/README.md,
+     * "Load"), and crc32_combine joins them into exactly the CRC of the
+     * whole. */
     int pieces = n >= CRC_PARALLEL_MIN ? cg_get_num_threads() : 1;
     if (pieces > CRC_MAX_PIECES) pieces = CRC_MAX_PIECES;
     if (pieces < 1) pieces = 1;
