@@ -246,7 +246,8 @@ static void see(worst *w, double got, double want, double atol, double rtol, con
     double rel = want != 0 ? diff / fabs(want) : (diff == 0 ? 0 : INFINITY);
     w->count++;
     if (diff > w->max_abs) w->max_abs = diff;
-    if (rel > w->max_rel && fabs(want) > 1e-3) w->max_rel = rel; /* rel of tiny values says little */
+    /* The relative difference of a value near 0 says little. */
+    if (rel > w->max_rel && fabs(want) > 1e-3) w->max_rel = rel;
     if (ratio > w->ratio || w->count == 1) {
         w->ratio = ratio;
         w->got = got;
@@ -432,7 +433,8 @@ static void test_fixture_reader_rejects_bad_files(void **state) {
         uint8_t *cut = malloc(n ? n : 1);
         assert_non_null(cut);
         memcpy(cut, buf, n);
-        if (fixture_parse(cut, n, &fx, err, sizeof err)) fail_msg("a %zu-byte prefix was accepted", n);
+        if (fixture_parse(cut, n, &fx, err, sizeof err))
+            fail_msg("a %zu-byte prefix was accepted", n);
         free(cut);
     }
     uint8_t *big = malloc(len + 1);

@@ -68,6 +68,12 @@ const cg_layer_kind *cg_layer_kind_find(const char *name);
 extern const cg_layer_kind CG_LAYER_LINEAR, CG_LAYER_RELU, CG_LAYER_SIGMOID, CG_LAYER_FLATTEN,
     CG_LAYER_DROPOUT;
 
+/* Shared by the kinds: a weight w and bias b drawn as `init` says for a
+ * layer with fan_in inputs per output (w first, element by element, then
+ * b): NORMAL randn * std; PYTORCH U(-1/sqrt(fan_in), +) for both;
+ * KAIMING before a ReLU w ~ N(0, 2/fan_in) and b = 0, else as PYTORCH. */
+void cg_init_weight_bias(cg_tensor *w, cg_tensor *b, int64_t fan_in, cg_init init, float std,
+                         bool before_relu, cg_rng *rng);
 /* Shared by the kinds: an elementwise layer's plan (out = in, no tensors). */
 cg_status cg_plan_same_shape(cg_layer *l, cg_layer_plan *p);
 /* "[bs, 128]" for a shape of one item (messages, summaries). */

@@ -39,6 +39,27 @@ const char *cg_layer_spec(const cg_layer *l, char *buf, size_t size) {
     return buf;
 }
 
+void cg_init_weight_bias(cg_tensor *w, cg_tensor *b, int64_t fan_in, cg_init init, float std,
+                         bool before_relu, cg_rng *rng) {
+    if (init == CG_INIT_KAIMING && before_relu) {
+        float sd = (float)sqrt(2.0 / (double)fan_in);
+        for (int64_t j = 0; j < w->numel; j++) w->data[j] = cg_rng_normal(rng) * sd;
+        memset(b->data, 0, sizeof(float) * (size_t)b->numel);
+        return;
+    }
+    cg_tensor *t[2] = {w, b};
+    for (int i = 0; i < 2; i++) {
+        if (init == CG_INIT_NORMAL) {
+            for (int64_t j = 0; j < t[i]->numel; j++) t[i]->data[j] = cg_rng_normal(rng) * std;
+        } else {
+            /* U(-k, k) from a uniform u in [0, 1): k * (2u - 1). */
+            float k = (float)(1.0 / sqrt((double)fan_in));
+            for (int64_t j = 0; j < t[i]->numel; j++)
+                t[i]->data[j] = k * (2.0f * cg_rng_uniform(rng) - 1.0f);
+        }
+    }
+}
+
 cg_status cg_plan_same_shape(cg_layer *l, cg_layer_plan *p) {
     l->out_ndim = l->in_ndim;
     memcpy(l->out_shape, l->in_shape, sizeof l->out_shape);

@@ -40,25 +40,9 @@ static cg_status linear_plan(cg_layer *l, cg_layer_plan *p) {
 }
 
 static void linear_init(cg_layer *l, cg_init init, float std, bool before_relu, cg_rng *rng) {
-    cg_tensor *w = l->params[0], *b = l->params[1];
-    const int64_t fan_in = w->shape[0];
-    if (init == CG_INIT_KAIMING && before_relu) {
-        float sd = (float)sqrt(2.0 / (double)fan_in);
-        for (int64_t j = 0; j < w->numel; j++) w->data[j] = cg_rng_normal(rng) * sd;
-        memset(b->data, 0, sizeof(float) * (size_t)b->numel);
-        return;
-    }
-    for (int i = 0; i < 2; i++) {
-        cg_tensor *t = l->params[i];
-        if (init == CG_INIT_NORMAL) {
-            for (int64_t j = 0; j < t->numel; j++) t->data[j] = cg_rng_normal(rng) * std;
-        } else {
-            /* U(-k, k) from a uniform u in [0, 1): k * (2u - 1). */
-            float k = (float)(1.0 / sqrt((double)fan_in));
-            for (int64_t j = 0; j < t->numel; j++)
-                t->data[j] = k * (2.0f * cg_rng_uniform(rng) - 1.0f);
-        }
-    }
+    /* fan_in: w's rows, the features in. */
+    cg_init_weight_bias(l->params[0], l->params[1], l->params[0]->shape[0], init, std,
+                        before_relu, rng);
 }
 
 static cg_tensor *linear_forward(cg_layer *l, cg_tensor *x, const cg_forward_ctx *ctx) {
