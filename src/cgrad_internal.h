@@ -10,6 +10,16 @@
  *   4. OP.backward(out) reads out->grad and ADDS into cg_grad_buf(src[i])
  *      for each input whose requires_grad is set.
  * Forward and backward of an op sit side by side in one file.
+ *
+ * State the backward needs beyond the inputs and out (batchnorm's
+ * per-channel mean and 1/std, max_pool2d's winners) goes in out->saved:
+ * n_saved floats from cg_floats_alloc (ints or doubles may be stored in
+ * them), taken before cg_op_result so a failure leaves nothing to undo,
+ * handed to out only when out->op is set (else returned with
+ * cg_floats_free at once), and returned to the pool by
+ * cg_tensor_release. Being pooled, it costs no malloc once a training
+ * loop's shapes repeat (tests/test_alloc.c), where out->aux (malloc'd,
+ * free()d with out: cg_tensor_max's winners) costs one every call.
  */
 #ifndef CGRAD_INTERNAL_H
 #define CGRAD_INTERNAL_H

@@ -254,12 +254,68 @@ static void ce_adam_step_allocates_nothing(void **state) {
     ce_adam_steady_state(2);
 }
 
+/* Batch norm (4-D, then 2-D) and the three pools, training steps and an
+ * eval pass: their saved state (means and 1/std, max pool's winners) comes
+ * from the pool, so warm steps allocate nothing either. */
+static void norm_pool_steady_state(int threads) {
+    cg_guard_enable(false);
+    cg_set_num_threads(threads);
+    const int64_t xs[4] = {128, 8, 16, 16}; /* 262144 elements: two threads' size */
+    cg_tensor *x = cg_test_uniform(xs, 4, -1, 1, 3, false);
+    int64_t c = 8;
+    cg_tensor *p[4] = {cg_tensor_ones(&c, 1), cg_tensor_zeros(&c, 1), cg_tensor_ones(&c, 1),
+                       cg_tensor_zeros(&c, 1)};
+    cg_tensor *rm[2] = {cg_tensor_zeros(&c, 1), cg_tensor_zeros(&c, 1)};
+    cg_tensor *rv[2] = {cg_tensor_ones(&c, 1), cg_tensor_ones(&c, 1)};
+    for (int i = 0; i < 4; i++) cg_tensor_requires_grad(p[i], true);
+    for (int step = 0; step < 8; step++) {
+        if (step == 4) {
+            atomic_store(&calls, 0);
+            atomic_store(&counting, true);
+        }
+        const bool training = step % 4 != 3; /* every fourth an eval pass, grad mode off */
+        const bool prev = cg_set_grad_enabled(training);
+        cg_scope_begin();
+        cg_tensor *h = cg_tensor_batchnorm(x, p[0], p[1], rm[0], rv[0], training, 0.1f, 1e-5f);
+        h = cg_tensor_max_pool2d(cg_tensor_relu(h), 2, 2, 0);
+        h = cg_tensor_global_avg_pool(cg_tensor_avg_pool2d(h, 3, 1, 1));
+        h = cg_tensor_batchnorm(h, p[2], p[3], rm[1], rv[1], training, 0.1f, 1e-5f);
+        cg_tensor *loss = cg_tensor_mean(cg_tensor_mul(h, h));
+        assert_non_null(loss);
+        if (training) {
+            assert_int_equal(cg_backward(loss), CG_OK);
+            cg_sgd_step(p, 4, 0.1f);
+        }
+        cg_scope_end();
+        cg_set_grad_enabled(prev);
+    }
+    atomic_store(&counting, false);
+    cg_tensor_release(x);
+    for (int i = 0; i < 4; i++) cg_tensor_release(p[i]);
+    for (int i = 0; i < 2; i++) {
+        cg_tensor_release(rm[i]);
+        cg_tensor_release(rv[i]);
+    }
+    cg_set_num_threads(0);
+    cg_guard_enable(true);
+    if (atomic_load(&calls) != 0)
+        fail_msg("batchnorm and pools, %d thread(s): %ld allocator calls in four warm steps",
+                 threads, atomic_load(&calls));
+}
+
+static void norm_pool_step_allocates_nothing(void **state) {
+    (void)state;
+    norm_pool_steady_state(1);
+    norm_pool_steady_state(2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(wrappers_see_library_calls),
         cmocka_unit_test(linear_step_allocates_nothing),
         cmocka_unit_test(mlp_step_allocates_nothing),
         cmocka_unit_test(ce_adam_step_allocates_nothing),
+        cmocka_unit_test(norm_pool_step_allocates_nothing),
     };
     cg_test_setup_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

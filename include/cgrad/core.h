@@ -127,6 +127,8 @@ struct cg_tensor {
     float fparam;             /* op parameter (pow exponent, ...)     */
     int64_t iparam[CG_MAX_DIMS + 1];
     void *aux;                /* op-owned saved state, freed with it  */
+    float *saved;             /* per-step saved state from the pool   */
+    int64_t n_saved;          /* (cg_floats_alloc), freed with it     */
     uint32_t visit;           /* backward's topological-sort mark     */
 };
 
@@ -225,6 +227,26 @@ cg_tensor *cg_tensor_mean_dims(cg_tensor *t, const int *dims, int ndims, bool ke
 cg_tensor *cg_tensor_max(cg_tensor *t, int dim, bool keepdim);
 /* Index of the first max along dim, as floats; no gradient. */
 cg_tensor *cg_tensor_argmax(cg_tensor *t, int dim, bool keepdim);
+
+/* ---- normalisation and pooling (src/ops/batchnorm.c, src/ops/pool.c) ---- */
+/* Batch normalisation (torch.nn.functional.batch_norm), per channel c of x
+ * [N, C, H, W] (over N, H, W) or [N, C] (over N) ([N, C, L] too, over N, L):
+ *   training: mean, var (biased) of the batch; y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c];
+ *             running_mean = (1 - momentum) * running_mean + momentum * mean,
+ *             running_var  = (1 - momentum) * running_var + momentum * var_unbiased (in place; PyTorch's rule);
+ *   eval: the running statistics instead of the batch's.
+ * gamma, beta [C] (NULL: no affine); running_mean, running_var [C] (NULL allowed only in training,
+ * then nothing is tracked). Differentiable in x, gamma, beta. */
+cg_tensor *cg_tensor_batchnorm(cg_tensor *x, cg_tensor *gamma, cg_tensor *beta,
+                               cg_tensor *running_mean, cg_tensor *running_var, bool training,
+                               float momentum, float eps);
+/* Max / average pooling over kernel x kernel windows of x [N, C, H, W] with stride and zero
+ * padding (max: padding never wins; avg: count_include_pad = true, as PyTorch's default)
+ * -> [N, C, OH, OW], OH = (H + 2*pad - kernel) / stride + 1. */
+cg_tensor *cg_tensor_max_pool2d(cg_tensor *x, int kernel, int stride, int pad);
+cg_tensor *cg_tensor_avg_pool2d(cg_tensor *x, int kernel, int stride, int pad);
+/* Mean over H and W: [N, C, H, W] -> [N, C] (nn.AdaptiveAvgPool2d(1) + flatten). */
+cg_tensor *cg_tensor_global_avg_pool(cg_tensor *x);
 
 /* ---- distances ---- */
 typedef enum cg_distance {

@@ -420,6 +420,7 @@ void cg_tensor_release(cg_tensor *t) {
             if (s && --s->refcount == 0) (void)cg_tensor_list_push(&release_stack, s);
         }
         free(t->aux);
+        cg_floats_free(t->saved, t->n_saved);
         cg_floats_free(t->grad, t->numel);
         if (t->buffer && --t->buffer->refcount == 0)
             cg_floats_free((float *)t->buffer, t->buffer->alloc);
