@@ -75,7 +75,7 @@ void cg_sgd_step(cg_tensor *const *params, int n, float lr);
 /* ------------------------------------------------------------------ */
 
 #define CG_LAYER_MAX_ARGS 6
-#define CG_LAYER_MAX_TENSORS 4
+#define CG_LAYER_MAX_TENSORS 12
 #define CG_MODEL_MAX_LAYERS 64
 #define CG_MODEL_NAME_MAX 32
 
@@ -140,6 +140,13 @@ typedef struct cg_model {
 cg_model *cg_model_from_spec(const char *spec, const char *name, const int64_t *in_shape,
                              int in_ndim, int64_t n_outputs, cg_init init, float std,
                              cg_rng *rng);
+
+/* cg_model_from_spec for images of c channels, h x w: each item is
+ * [c, h, w] when the spec's first layer takes images (conv, res, maxpool,
+ * avgpool, gap), else a flat row of c*h*w (a model that starts with
+ * linear, as the chapter's). A batch is given as [N, c*h*w] either way. */
+cg_model *cg_model_for_images(const char *spec, const char *name, int64_t c, int64_t h, int64_t w,
+                              int64_t n_outputs, cg_init init, float std, cg_rng *rng);
 
 /* The two models of fastbook chapter 4, as presets of cg_model_from_spec. */
 typedef enum cg_model_kind {

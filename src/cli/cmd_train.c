@@ -246,11 +246,10 @@ static cg_model *build_model(const train_cfg *c, const cg_dataset *train, cg_rng
         snprintf(spec, sizeof spec, "linear");
     else if (cg_mlp_spec(c->hidden, spec, sizeof spec) != CG_OK)
         return NULL;
-    int64_t n_inputs = train->height * train->width;
     int64_t n_outputs = c->loss == CG_LOSS_CE ? train->n_classes : 1;
     static const cg_init inits[] = {CG_INIT_NORMAL, CG_INIT_PYTORCH, CG_INIT_KAIMING};
-    cg_model *m = cg_model_from_spec(spec, name, &n_inputs, 1, n_outputs, inits[c->init],
-                                     (float)(isnan(c->std) ? 1.0 : c->std), rng);
+    cg_model *m = cg_model_for_images(spec, name, 1, train->height, train->width, n_outputs,
+                                      inits[c->init], (float)(isnan(c->std) ? 1.0 : c->std), rng);
     if (!m) return NULL;
     m->n_classes = train->n_classes;
     memcpy(m->class_names, train->class_names, sizeof m->class_names);

@@ -49,6 +49,7 @@ struct cg_layer_kind {
     const char *args; /* one letter per spec argument: 'i' integer, 'f' real      */
     int n_required;   /* how many of them must be given                          */
     const char *help; /* "linear:OUT  x @ w + b, OUT features", for usage texts  */
+    bool images;      /* takes images [C, H, W] (a model starting with it does)  */
     /* Fills l->out_shape from l->in_shape and the arguments (checking both;
      * cg_fail naming the layer otherwise) and *p with its tensors' shapes. */
     cg_status (*plan)(cg_layer *l, cg_layer_plan *p);
@@ -66,7 +67,7 @@ const cg_layer_kind *cg_layer_kind_find(const char *name);
 
 /* The rows, each defined in src/nn/layers/<file>.c. */
 extern const cg_layer_kind CG_LAYER_LINEAR, CG_LAYER_RELU, CG_LAYER_SIGMOID, CG_LAYER_FLATTEN,
-    CG_LAYER_DROPOUT;
+    CG_LAYER_DROPOUT, CG_LAYER_BATCHNORM, CG_LAYER_MAXPOOL, CG_LAYER_AVGPOOL, CG_LAYER_GAP;
 
 /* Shared by the kinds: a weight w and bias b drawn as `init` says for a
  * layer with fan_in inputs per output (w first, element by element, then

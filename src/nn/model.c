@@ -321,6 +321,20 @@ cg_model *cg_model_from_spec(const char *spec, const char *name, const int64_t *
     return m;
 }
 
+cg_model *cg_model_for_images(const char *spec, const char *name, int64_t c, int64_t h, int64_t w,
+                              int64_t n_outputs, cg_init init, float std, cg_rng *rng) {
+    if (!spec) {
+        cg_fail(CG_ERR_ARG, "model: needs a spec");
+        return NULL;
+    }
+    char first[32];
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(spec, ":,"), spec);
+    const cg_layer_kind *kind = cg_layer_kind_find(first);
+    if (kind && kind->images)
+        return cg_model_from_spec(spec, name, (int64_t[]){c, h, w}, 3, n_outputs, init, std, rng);
+    return cg_model_from_spec(spec, name, (int64_t[]){c * h * w}, 1, n_outputs, init, std, rng);
+}
+
 /* The preset's spec and name. */
 cg_status cg_model_preset(cg_model_kind kind, int64_t n_hidden, char *spec, size_t size,
                           const char **name) {

@@ -18,10 +18,23 @@ static cg_tensor *sigmoid_forward(cg_layer *l, cg_tensor *x, const cg_forward_ct
 }
 
 const cg_layer_kind CG_LAYER_RELU = {
-    "relu", "", 0, "relu            max(x, 0)", cg_plan_same_shape, NULL, relu_forward,
+    .name = "relu",
+    .args = "",
+    .n_required = 0,
+    .help = "relu            max(x, 0)",
+    .images = false,
+    .plan = cg_plan_same_shape,
+    .init = NULL,
+    .forward = relu_forward,
 };
 
 const cg_layer_kind CG_LAYER_SIGMOID = {
-    "sigmoid", "", 0, "sigmoid         1 / (1 + exp(-x))", cg_plan_same_shape, NULL,
-    sigmoid_forward,
+    .name = "sigmoid",
+    .args = "",
+    .n_required = 0,
+    .help = "sigmoid         1 / (1 + exp(-x))",
+    .images = false,
+    .plan = cg_plan_same_shape,
+    .init = NULL,
+    .forward = sigmoid_forward,
 };

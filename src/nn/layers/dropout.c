@@ -26,6 +26,12 @@ static cg_tensor *dropout_forward(cg_layer *l, cg_tensor *x, const cg_forward_ct
 }
 
 const cg_layer_kind CG_LAYER_DROPOUT = {
-    "dropout", "f", 1, "dropout:P       train mode: zero with probability P, scale by 1/(1-P)",
-    dropout_plan, NULL, dropout_forward,
+    .name = "dropout",
+    .args = "f",
+    .n_required = 1,
+    .help = "dropout:P       train mode: zero with probability P, scale by 1/(1-P)",
+    .images = false,
+    .plan = dropout_plan,
+    .init = NULL,
+    .forward = dropout_forward,
 };

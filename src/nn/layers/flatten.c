@@ -20,6 +20,12 @@ static cg_tensor *flatten_forward(cg_layer *l, cg_tensor *x, const cg_forward_ct
 }
 
 const cg_layer_kind CG_LAYER_FLATTEN = {
-    "flatten", "", 0, "flatten         one row per item: [N, C, H, W] -> [N, C*H*W]",
-    flatten_plan, NULL, flatten_forward,
+    .name = "flatten",
+    .args = "",
+    .n_required = 0,
+    .help = "flatten         one row per item: [N, C, H, W] -> [N, C*H*W]",
+    .images = false,
+    .plan = flatten_plan,
+    .init = NULL,
+    .forward = flatten_forward,
 };

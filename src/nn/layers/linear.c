@@ -51,6 +51,12 @@ static cg_tensor *linear_forward(cg_layer *l, cg_tensor *x, const cg_forward_ctx
 }
 
 const cg_layer_kind CG_LAYER_LINEAR = {
-    "linear", "i", 1, "linear:OUT      fully connected, x @ w + b, OUT features",
-    linear_plan, linear_init, linear_forward,
+    .name = "linear",
+    .args = "i",
+    .n_required = 1,
+    .help = "linear:OUT      fully connected, x @ w + b, OUT features",
+    .images = false,
+    .plan = linear_plan,
+    .init = linear_init,
+    .forward = linear_forward,
 };
