@@ -6,7 +6,8 @@
 #
 # Usage: fuzz/run.sh [seconds per target]
 #   seconds: the argument, else $FUZZ_SECONDS, else 20
-#   CGRAD_FUZZ_BUILD  build folder (default: build-fuzz in the repository)
+#   CGRAD_FUZZ_BUILD    build folder (default: build-fuzz in the repository)
+#   CGRAD_FUZZ_TARGETS  which to run (default: "png idx csv archive model")
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -16,7 +17,7 @@ jobs=${CGRAD_FUZZ_JOBS:-2}
 
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCGRAD_FUZZ=ON -DCGRAD_SANITIZE=ON -DCGRAD_TESTS=OFF >/dev/null
-cmake --build "$build" -j"$jobs" --target fuzz_png fuzz_idx fuzz_csv fuzz_archive
+cmake --build "$build" -j"$jobs" --target fuzz_png fuzz_idx fuzz_csv fuzz_archive fuzz_model
 
 work=$build/fuzz-work
 mkdir -p "$work"
@@ -31,12 +32,12 @@ fi
 # as an out-of-memory crash, not a slow machine.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-for t in png idx csv archive; do
+for t in ${CGRAD_FUZZ_TARGETS:-png idx csv archive model}; do
     echo "== fuzz_$t for ${secs}s"
     mkdir -p "$work/corpus_$t"
     "$build/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 \
         -timeout=10 -print_final_stats=1 -artifact_prefix="$work/crash_${t}_" \
-        "$work/corpus_$t" "$work/seeds_$t" 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY|.*(crash|leak|timeout|oom)-)" || true
+        "$work/corpus_$t" "$work/seeds_$t" 2>&1 | grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY|.*(crash|leak|timeout|oom)-)" || true
     if ls "$work"/crash_"${t}"_* >/dev/null 2>&1; then
         echo "fuzz_$t: found a failing input:" "$work"/crash_"${t}"_*
         exit 1

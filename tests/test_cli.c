@@ -372,7 +372,7 @@ static void test_cli_bad_usage_exits_2(void **state) {
         {"frobnicate", "unknown command 'frobnicate'"},
         {"help frobnicate", "unknown command 'frobnicate'"},
         {"train", "--model"},
-        {"train --model cnn", "--model expects one of linear|mlp, got 'cnn'"},
+        {"train --model vgg", "--model expects one of linear|mlp|cnn|resnet, got 'vgg'"},
         {"train --model linear --lr abc", "--lr expects a number"},
         {"train --model linear --lr 0", "--lr expects a number greater than 0"},
         {"train --model linear --lr nan", "--lr"},

@@ -148,13 +148,20 @@ cg_model *cg_model_from_spec(const char *spec, const char *name, const int64_t *
 cg_model *cg_model_for_images(const char *spec, const char *name, int64_t c, int64_t h, int64_t w,
                               int64_t n_outputs, cg_init init, float std, cg_rng *rng);
 
-/* The two models of fastbook chapter 4, as presets of cg_model_from_spec. */
+/* The book's models, as presets of cg_model_from_spec. */
 typedef enum cg_model_kind {
     CG_MODEL_LINEAR = 1, /* the article's linear1: x @ w + b               ("linear")  */
-    CG_MODEL_MLP = 2     /* the book's simple_net: in -> hidden -> ReLU -> out ("mlp")   */
+    CG_MODEL_MLP = 2,    /* the book's simple_net: in -> hidden -> ReLU -> out ("mlp")   */
+    CG_MODEL_CNN = 3,    /* fastbook ch.13's simple_cnn: five stride-2 convs ("cnn")    */
+    CG_MODEL_RESNET = 4  /* a small ResNet for 28x28 digits ("resnet")                  */
 } cg_model_kind;
-/* n_hidden is ignored for LINEAR. Same bits as ever for a seed: w1, b1,
- * w2, b2 drawn in that order. */
+/* A preset's spec for n_outputs outputs (n_hidden: the mlp's one hidden
+ * width), written to buf; its name ("mlp", ...) to *name. */
+cg_status cg_model_preset(cg_model_kind kind, int64_t n_hidden, int64_t n_outputs, char *buf,
+                          size_t size, const char **name);
+/* LINEAR or MLP on flat rows of n_inputs; n_hidden is ignored for LINEAR.
+ * Same bits as ever for a seed: w1, b1, w2, b2 drawn in that order.
+ * (CNN and RESNET take images: cg_model_preset + cg_model_for_images.) */
 cg_model *cg_model_new(cg_model_kind kind, int64_t n_inputs, int64_t n_hidden,
                        int64_t n_outputs, cg_init init, float std, cg_rng *rng);
 /* The spec of an MLP: "linear:H1,relu,linear:H2,relu,...,linear" for a list
@@ -290,10 +297,11 @@ typedef struct cg_score {
 cg_status cg_model_evaluate(cg_model *m, const cg_dataset *ds, cg_loss_kind loss, cg_score *out);
 
 /* Classifies one image (n_inputs 8-bit pixels, x = pixel / 255) with no
- * graph: probs[0..n_classes) gets each class's probability (sigmoid for a
- * binary model: probs[0] = sigmoid(logit), probs[1] = 1 - probs[0];
- * softmax otherwise); returns the most probable class index, or -1 + an
- * error. logit, when not NULL, gets the binary model's raw output. */
+ * graph: probs gets each output's probability, so it needs room for
+ * n_outputs of them (2 for a model with one output: probs[0] =
+ * sigmoid(logit), probs[1] = 1 - probs[0]; softmax otherwise); returns the
+ * most probable index, or -1 + an error. logit, when not NULL, gets the
+ * winner's raw output. */
 int cg_model_classify(cg_model *m, const uint8_t *pixels, double *probs, double *logit);
 
 /* One epoch's figures: fastai's recorder row. */

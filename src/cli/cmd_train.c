@@ -31,34 +31,43 @@
 
 /* --model's choices, and the defaults of each: the one table the options'
  * help lines are written from. */
-enum { MODEL_LINEAR, MODEL_MLP, N_MODELS };
+enum { MODEL_LINEAR, MODEL_MLP, MODEL_CNN, MODEL_RESNET, MODEL_ARCH, N_MODELS };
 enum { OPT_SGD, OPT_MOMENTUM, OPT_ADAM, OPT_ADAMW };
 enum { SCHED_CONSTANT, SCHED_ONE_CYCLE };
 enum { INIT_NORMAL, INIT_PYTORCH, INIT_KAIMING };
-static const char MODEL_CHOICES[] = "linear|mlp";
-static const char *const MODEL_NAMES[] = {"linear", "mlp"};
+static const char MODEL_CHOICES[] = "linear|mlp|cnn|resnet";
+static const char *const MODEL_NAMES[] = {"linear", "mlp", "cnn", "resnet", "custom"};
+static const cg_model_kind MODEL_KINDS[] = {CG_MODEL_LINEAR, CG_MODEL_MLP, CG_MODEL_CNN,
+                                            CG_MODEL_RESNET, 0};
 static const char *const OPT_NAMES[] = {"sgd", "momentum", "adam", "adamw"};
 static const char *const SCHED_NAMES[] = {"constant", "one-cycle"};
 static const char *const INIT_NAMES[] = {"normal", "pytorch", "kaiming"};
 
 typedef struct recipe {
+    int loss; /* CG_LOSS_MNIST: the article's one-output models */
     double lr;
-    int64_t epochs;
+    int64_t epochs, bs;
     int init, opt, sched;
     const char *hidden;
 } recipe;
 
-/* [binary?][model]: the article's (sigmoid, 2 classes) and fastai's
- * (softmax, any number of classes). --arch models take the mlp row. */
-static const recipe RECIPES[2][N_MODELS] = {
-    /* cross-entropy, any number of classes */
-    {{0.01, 5, INIT_PYTORCH, OPT_ADAM, SCHED_ONE_CYCLE, NULL},
-     {0.01, 10, INIT_KAIMING, OPT_ADAM, SCHED_ONE_CYCLE, "128"}},
-    /* the article: two classes, mnist_loss */
-    {{1.0, 20, INIT_NORMAL, OPT_SGD, SCHED_CONSTANT, NULL},
-     {0.1, 40, INIT_PYTORCH, OPT_SGD, SCHED_CONSTANT, "30"}},
+/* [model][two classes?]: for more than two classes (row 0) every model is
+ * fastai's (softmax, cross-entropy, Adam, one cycle); on two, linear and
+ * mlp are the article's (one output, mnist_loss, plain SGD at a constant
+ * lr), the others keep cross-entropy with two outputs (the chapter's last
+ * step trains a CNN on 3s and 7s that way). */
+static const recipe RECIPES[N_MODELS][2] = {
+    [MODEL_LINEAR] = {{CG_LOSS_CE, 0.01, 5, 256, INIT_PYTORCH, OPT_ADAM, SCHED_ONE_CYCLE, NULL},
+                      {CG_LOSS_MNIST, 1.0, 20, 256, INIT_NORMAL, OPT_SGD, SCHED_CONSTANT, NULL}},
+    [MODEL_MLP] = {{CG_LOSS_CE, 0.01, 10, 256, INIT_KAIMING, OPT_ADAM, SCHED_ONE_CYCLE, "128"},
+                   {CG_LOSS_MNIST, 0.1, 40, 256, INIT_PYTORCH, OPT_SGD, SCHED_CONSTANT, "30"}},
+    [MODEL_CNN] = {{CG_LOSS_CE, 0.1, 5, 512, INIT_PYTORCH, OPT_ADAMW, SCHED_ONE_CYCLE, NULL},
+                   {CG_LOSS_CE, 0.1, 5, 512, INIT_PYTORCH, OPT_ADAMW, SCHED_ONE_CYCLE, NULL}},
+    [MODEL_RESNET] = {{CG_LOSS_CE, 0.01, 5, 256, INIT_KAIMING, OPT_ADAMW, SCHED_ONE_CYCLE, NULL},
+                      {CG_LOSS_CE, 0.01, 2, 256, INIT_KAIMING, OPT_ADAMW, SCHED_ONE_CYCLE, NULL}},
+    [MODEL_ARCH] = {{CG_LOSS_CE, 0.01, 5, 256, INIT_KAIMING, OPT_ADAM, SCHED_ONE_CYCLE, NULL},
+                    {CG_LOSS_CE, 0.01, 5, 256, INIT_KAIMING, OPT_ADAM, SCHED_ONE_CYCLE, NULL}},
 };
-#define DEFAULT_BS 256
 #define DEFAULT_SEED 42
 #define DEFAULT_MOMENTUM 0.9
 #define DEFAULT_WD_ADAMW 0.01
@@ -77,39 +86,48 @@ typedef struct train_cfg {
     bool no_shuffle, json, quiet, summary, one_cycle;
 } train_cfg;
 
+/* "linear 1 / 0.01, mlp 0.1 / 0.01, cnn 0.1, ...": a recipe field for each
+ * model, two values where two classes differ from more. */
+static void recipe_list(char *buf, size_t size, const char *lead, bool lr) {
+    int n = snprintf(buf, size, "%s", lead);
+    for (int m = 0; m < MODEL_ARCH && n >= 0 && (size_t)n < size; m++) {
+        const recipe *r = RECIPES[m];
+        double more = lr ? r[0].lr : (double)r[0].epochs, two = lr ? r[1].lr : (double)r[1].epochs;
+        n += snprintf(buf + n, size - (size_t)n, "%s%s %g", m ? ", " : "", MODEL_NAMES[m], more);
+        if (two != more && (size_t)n < size)
+            n += snprintf(buf + n, size - (size_t)n, " (%g for 2 classes)", two);
+    }
+}
+
 static const char TRAIN_USAGE[] =
-    "usage: cgrad train --model linear|mlp | --arch SPEC [options]\n"
-    "  Trains a classifier, printing a row per epoch. With two classes and the\n"
-    "  book's mnist_loss (the default for two) it is the article's 3-vs-7 model;\n"
-    "  with more classes (or --loss ce) it learns them all with cross-entropy.\n"
+    "usage: cgrad train --model NAME | --arch SPEC [options]\n"
+    "  Trains a classifier, printing a row per epoch. On two classes linear and\n"
+    "  mlp are the article's 3-vs-7 models (one output, the book's mnist_loss);\n"
+    "  with more classes (or --loss ce), and for cnn, resnet and --arch, one\n"
+    "  output per class and cross-entropy.\n"
     "  Data: every class the data has unless --classes picks some.\n";
 
 /* Help lines that quote the recipes, written once at start-up. */
-static char help_lr[256], help_epochs[160], help_opt[200], help_init[200], help_hidden[160];
+static char help_lr[256], help_epochs[256], help_opt[200], help_init[200], help_hidden[160],
+    help_bs[96];
 
 static void write_help(void) {
-    const recipe *b = RECIPES[1], *c = RECIPES[0];
-    snprintf(help_lr, sizeof help_lr,
-             "learning rate (one-cycle: its peak); two classes: linear %g, mlp %g;\n"
-             "more: %g",
-             b[MODEL_LINEAR].lr, b[MODEL_MLP].lr, c[MODEL_MLP].lr);
-    snprintf(help_epochs, sizeof help_epochs,
-             "passes over the training set; two classes: linear %lld, mlp %lld;\n"
-             "more: linear %lld, mlp %lld",
-             (long long)b[MODEL_LINEAR].epochs, (long long)b[MODEL_MLP].epochs,
-             (long long)c[MODEL_LINEAR].epochs, (long long)c[MODEL_MLP].epochs);
+    recipe_list(help_lr, sizeof help_lr, "learning rate (one-cycle: its peak):\n", true);
+    recipe_list(help_epochs, sizeof help_epochs, "passes over the training set:\n", false);
+    snprintf(help_bs, sizeof help_bs, "batch size (%lld; cnn %lld)",
+             (long long)RECIPES[MODEL_LINEAR][0].bs, (long long)RECIPES[MODEL_CNN][0].bs);
     snprintf(help_opt, sizeof help_opt,
              "optimizer: %s (plain, two classes), %s (SGD, --mom %g),\n"
              "%s (more classes; betas 0.9/0.99), %s (Adam, decoupled --wd %g)",
              OPT_NAMES[OPT_SGD], OPT_NAMES[OPT_MOMENTUM], DEFAULT_MOMENTUM, OPT_NAMES[OPT_ADAM],
              OPT_NAMES[OPT_ADAMW], DEFAULT_WD_ADAMW);
     snprintf(help_init, sizeof help_init,
-             "initial weights: %s (randn*std, two-class linear), %s (nn.Linear's,\n"
-             "two-class mlp, linear), %s (He before a ReLU, other models)",
+             "initial weights: %s (randn*std, two-class linear), %s (nn.Linear's\n"
+             "and nn.Conv2d's), %s (He before a ReLU)",
              INIT_NAMES[INIT_NORMAL], INIT_NAMES[INIT_PYTORCH], INIT_NAMES[INIT_KAIMING]);
     snprintf(help_hidden, sizeof help_hidden,
              "mlp's hidden layer widths, e.g. 256,128; two classes %s, more %s",
-             RECIPES[1][MODEL_MLP].hidden, RECIPES[0][MODEL_MLP].hidden);
+             RECIPES[MODEL_MLP][1].hidden, RECIPES[MODEL_MLP][0].hidden);
 }
 
 /* Parses argv and fills in the defaults that do not depend on the data;
@@ -117,13 +135,14 @@ static void write_help(void) {
 static int parse(int argc, char **argv, train_cfg *c) {
     /* Sentinels tell "not given" from a value, for the per-model defaults. */
     *c = (train_cfg){.model = -1, .loss = -1, .init = -1, .opt = -1, .sched = -1, .lr = NAN,
-                     .std = NAN, .mom = NAN, .wd = NAN, .epochs = -1, .bs = DEFAULT_BS,
+                     .std = NAN, .mom = NAN, .wd = NAN, .epochs = -1, .bs = -1,
                      .seed = DEFAULT_SEED};
     write_help();
     cg_opt opts[] = {
         {"--model", CG_OPT_CHOICE, &c->model, 0, 0, MODEL_CHOICES, false,
-         "the article's linear1 (x@w+b; softmax regression for more classes)\n"
-         "or the book's simple_net (in -> hidden -> ReLU -> out)", NULL},
+         "the article's linear1 (x@w+b; softmax regression for more classes),\n"
+         "the book's simple_net (in -> hidden -> ReLU -> out), ch.13's\n"
+         "simple_cnn (five stride-2 convs with batch norm), or a small ResNet", NULL},
         {"--arch", CG_OPT_STR, &c->arch, 0, 0, NULL, false,
          "layers, e.g. \"linear:256,relu,dropout:0.2,linear\" (a last linear\n"
          "without a size gets one output per class)", "SPEC"},
@@ -142,7 +161,7 @@ static int parse(int argc, char **argv, train_cfg *c) {
          "momentum (SGD) or beta1 (Adam); one-cycle cycles it 0.95-0.85-0.95", NULL},
         {"--wd", CG_OPT_FLOAT, &c->wd, 0, 10, NULL, false, "weight decay (adamw: 0.01, else 0)", NULL},
         {"--epochs", CG_OPT_INT, &c->epochs, 1, 100000, NULL, false, help_epochs, NULL},
-        {"--bs", CG_OPT_INT, &c->bs, 1, 1 << 24, NULL, false, "batch size (256)", NULL},
+        {"--bs", CG_OPT_INT, &c->bs, 1, 1 << 24, NULL, false, help_bs, NULL},
         {"--seed", CG_OPT_U64, &c->seed, 0, 0, NULL, false,
          "fixes the initial weights and batch order (42)", NULL},
         {"--init", CG_OPT_CHOICE, &c->init, 0, 0, "normal|pytorch|kaiming", false, help_init, NULL},
@@ -184,26 +203,29 @@ static int parse(int argc, char **argv, train_cfg *c) {
         if (!dot || (strcmp(dot, ".csv") != 0 && strcmp(dot, ".json") != 0))
             return cg_usage_error("train", "--history %s: name a .csv or .json file", c->history);
     }
-    if (c->model < 0) c->model = MODEL_MLP; /* --arch: the mlp row of the recipes */
+    if (c->model < 0) c->model = MODEL_ARCH;
     return cg_cli_check_data_opts("train", &c->src, false);
 }
 
 /* The defaults that depend on the task (two classes or more). */
 static int finish_defaults(train_cfg *c, int n_classes) {
-    if (c->loss < 0) c->loss = n_classes == 2 ? CG_LOSS_MNIST : CG_LOSS_CE;
+    const recipe *r = &RECIPES[c->model][n_classes == 2];
+    if (c->loss < 0) c->loss = r->loss;
     if (c->loss != CG_LOSS_CE && n_classes != 2)
         return cg_usage_error("train",
                               "--loss %s tells exactly 2 classes apart (one output); the data has "
                               "%d: use --loss ce, or --classes to pick two",
                               cg_loss_name((cg_loss_kind)c->loss), n_classes);
-    const recipe *r = &RECIPES[c->loss != CG_LOSS_CE][c->model];
-    if (c->init < 0) c->init = c->arch && c->loss == CG_LOSS_CE ? INIT_KAIMING : r->init;
+    /* --loss ce on the article's models: fastai's recipe for them. */
+    if (c->loss == CG_LOSS_CE && r->loss != CG_LOSS_CE) r = &RECIPES[c->model][0];
+    if (c->init < 0) c->init = r->init;
     if (c->init != INIT_NORMAL && !isnan(c->std))
         return cg_usage_error("train", "--std is for --init normal (--init %s has no std)",
                               INIT_NAMES[c->init]);
     if (c->init == INIT_NORMAL && isnan(c->std)) c->std = 1.0;
     if (isnan(c->lr)) c->lr = r->lr;
     if (c->epochs < 0) c->epochs = r->epochs;
+    if (c->bs < 0) c->bs = r->bs;
     if (c->opt < 0) c->opt = !isnan(c->mom) && r->opt == OPT_SGD ? OPT_MOMENTUM : r->opt;
     if (c->sched < 0) c->sched = r->sched;
     if (isnan(c->mom))
@@ -239,14 +261,14 @@ static cg_optim_config optim_config(const train_cfg *c) {
 /* The model the options describe, for data of n_classes classes. */
 static cg_model *build_model(const train_cfg *c, const cg_dataset *train, cg_rng *rng) {
     char spec[1024];
-    const char *name = c->arch ? "custom" : MODEL_NAMES[c->model];
+    const char *name = MODEL_NAMES[c->model];
+    int64_t n_outputs = c->loss == CG_LOSS_CE ? train->n_classes : 1;
     if (c->arch)
         snprintf(spec, sizeof spec, "%s", c->arch);
-    else if (c->model == MODEL_LINEAR)
-        snprintf(spec, sizeof spec, "linear");
-    else if (cg_mlp_spec(c->hidden, spec, sizeof spec) != CG_OK)
+    else if (c->model == MODEL_MLP ? cg_mlp_spec(c->hidden, spec, sizeof spec)
+                                   : cg_model_preset(MODEL_KINDS[c->model], 0, n_outputs, spec,
+                                                     sizeof spec, &name))
         return NULL;
-    int64_t n_outputs = c->loss == CG_LOSS_CE ? train->n_classes : 1;
     static const cg_init inits[] = {CG_INIT_NORMAL, CG_INIT_PYTORCH, CG_INIT_KAIMING};
     cg_model *m = cg_model_for_images(spec, name, 1, train->height, train->width, n_outputs,
                                       inits[c->init], (float)(isnan(c->std) ? 1.0 : c->std), rng);

@@ -113,8 +113,10 @@ void cg_opts_print_help(FILE *f, const cg_opt *opts, int n_opts) {
         option_words(&opts[k], words, sizeof words);
         /* The help text after the option, its own line breaks indented. */
         int pad = (int)strlen(words) < COLUMN - 3 ? COLUMN - 2 - (int)strlen(words) : 0;
-        fprintf(f, "  %s%*s", words, pad ? pad : 1, "");
-        if (!pad) fprintf(f, "\n%*s", COLUMN, "");
+        if (pad)
+            fprintf(f, "  %s%*s", words, pad, "");
+        else
+            fprintf(f, "  %s\n%*s", words, COLUMN, "");
         for (const char *h = opts[k].help; *h; h++) {
             fputc(*h, f);
             if (*h == '\n' && h[1]) fprintf(f, "%*s", COLUMN, "");

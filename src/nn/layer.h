@@ -95,8 +95,6 @@ cg_model *cg_model_alloc(int n_layers);
  * nothing allocated for the tensors yet. NULL + cg_fail on a bad spec. */
 cg_model *cg_model_parse(const char *spec, const char *name, const int64_t *in_shape,
                          int in_ndim, int64_t n_outputs, cg_layer_plan **plans);
-/* The spec and name of one of the chapter's presets. */
-cg_status cg_model_preset(cg_model_kind kind, int64_t n_hidden, char *spec, size_t size,
-                          const char **name);
+
 
 #endif /* CGRAD_NN_LAYER_H */

@@ -34,7 +34,14 @@ const char *cg_layer_spec(const cg_layer *l, char *buf, size_t size) {
             n += snprintf(buf + n, size - (size_t)n, ":%lld", (long long)l->args[a]);
         } else {
             if (isnan(l->fargs[a])) break;
-            n += snprintf(buf + n, size - (size_t)n, ":%g", (double)l->fargs[a]);
+            /* The fewest digits that read back as the same float: "0.2",
+             * but "0.99999994", not "1" (which dropout would refuse). */
+            char num[32];
+            for (int prec = 6; prec <= 9; prec++) {
+                snprintf(num, sizeof num, "%.*g", prec, (double)l->fargs[a]);
+                if ((float)strtod(num, NULL) == l->fargs[a]) break;
+            }
+            n += snprintf(buf + n, size - (size_t)n, ":%s", num);
         }
     }
     return buf;

@@ -143,6 +143,7 @@ const char *cg_model_spec(const cg_model *m, char *buf, size_t size) {
 }
 
 cg_status cg_mlp_spec(const char *hidden, char *buf, size_t size) {
+    if (!hidden || !buf || size == 0) return cg_fail(CG_ERR_ARG, "model: needs hidden sizes");
     size_t used = 0;
     buf[0] = '\0';
     const char *p = hidden;
@@ -150,7 +151,8 @@ cg_status cg_mlp_spec(const char *hidden, char *buf, size_t size) {
         char *end = NULL;
         errno = 0;
         long long h = strtoll(p, &end, 10);
-        if (end == p || errno || (*end && *end != ',') || h < 1 || h > CG_LAYER_MAX_WIDTH)
+        if (end == p || errno || (*end && (*end != ',' || !end[1])) || h < 1 ||
+            h > CG_LAYER_MAX_WIDTH)
             return cg_fail(CG_ERR_ARG,
                            "model: hidden sizes '%s' must be whole numbers from 1 to %lld, "
                            "separated by commas (e.g. 256,128)",
@@ -177,14 +179,18 @@ cg_status cg_model_plan(cg_model *m, cg_layer_plan *plans) {
     if (m->in_ndim < 1 || m->in_ndim > CG_MAX_DIMS - 1)
         return cg_fail(CG_ERR_SHAPE, "model: an item must have 1..%d dims, got %d",
                        CG_MAX_DIMS - 1, m->in_ndim);
-    for (int d = 0; d < m->in_ndim; d++)
+    /* In double: three dims of up to 2^24 each would overflow int64. */
+    double n_inputs = 1.0;
+    for (int d = 0; d < m->in_ndim; d++) {
         if (m->in_shape[d] < 1 || m->in_shape[d] > CG_LAYER_MAX_WIDTH)
             return cg_fail(CG_ERR_SHAPE, "model: input dim %d is %lld, outside 1..%lld", d,
                            (long long)m->in_shape[d], (long long)CG_LAYER_MAX_WIDTH);
+        n_inputs *= (double)m->in_shape[d];
+    }
+    if (n_inputs > (double)CG_LAYER_MAX_WIDTH)
+        return cg_fail(CG_ERR_SHAPE, "model: %.0f inputs per item is more than %lld", n_inputs,
+                       (long long)CG_LAYER_MAX_WIDTH);
     m->n_inputs = shape_numel(m->in_shape, m->in_ndim);
-    if (m->n_inputs > CG_LAYER_MAX_WIDTH)
-        return cg_fail(CG_ERR_SHAPE, "model: %lld inputs per item is more than %lld",
-                       (long long)m->n_inputs, (long long)CG_LAYER_MAX_WIDTH);
     const int64_t *shape = m->in_shape;
     int ndim = m->in_ndim;
     for (int i = 0; i < m->n_layers; i++) {
@@ -209,6 +215,14 @@ cg_status cg_model_plan(cg_model *m, cg_layer_plan *plans) {
         }
         shape = l->out_shape;
         ndim = l->out_ndim;
+    }
+    /* forward promises [N, n_outputs]: the last layer must give a row. */
+    if (ndim != 1) {
+        char buf[64];
+        return cg_fail(CG_ERR_SHAPE,
+                       "model: the last layer gives %s per item, not a row of outputs (end with "
+                       "flatten, gap or linear)",
+                       cg_item_shape_str(shape, ndim, buf, sizeof buf));
     }
     m->n_outputs = shape_numel(shape, ndim);
     return CG_OK;
@@ -327,6 +341,11 @@ cg_model *cg_model_for_images(const char *spec, const char *name, int64_t c, int
         cg_fail(CG_ERR_ARG, "model: needs a spec");
         return NULL;
     }
+    if (c < 1 || h < 1 || w < 1 || (double)c * (double)h * (double)w > (double)CG_LAYER_MAX_WIDTH) {
+        cg_fail(CG_ERR_SHAPE, "model: images of %lld x %lld x %lld are outside what a model takes",
+                (long long)c, (long long)h, (long long)w);
+        return NULL;
+    }
     char first[32];
     snprintf(first, sizeof first, "%.*s", (int)strcspn(spec, ":,"), spec);
     const cg_layer_kind *kind = cg_layer_kind_find(first);
@@ -335,33 +354,67 @@ cg_model *cg_model_for_images(const char *spec, const char *name, int64_t c, int
     return cg_model_from_spec(spec, name, (int64_t[]){c * h * w}, 1, n_outputs, init, std, rng);
 }
 
-/* The preset's spec and name. */
-cg_status cg_model_preset(cg_model_kind kind, int64_t n_hidden, char *spec, size_t size,
-                          const char **name) {
-    if (kind == CG_MODEL_LINEAR) {
-        snprintf(spec, size, "linear");
+/*
+ * The presets. fastbook ch.13's simple_cnn is
+ *     def conv(ni, nf, ks=3, act=True):
+ *         layers = [nn.Conv2d(ni, nf, stride=2, kernel_size=ks, padding=ks//2)]
+ *         if act: layers.append(nn.ReLU())
+ *         layers.append(nn.BatchNorm2d(nf))
+ *     simple_cnn = sequential(conv(1,8, ks=5), conv(8,16), conv(16,32), conv(32,64),
+ *                             conv(64,10, act=False), Flatten())
+ * 28x28 -> 14 -> 7 -> 4 -> 2 -> 1: 30,542 parameters for 10 classes. The
+ * ResNet (He et al. 2016, fastai's ResBlock) is a stem of one 3x3 conv,
+ * three residual stages that halve the image and double the channels
+ * (28 -> 14 -> 7 -> 4, 16 -> 32 -> 64 channels, two blocks each), global
+ * average pooling and one linear layer.
+ */
+cg_status cg_model_preset(cg_model_kind kind, int64_t n_hidden, int64_t n_outputs, char *spec,
+                          size_t size, const char **name) {
+    long long o = (long long)n_outputs;
+    if (n_outputs < 1 || n_outputs > CG_LAYER_MAX_WIDTH)
+        return cg_fail(CG_ERR_ARG, "model: outputs must be between 1 and %lld, got %lld",
+                       (long long)CG_LAYER_MAX_WIDTH, o);
+    switch (kind) {
+    case CG_MODEL_LINEAR:
         *name = "linear";
+        snprintf(spec, size, "linear:%lld", o);
+        return CG_OK;
+    case CG_MODEL_MLP:
+        if (n_hidden < 1 || n_hidden > CG_LAYER_MAX_WIDTH)
+            return cg_fail(CG_ERR_ARG, "model: hidden size must be between 1 and %lld, got %lld",
+                           (long long)CG_LAYER_MAX_WIDTH, (long long)n_hidden);
+        *name = "mlp";
+        snprintf(spec, size, "linear:%lld,relu,linear:%lld", (long long)n_hidden, o);
+        return CG_OK;
+    case CG_MODEL_CNN:
+        *name = "cnn";
+        snprintf(spec, size,
+                 "conv:8:5:2,relu,bn,conv:16:3:2,relu,bn,conv:32:3:2,relu,bn,"
+                 "conv:64:3:2,relu,bn,conv:%lld:3:2,bn,flatten",
+                 o);
+        return CG_OK;
+    case CG_MODEL_RESNET:
+        *name = "resnet";
+        snprintf(spec, size,
+                 "conv:16:3,bn,relu,res:16,res:16,res:32:2,res:32,res:64:2,res:64,gap,"
+                 "linear:%lld",
+                 o);
         return CG_OK;
     }
-    if (kind != CG_MODEL_MLP) return cg_fail(CG_ERR_ARG, "model: unknown model kind %d", (int)kind);
-    if (n_hidden < 1 || n_hidden > CG_LAYER_MAX_WIDTH)
-        return cg_fail(CG_ERR_ARG, "model: hidden size must be between 1 and %lld, got %lld",
-                       (long long)CG_LAYER_MAX_WIDTH, (long long)n_hidden);
-    snprintf(spec, size, "linear:%lld,relu,linear", (long long)n_hidden);
-    *name = "mlp";
-    return CG_OK;
+    return cg_fail(CG_ERR_ARG, "model: unknown model kind %d", (int)kind);
 }
 
 cg_model *cg_model_new(cg_model_kind kind, int64_t n_inputs, int64_t n_hidden,
                        int64_t n_outputs, cg_init init, float std, cg_rng *rng) {
-    char spec[96];
+    char spec[256];
     const char *name;
-    if (cg_model_preset(kind, n_hidden, spec, sizeof spec, &name) != CG_OK) return NULL;
-    if (n_outputs < 1 || n_outputs > CG_LAYER_MAX_WIDTH) {
-        cg_fail(CG_ERR_ARG, "model: outputs must be between 1 and %lld, got %lld",
-                (long long)CG_LAYER_MAX_WIDTH, (long long)n_outputs);
+    if (kind != CG_MODEL_LINEAR && kind != CG_MODEL_MLP) {
+        cg_fail(CG_ERR_ARG, "model: cg_model_new makes linear and mlp models (kind %d takes "
+                            "images: see cg_model_for_images)",
+                (int)kind);
         return NULL;
     }
+    if (cg_model_preset(kind, n_hidden, n_outputs, spec, sizeof spec, &name) != CG_OK) return NULL;
     return cg_model_from_spec(spec, name, &n_inputs, 1, n_outputs, init, std, rng);
 }
 

@@ -64,6 +64,10 @@
 /* Saving                                                              */
 /* ------------------------------------------------------------------ */
 
+static const char *name_problem(const void *p, size_t size, bool may_be_empty);
+static int bad_class_name(const char (*names)[CG_CLASS_NAME_MAX], int n, const char **why,
+                          int *repeats);
+
 static size_t header_size(int n_layers, int n_classes) {
     return V2_FIXED + (size_t)CG_CLASS_NAME_MAX * (size_t)n_classes + V2_LAYER * (size_t)n_layers;
 }
@@ -97,6 +101,16 @@ cg_status cg_model_save(const cg_model *m, const char *path) {
     if (m->n_classes < 0 || m->n_classes > CG_MAX_CLASSES)
         return cg_fail(CG_ERR_ARG, "model: %d class names is outside 0..%d", m->n_classes,
                        CG_MAX_CLASSES);
+    /* Names the loader would refuse are refused here: a saved file loads. */
+    const char *why;
+    int repeats, c = bad_class_name(m->class_names, m->n_classes, &why, &repeats);
+    if (c >= 0)
+        return repeats >= 0 ? cg_fail(CG_ERR_ARG, "model: not saving %s: class name %d repeats %d",
+                                      path, c, repeats)
+                            : cg_fail(CG_ERR_ARG, "model: not saving %s: class name %d %s", path,
+                                      c, why);
+    if ((why = name_problem(m->name, CG_MODEL_NAME_MAX, true)))
+        return cg_fail(CG_ERR_ARG, "model: not saving %s: the model's name %s", path, why);
     size_t head = header_size(m->n_layers, m->n_classes), size = head + CRC_SIZE;
     for (int i = 0; i < m->n_layers; i++) {
         const cg_layer *l = &m->layers[i];
@@ -165,26 +179,47 @@ static uint8_t *read_all(FILE *f, const char *path, size_t size) {
     return buf;
 }
 
-/* Class names: each NUL-terminated inside its 32 bytes, not empty, printable
- * (no terminal escapes reach a screen from a file) and not repeated. */
+/* What is wrong with the name in p's `size` bytes, or NULL: it must be
+ * NUL-terminated inside them, printable (no terminal escapes reach a
+ * screen from a file) and, unless may_be_empty, not empty. The same rule
+ * for saving and loading, so that what cg_model_save writes loads. */
+static const char *name_problem(const void *p, size_t size, bool may_be_empty) {
+    const uint8_t *s = p, *end = memchr(s, 0, size);
+    if (!end) return "is not terminated";
+    if (end == s && !may_be_empty) return "is empty";
+    for (const uint8_t *q = s; q < end; q++)
+        if (*q < 0x20 || *q == 0x7f) return "has a control character";
+    return NULL;
+}
+
+/* Class names: each a good name (name_problem) and not repeated; the index
+ * of the first bad one (and *why, *repeats), or -1. */
+static int bad_class_name(const char (*names)[CG_CLASS_NAME_MAX], int n, const char **why,
+                          int *repeats) {
+    *repeats = -1;
+    for (int c = 0; c < n; c++) {
+        if ((*why = name_problem(names[c], CG_CLASS_NAME_MAX, false))) return c;
+        for (int k = 0; k < c; k++)
+            if (strcmp(names[k], names[c]) == 0) {
+                *why = "repeats";
+                *repeats = k;
+                return c;
+            }
+    }
+    return -1;
+}
+
 static cg_status read_class_names(cg_model *m, const uint8_t *p, uint32_t n, const char *path) {
-    for (uint32_t c = 0; c < n; c++, p += CG_CLASS_NAME_MAX) {
-        const uint8_t *end = memchr(p, 0, CG_CLASS_NAME_MAX);
-        if (!end)
-            return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %u is not terminated",
-                           path, c);
-        if (end == p)
-            return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %u is empty", path, c);
-        for (const uint8_t *q = p; q < end; q++)
-            if (*q < 0x20 || *q == 0x7f)
-                return cg_fail(CG_ERR_FORMAT,
-                               "model: %s is corrupt: class name %u has a control character",
-                               path, c);
-        memcpy(m->class_names[c], p, CG_CLASS_NAME_MAX);
-        for (uint32_t k = 0; k < c; k++)
-            if (strcmp(m->class_names[k], m->class_names[c]) == 0)
-                return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %u repeats %u",
-                               path, c, k);
+    memcpy(m->class_names, p, (size_t)CG_CLASS_NAME_MAX * n);
+    const char *why;
+    int repeats, c = bad_class_name((const char (*)[CG_CLASS_NAME_MAX])m->class_names, (int)n,
+                                    &why, &repeats);
+    if (c >= 0) {
+        memset(m->class_names, 0, sizeof m->class_names);
+        if (repeats >= 0)
+            return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %d repeats %d", path,
+                           c, repeats);
+        return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %d %s", path, c, why);
     }
     m->n_classes = (int)n;
     return CG_OK;
@@ -245,7 +280,7 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
     }
     if (!(m = cg_model_alloc((int)n_layers))) return NULL;
     memcpy(m->name, head + 56, CG_MODEL_NAME_MAX);
-    m->name[CG_MODEL_NAME_MAX - 1] = '\0';
+    m->name[CG_MODEL_NAME_MAX - 1] = '\0'; /* checked with the class names, below */
     m->in_ndim = (int)in_ndim;
     for (uint32_t d = 0; d < in_ndim; d++) m->in_shape[d] = cg_get_i64(head + 24 + 8 * d);
     const uint8_t *p = head + V2_FIXED + (size_t)CG_CLASS_NAME_MAX * n_classes;
@@ -255,6 +290,8 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
         memcpy(kind, p, KIND_NAME_MAX);
         kind[KIND_NAME_MAX - 1] = '\0';
         if (!(l->kind = cg_layer_kind_find(kind))) {
+            for (char *q = kind; *q; q++) /* no escapes from the file into the message */
+                if ((uint8_t)*q < 0x20 || (uint8_t)*q >= 0x7f) *q = '?';
             cg_fail(CG_ERR_FORMAT, "model: %s: layer %u is of a kind this cgrad does not know "
                                    "('%.15s'; a newer cgrad wrote it?)",
                     path, i + 1, kind);
@@ -286,6 +323,11 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
     if (stored != actual) {
         cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)",
                 path, stored, actual);
+        goto fail;
+    }
+    const char *why = name_problem(buf + 56, CG_MODEL_NAME_MAX, true);
+    if (why) {
+        cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: the model's name %s", path, why);
         goto fail;
     }
     if (read_class_names(m, buf + V2_FIXED, n_classes, path) != CG_OK) goto fail;
@@ -353,7 +395,7 @@ static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t 
     cg_layer_plan *plans = NULL;
     uint8_t *buf = NULL;
     cg_model *m = NULL;
-    if (cg_model_preset((cg_model_kind)kind, n_hid, spec, sizeof spec, &name) != CG_OK ||
+    if (cg_model_preset((cg_model_kind)kind, n_hid, n_out, spec, sizeof spec, &name) != CG_OK ||
         !(m = cg_model_parse(spec, name, &n_in, 1, n_out, &plans)) ||
         cg_model_alloc_tensors(m, plans) != CG_OK || !(buf = read_all(f, path, flen)))
         goto fail;

@@ -19,8 +19,9 @@ static cg_status pool_plan(cg_layer *l, cg_layer_plan *p) {
     if (l->in_ndim != 3)
         return cg_fail(CG_ERR_SHAPE, "%s: needs images [C, H, W], got items of %d dims", spec,
                        l->in_ndim);
+    /* PAD > K / 2, not 2 * PAD > K: a PAD from a file may be near INT64_MAX. */
     if (a[K] < 1 || a[K] > 64 || a[STRIDE] < 1 || a[STRIDE] > 64 || a[PAD] < 0 ||
-        2 * a[PAD] > a[K])
+        a[PAD] > a[K] / 2)
         return cg_fail(CG_ERR_ARG, "%s: needs K 1..64, STRIDE 1..64, PAD 0..K/2", spec);
     const int64_t h = l->in_shape[1], w = l->in_shape[2];
     if (h + 2 * a[PAD] < a[K] || w + 2 * a[PAD] < a[K])
