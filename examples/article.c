@@ -58,17 +58,21 @@ static cg_tensor *weights, *bias;
 
 /* def init_params(size, std=1.0): return (torch.randn(size)*std).requires_grad_() */
 static cg_tensor *init_params(const int64_t *size, int ndim, float std) {
-    return cg_tensor_requires_grad(cg_tensor_mul(cg_tensor_randn(size, ndim, NULL), cg_tensor_scalar(std)), true);
+    return cg_tensor_requires_grad(
+        cg_tensor_mul(cg_tensor_randn(size, ndim, NULL), cg_tensor_scalar(std)), true);
 }
 
 /* def linear1(xb): return xb@weights + bias */
-static cg_tensor *linear1(cg_tensor *xb) { return cg_tensor_add(cg_tensor_matmul(xb, weights), bias); }
+static cg_tensor *linear1(cg_tensor *xb) {
+    return cg_tensor_add(cg_tensor_matmul(xb, weights), bias);
+}
 
 /* def mnist_loss(predictions, targets):
  *     return torch.where(targets==1, 1-predictions, predictions).mean() */
 static cg_tensor *mnist_loss_no_sigmoid(cg_tensor *predictions, cg_tensor *targets) {
     cg_tensor *one = cg_tensor_scalar(1.0f);
-    return cg_tensor_mean(cg_tensor_where(cg_tensor_eq(targets, one), cg_tensor_sub(one, predictions), predictions));
+    return cg_tensor_mean(
+        cg_tensor_where(cg_tensor_eq(targets, one), cg_tensor_sub(one, predictions), predictions));
 }
 
 /* def mnist_loss(predictions, targets):
@@ -94,7 +98,8 @@ int main(int argc, char **argv) {
      * -- argv[1], else $CGRAD_DATA/mnist_sample, else cgrad's cache; no
      *    download here (`cgrad fetch mnist_sample` does that). */
     char path[4096], dir[4200];
-    if (cg_locate_dataset("mnist_sample", argc > 1 ? argv[1] : NULL, false, path, sizeof path) != CG_OK) {
+    if (cg_locate_dataset("mnist_sample", argc > 1 ? argv[1] : NULL, false, path, sizeof path) !=
+        CG_OK) {
         printf("example_article: no MNIST_SAMPLE data, nothing to do.\n%s\n", cg_last_error());
         return 0;
     }
@@ -129,7 +134,8 @@ int main(int argc, char **argv) {
 
     /* train_x = torch.cat([stacked_threes, stacked_sevens]).view(-1, 28*28) */
     int64_t flat[2] = {-1, 28 * 28};
-    cg_tensor *train_x = cg_tensor_reshape(cg_tensor_cat((cg_tensor *[]){stacked_threes, stacked_sevens}, 2, 0), flat, 2);
+    cg_tensor *train_x = cg_tensor_reshape(
+        cg_tensor_cat((cg_tensor *[]){stacked_threes, stacked_sevens}, 2, 0), flat, 2);
 
     /* train_y = tensor([1]*len(threes) + [0]*len(sevens)).unsqueeze(1) */
     cg_tensor *train_y = cg_tensor_unsqueeze(
@@ -155,7 +161,8 @@ int main(int argc, char **argv) {
     /* valid_x = torch.cat([valid_3_tens, valid_7_tens]).view(-1, 28*28)
      * valid_y = tensor([1]*len(valid_3_tens) + [0]*len(valid_7_tens)).unsqueeze(1)
      * valid_dset = list(zip(valid_x, valid_y)) */
-    cg_tensor *valid_x = cg_tensor_reshape(cg_tensor_cat((cg_tensor *[]){valid_3_tens, valid_7_tens}, 2, 0), flat, 2);
+    cg_tensor *valid_x = cg_tensor_reshape(
+        cg_tensor_cat((cg_tensor *[]){valid_3_tens, valid_7_tens}, 2, 0), flat, 2);
     cg_tensor *valid_y = cg_tensor_unsqueeze(
         cg_tensor_cat((cg_tensor *[]){cg_tensor_ones(&nv3, 1), cg_tensor_zeros(&nv7, 1)}, 2, 0), 1);
     check(valid_y, "valid_y");
@@ -172,8 +179,10 @@ int main(int argc, char **argv) {
     print_size("weights.shape: ", weights, "\n");
 
     /* (train_x[0]*weights.T).sum() + bias */
-    print_values("(train_x[0]*weights.T).sum() + bias",
-                 check(cg_tensor_add(cg_tensor_sum(cg_tensor_mul(x, cg_tensor_transpose(weights))), bias), "prediction"));
+    print_values(
+        "(train_x[0]*weights.T).sum() + bias",
+        check(cg_tensor_add(cg_tensor_sum(cg_tensor_mul(x, cg_tensor_transpose(weights))), bias),
+              "prediction"));
 
     /* preds = linear1(train_x)
      * preds */
@@ -195,9 +204,11 @@ int main(int argc, char **argv) {
     cg_tensor *prds = cg_tensor_from_data((float[]){0.9f, 0.4f, 0.2f}, three, 1);
     print_values("mnist_loss(prds,trgts)", check(mnist_loss_no_sigmoid(prds, trgts), "mnist_loss"));
     cg_tensor *prds2 = cg_tensor_from_data((float[]){0.9f, 0.4f, 0.8f}, three, 1);
-    print_values("mnist_loss(tensor([0.9, 0.4, 0.8]),trgts)", check(mnist_loss_no_sigmoid(prds2, trgts), "mnist_loss"));
+    print_values("mnist_loss(tensor([0.9, 0.4, 0.8]),trgts)",
+                 check(mnist_loss_no_sigmoid(prds2, trgts), "mnist_loss"));
     /* ... and with sigmoid */
-    print_values("mnist_loss with sigmoid(prds,trgts)", check(mnist_loss(prds, trgts), "mnist_loss"));
+    print_values("mnist_loss with sigmoid(prds,trgts)",
+                 check(mnist_loss(prds, trgts), "mnist_loss"));
 
     /* coll = range(15)
      * dl = DataLoader(coll, batch_size=5, shuffle=True)
@@ -225,7 +236,8 @@ int main(int argc, char **argv) {
     printf("list(dl):");
     while (cg_dataloader_next(&dl, &idx, &n)) {
         printf(" (");
-        for (int64_t i = 0; i < n; i++) printf("%s%lld:%c", i ? " " : "", (long long)idx[i], ascii_lowercase[idx[i]]);
+        for (int64_t i = 0; i < n; i++)
+            printf("%s%lld:%c", i ? " " : "", (long long)idx[i], ascii_lowercase[idx[i]]);
         printf(")");
     }
     printf("\n");

@@ -30,8 +30,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (w * h != m->n_inputs) {
-        fprintf(stderr, "%s: %s is %lldx%lld = %lld pixels; the model takes %lld\n", argv[0], argv[2],
-                (long long)w, (long long)h, (long long)(w * h), (long long)m->n_inputs);
+        fprintf(stderr, "%s: %s is %lldx%lld = %lld pixels; the model takes %lld\n", argv[0],
+                argv[2], (long long)w, (long long)h, (long long)(w * h), (long long)m->n_inputs);
         free(pixels);
         cg_model_free(m);
         return 1;

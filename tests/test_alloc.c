@@ -85,7 +85,8 @@ static void setup_make(setup *s, cg_model_kind kind) {
     uint8_t *pixels = malloc(N_TRAIN * PIXELS), labels[N_TRAIN] = {0};
     assert_non_null(pixels);
     for (int64_t i = 0; i < N_TRAIN * PIXELS; i++) pixels[i] = (uint8_t)(xt->data[i] * 256.0f);
-    assert_int_equal(cg_dataset_from_u8(&s->train, "test", "random", pixels, labels, N_TRAIN, 28, 28), CG_OK);
+    assert_int_equal(
+        cg_dataset_from_u8(&s->train, "test", "random", pixels, labels, N_TRAIN, 28, 28), CG_OK);
     free(pixels);
     cg_tensor_release(xt);
     make_data(N_VALID, 20, &s->xv, &s->yv);

@@ -43,7 +43,8 @@ static model make_model(void) {
     model m;
     m.x = cg_tensor_from_data(X, (int64_t[]){4, 3}, 2);
     m.t = cg_tensor_from_data(T, (int64_t[]){4, 1}, 2); /* train_y.unsqueeze(1) */
-    m.w = cg_tensor_requires_grad(cg_tensor_from_data((float[]){LN3, -LN3, 0}, (int64_t[]){3, 1}, 2), true);
+    m.w = cg_tensor_requires_grad(
+        cg_tensor_from_data((float[]){LN3, -LN3, 0}, (int64_t[]){3, 1}, 2), true);
     m.b = cg_tensor_requires_grad(cg_tensor_zeros((int64_t[]){1}, 1), true);
     return m;
 }
@@ -55,7 +56,9 @@ static void free_model(model *m) {
     cg_tensor_release(m->b);
 }
 
-static cg_tensor *linear1(const model *m) { return cg_tensor_add(cg_tensor_matmul(m->x, m->w), m->b); }
+static cg_tensor *linear1(const model *m) {
+    return cg_tensor_add(cg_tensor_matmul(m->x, m->w), m->b);
+}
 
 /* The article's mnist_loss written out from single ops. */
 static cg_tensor *mnist_loss_ops(cg_tensor *p, cg_tensor *t) {
@@ -132,11 +135,20 @@ static void test_no_grad_records_nothing(void **state) {
     cg_scope_begin();
     cg_tensor *preds = linear1(&m);
     cg_tensor *results[] = {
-        cg_tensor_matmul(m.x, m.w), preds, cg_mnist_loss(preds, m.t), cg_bce_with_logits(preds, m.t),
-        cg_tensor_sigmoid(m.w), cg_tensor_relu(m.w), cg_tensor_pow(m.w, 2), cg_tensor_sum(m.w),
-        cg_tensor_mean_dims(m.w, (int[]){0}, 1, false), cg_tensor_max(m.w, 0, false),
-        cg_tensor_reshape(m.w, (int64_t[]){-1}, 1), cg_tensor_rows(m.w, 0, 2),
-        cg_tensor_transpose(m.w), cg_tensor_index_select(m.w, (int64_t[]){2, 2}, 2),
+        cg_tensor_matmul(m.x, m.w),
+        preds,
+        cg_mnist_loss(preds, m.t),
+        cg_bce_with_logits(preds, m.t),
+        cg_tensor_sigmoid(m.w),
+        cg_tensor_relu(m.w),
+        cg_tensor_pow(m.w, 2),
+        cg_tensor_sum(m.w),
+        cg_tensor_mean_dims(m.w, (int[]){0}, 1, false),
+        cg_tensor_max(m.w, 0, false),
+        cg_tensor_reshape(m.w, (int64_t[]){-1}, 1),
+        cg_tensor_rows(m.w, 0, 2),
+        cg_tensor_transpose(m.w),
+        cg_tensor_index_select(m.w, (int64_t[]){2, 2}, 2),
         cg_tensor_cat((cg_tensor *[]){m.w, m.w, m.w, m.w}, 4, 0),
         cg_tensor_where(m.t, preds, m.b),
     };
@@ -175,7 +187,8 @@ static void test_backward_errors(void **state) {
 
 static void test_detach(void **state) {
     (void)state;
-    cg_tensor *x = cg_tensor_requires_grad(cg_tensor_from_data((float[]){1, 2, 3}, (int64_t[]){3}, 1), true);
+    cg_tensor *x =
+        cg_tensor_requires_grad(cg_tensor_from_data((float[]){1, 2, 3}, (int64_t[]){3}, 1), true);
     cg_scope_begin();
     cg_tensor *d = cg_tensor_detach(x);
     assert_ptr_equal(d->data, x->data);
@@ -260,8 +273,10 @@ static void test_scope_end_keep(void **state) {
 
 static void test_sgd_step(void **state) {
     (void)state;
-    cg_tensor *p = cg_tensor_requires_grad(cg_tensor_from_data((float[]){1, 2, 3}, (int64_t[]){3}, 1), true);
-    cg_tensor *q = cg_tensor_requires_grad(cg_tensor_from_data((float[]){5}, (int64_t[]){1}, 1), true);
+    cg_tensor *p =
+        cg_tensor_requires_grad(cg_tensor_from_data((float[]){1, 2, 3}, (int64_t[]){3}, 1), true);
+    cg_tensor *q =
+        cg_tensor_requires_grad(cg_tensor_from_data((float[]){5}, (int64_t[]){1}, 1), true);
     cg_tensor *c = cg_tensor_from_data((float[]){0.5f, -1, 2}, (int64_t[]){3}, 1);
     cg_scope_begin();
     assert_int_equal(cg_backward(cg_tensor_sum(cg_tensor_mul(p, c))), CG_OK); /* p.grad = c */
@@ -320,7 +335,8 @@ static void test_training_loop_learns(void **state) {
 static void *step_on_thread(void *arg) {
     float *grad_out = arg;
     cg_scope_begin();
-    cg_tensor *w = cg_tensor_requires_grad(cg_test_uniform((int64_t[]){64, 3}, 2, -1, 1, 4, false), true);
+    cg_tensor *w =
+        cg_tensor_requires_grad(cg_test_uniform((int64_t[]){64, 3}, 2, -1, 1, 4, false), true);
     cg_tensor *x = cg_test_uniform((int64_t[]){300, 64}, 2, -1, 1, 5, false);
     cg_tensor *loss = cg_tensor_mean(cg_tensor_relu(cg_tensor_matmul(x, w)));
     if (loss && cg_backward(loss) == CG_OK) memcpy(grad_out, w->grad, 64 * 3 * sizeof(float));

@@ -262,7 +262,8 @@ static void test_batchnorm_errors(void **state) {
     assert_float_equal(c3->data[0], 1, 0);
     /* an empty batch is fine in eval mode */
     cg_tensor *e = cg_tensor_ones((int64_t[]){0, 3}, 2);
-    cg_assert_shape(cg_tensor_batchnorm(e, c3, c3, c3, c3, false, MOMENTUM, EPS), (int64_t[]){0, 3}, 2);
+    cg_assert_shape(cg_tensor_batchnorm(e, c3, c3, c3, c3, false, MOMENTUM, EPS), (int64_t[]){0, 3},
+                    2);
     /* NULL in, NULL out, the message untouched */
     cg_fail(CG_ERR_ARG, "earlier");
     assert_null(cg_tensor_batchnorm(NULL, c3, c3, c3, c3, true, MOMENTUM, EPS));
@@ -277,7 +278,8 @@ static void test_batchnorm_errors(void **state) {
 static void check_threads(bool training, bool affine) {
     const int64_t shape[4] = {64, 8, 24, 24}; /* 294912 elements: past CG_PARALLEL_MIN */
     cg_tensor *x = input(shape, 4, 0.5f, 21, true);
-    cg_tensor *g = affine ? vec(8, 0.5f, 2, 22, true) : NULL, *b = affine ? vec(8, -1, 1, 23, true) : NULL;
+    cg_tensor *g = affine ? vec(8, 0.5f, 2, 22, true) : NULL,
+              *b = affine ? vec(8, -1, 1, 23, true) : NULL;
     cg_tensor *dy = cg_test_uniform(shape, 4, -1, 1, 24, false);
     float *y[2], *gx[2], gg[2][8], gb[2][8], rm[2][8], rv[2][8];
     cg_guard_enable(false);
@@ -323,7 +325,8 @@ static void check_threads(bool training, bool affine) {
     cg_tensor *rm0 = vec(8, 0, 0.1f, 25, false), *rv0 = vec(8, 1, 1.1f, 26, false);
     memcpy(erm, rm0->data, sizeof erm);
     memcpy(erv, rv0->data, sizeof erv);
-    double *want = malloc((size_t)x->numel * sizeof(double)), *wgx = malloc((size_t)x->numel * sizeof(double));
+    double *want = malloc((size_t)x->numel * sizeof(double)),
+           *wgx = malloc((size_t)x->numel * sizeof(double));
     double wgg[8], wgb[8];
     ref_bn r;
     ref_forward(x, affine ? g->data : NULL, affine ? b->data : NULL, erm, erv, training, MOMENTUM,
@@ -408,27 +411,32 @@ static void grad_check(const int64_t *shape, int ndim, bn_ctx c, uint64_t seed) 
 
 static void test_batchnorm_grad_training_4d(void **state) {
     (void)state;
-    grad_check((int64_t[]){3, 2, 3, 2}, 4, (bn_ctx){.training = true, .affine = true, .track = true}, 30);
+    grad_check((int64_t[]){3, 2, 3, 2}, 4,
+               (bn_ctx){.training = true, .affine = true, .track = true}, 30);
     grad_check((int64_t[]){2, 3, 2, 2}, 4, (bn_ctx){.training = true, .affine = false}, 31);
 }
 
 static void test_batchnorm_grad_training_2d(void **state) {
     (void)state;
     grad_check((int64_t[]){6, 4}, 2, (bn_ctx){.training = true, .affine = true}, 32);
-    grad_check((int64_t[]){5, 3}, 2, (bn_ctx){.training = true, .affine = false, .track = true}, 33);
+    grad_check((int64_t[]){5, 3}, 2, (bn_ctx){.training = true, .affine = false, .track = true},
+               33);
 }
 
 static void test_batchnorm_grad_eval(void **state) {
     (void)state;
-    grad_check((int64_t[]){3, 2, 2, 3}, 4, (bn_ctx){.training = false, .affine = true, .track = true}, 34);
-    grad_check((int64_t[]){4, 3}, 2, (bn_ctx){.training = false, .affine = false, .track = true}, 35);
+    grad_check((int64_t[]){3, 2, 2, 3}, 4,
+               (bn_ctx){.training = false, .affine = true, .track = true}, 34);
+    grad_check((int64_t[]){4, 3}, 2, (bn_ctx){.training = false, .affine = false, .track = true},
+               35);
 }
 
 /* Only gamma and beta learn (x a constant): their grads alone. */
 static void test_batchnorm_grad_params_only(void **state) {
     (void)state;
     const int64_t shape[4] = {2, 3, 2, 2};
-    cg_tensor *in[3] = {input(shape, 4, 0, 40, false), vec(3, 0.5f, 2, 41, true), vec(3, -1, 1, 42, true)};
+    cg_tensor *in[3] = {input(shape, 4, 0, 40, false), vec(3, 0.5f, 2, 41, true),
+                        vec(3, -1, 1, 42, true)};
     bn_ctx c = {.training = true, .affine = true};
     cg_check_grad(f_bn, in, 3, &c, TOL);
     assert_null(in[0]->grad);

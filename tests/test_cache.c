@@ -177,7 +177,16 @@ static void test_cache_key_follows_changes(void **state) {
     assert_int_equal(count_cache_files(cache, NULL), 5);
 }
 
-typedef enum { FLIP_MIDDLE, FLIP_COUNT, FLIP_CRC, TRUNCATE_HALF, TRUNCATE_HEADER, EMPTY, EXTRA_BYTE, N_DAMAGE } damage;
+typedef enum {
+    FLIP_MIDDLE,
+    FLIP_COUNT,
+    FLIP_CRC,
+    TRUNCATE_HALF,
+    TRUNCATE_HEADER,
+    EMPTY,
+    EXTRA_BYTE,
+    N_DAMAGE
+} damage;
 
 static void apply(const char *file, damage d, const uint8_t *good, size_t len) {
     uint8_t *bytes = malloc(len + 1);

@@ -274,8 +274,8 @@ static void write_idx(const char *path, int ndim, const uint32_t *dims, const ui
     fwrite(head, 1, 4, f);
     size_t size = 1;
     for (int d = 0; d < ndim; d++) {
-        uint8_t be[4] = {(uint8_t)(dims[d] >> 24), (uint8_t)(dims[d] >> 16), (uint8_t)(dims[d] >> 8),
-                         (uint8_t)dims[d]};
+        uint8_t be[4] = {(uint8_t)(dims[d] >> 24), (uint8_t)(dims[d] >> 16),
+                         (uint8_t)(dims[d] >> 8), (uint8_t)dims[d]};
         fwrite(be, 1, 4, f);
         size *= dims[d];
     }
@@ -671,7 +671,8 @@ static void test_cli_seed_sweep(void **state) {
         double lo = 1.0, hi = 0.0;
         for (int seed = 1; seed <= seeds; seed++) {
             double acc = train_accuracy(root, models[k], seed);
-            if (!(acc >= bar[k])) fail_msg("%s seed %d: accuracy %.4f < %.2f", models[k], seed, acc, bar[k]);
+            if (!(acc >= bar[k]))
+                fail_msg("%s seed %d: accuracy %.4f < %.2f", models[k], seed, acc, bar[k]);
             lo = fmin(lo, acc);
             hi = fmax(hi, acc);
         }
@@ -742,7 +743,8 @@ static void test_cli_full_mnist_classes_is_mnist_sample(void **state) {
         char a[64], b[64];
         json_raw(r[0].out, keys[i], a, sizeof a);
         json_raw(r[1].out, keys[i], b, sizeof b);
-        if (strcmp(a, b) != 0) fail_msg("baseline \"%s\": mnist_sample %s, mnist 3,7 %s", keys[i], a, b);
+        if (strcmp(a, b) != 0)
+            fail_msg("baseline \"%s\": mnist_sample %s, mnist 3,7 %s", keys[i], a, b);
     }
     expect_contains(r[1].out, "\"per_class\":{\"3\":", "3 first, as given");
     for (int k = 0; k < 2; k++) run_free(&r[k]);
@@ -750,7 +752,8 @@ static void test_cli_full_mnist_classes_is_mnist_sample(void **state) {
         char a[700], b[700];
         snprintf(a, sizeof a, "%s/ideal_%s.png", ideals[0], c ? "7" : "3");
         snprintf(b, sizeof b, "%s/ideal_%s.png", ideals[1], c ? "7" : "3");
-        if (!files_equal(a, b)) fail_msg("ideal %s differs between mnist_sample and mnist", c ? "7" : "3");
+        if (!files_equal(a, b))
+            fail_msg("ideal %s differs between mnist_sample and mnist", c ? "7" : "3");
     }
     /* The per-class counts of the validation split, and of both splits. */
     run_result t = run("baseline --dataset mnist --classes 3,7");

@@ -37,7 +37,9 @@ static void write_bytes(const char *path, const void *data, size_t n) {
     assert_int_equal(fclose(f), 0);
 }
 
-static void truncate_file(const char *path, size_t keep) { assert_int_equal(truncate(path, (off_t)keep), 0); }
+static void truncate_file(const char *path, size_t keep) {
+    assert_int_equal(truncate(path, (off_t)keep), 0);
+}
 
 /* Removes the fixture folder: two levels at most, plain files. */
 static void rm_tree(const char *path) {
@@ -88,8 +90,8 @@ static void write_png(const char *path, const png_spec *s, const uint8_t *data) 
     if (setjmp(png_jmpbuf(png))) fail_msg("libpng could not write the fixture %s", path);
     png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)s->w, (png_uint_32)s->h, s->bit_depth, s->color_type,
-                 s->interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
+                 s->interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (s->palette) png_set_PLTE(png, info, s->palette, s->n_palette);
     if (s->trns) png_set_tRNS(png, info, s->trns, s->n_trns, NULL);
     if (s->gamma > 0) png_set_gAMA(png, info, s->gamma);
@@ -163,7 +165,8 @@ static void test_png_gray16_scaled(void **state) {
         raw[2 * i + 1] = (uint8_t)v[i];
         expect[i] = (uint8_t)((v[i] * 255u + 32767u) / 65535u); /* round(v * 255 / 65535) */
     }
-    write_png(join(p, tmp, "g16.png"), &(png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 16}, raw);
+    write_png(join(p, tmp, "g16.png"),
+              &(png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 16}, raw);
     expect_png(p, 2, 2, expect, 0);
 }
 
@@ -172,11 +175,13 @@ static void test_png_gray_low_bit_depths(void **state) {
     char p[512];
     /* 1-bit: 8 pixels 10110000 -> 255 0 255 255 0 0 0 0 */
     const uint8_t one[1] = {0xb0}, e1[8] = {255, 0, 255, 255, 0, 0, 0, 0};
-    write_png(join(p, tmp, "g1.png"), &(png_spec){.w = 8, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 1}, one);
+    write_png(join(p, tmp, "g1.png"),
+              &(png_spec){.w = 8, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 1}, one);
     expect_png(p, 8, 1, e1, 0);
     /* 4-bit: v -> v * 17 */
     const uint8_t four[2] = {0x0f, 0x7a}, e4[4] = {0, 255, 7 * 17, 10 * 17};
-    write_png(join(p, tmp, "g4.png"), &(png_spec){.w = 4, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 4}, four);
+    write_png(join(p, tmp, "g4.png"),
+              &(png_spec){.w = 4, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 4}, four);
     expect_png(p, 4, 1, e4, 0);
 }
 
@@ -184,11 +189,14 @@ static void test_png_rgb_uses_bt601_weights(void **state) {
     (void)state;
     char p[512];
     /* red, green, blue, white, a gray, a mix */
-    const uint8_t rgb[6 * 3] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255, 90, 90, 90, 10, 200, 60};
+    const uint8_t rgb[6 * 3] = {255, 0,   0,   0,  255, 0,  0,  0,   255,
+                                255, 255, 255, 90, 90,  90, 10, 200, 60};
     uint8_t expect[6];
     for (int i = 0; i < 6; i++)
-        expect[i] = (uint8_t)(0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2] + 0.5);
-    write_png(join(p, tmp, "rgb.png"), &(png_spec){.w = 3, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .bit_depth = 8}, rgb);
+        expect[i] =
+            (uint8_t)(0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2] + 0.5);
+    write_png(join(p, tmp, "rgb.png"),
+              &(png_spec){.w = 3, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .bit_depth = 8}, rgb);
     /* libpng truncates its fixed-point sum: within 1 of the rounded value. */
     expect_png(p, 3, 2, expect, 1);
     /* ... and a gray stays exactly itself */
@@ -201,7 +209,11 @@ static void test_png_rgb_uses_bt601_weights(void **state) {
     assert_true(px[0] >= 75 && px[0] <= 77);
     free(px);
     /* a gAMA chunk changes nothing: the weights apply to stored values, as in PIL */
-    write_png(p, &(png_spec){.w = 3, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .bit_depth = 8, .gamma = 1 / 2.2}, rgb);
+    write_png(
+        p,
+        &(png_spec){
+            .w = 3, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .bit_depth = 8, .gamma = 1 / 2.2},
+        rgb);
     expect_png(p, 3, 2, expect, 1);
 }
 
@@ -209,14 +221,18 @@ static void test_png_rgba_composited_on_black(void **state) {
     (void)state;
     char p[512];
     /* white opaque, white transparent, white half, gray 100 at alpha 51 */
-    const uint8_t rgba[4 * 4] = {255, 255, 255, 255, 255, 255, 255, 0, 255, 255, 255, 128, 100, 100, 100, 51};
+    const uint8_t rgba[4 * 4] = {255, 255, 255, 255, 255, 255, 255, 0,
+                                 255, 255, 255, 128, 100, 100, 100, 51};
     const uint8_t expect[4] = {255, 0, 128, 20};
-    write_png(join(p, tmp, "rgba.png"), &(png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_RGBA, .bit_depth = 8}, rgba);
+    write_png(join(p, tmp, "rgba.png"),
+              &(png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_RGBA, .bit_depth = 8}, rgba);
     expect_png(p, 2, 2, expect, 0);
     /* gray + alpha, 16 bits */
     const uint8_t ga16[4] = {0xff, 0xff, 0x80, 0x00}; /* gray 65535, alpha 32768 */
     const uint8_t e16[1] = {128};
-    write_png(join(p, tmp, "ga16.png"), &(png_spec){.w = 1, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY_ALPHA, .bit_depth = 16}, ga16);
+    write_png(join(p, tmp, "ga16.png"),
+              &(png_spec){.w = 1, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY_ALPHA, .bit_depth = 16},
+              ga16);
     expect_png(p, 1, 1, e16, 0);
 }
 
@@ -226,12 +242,28 @@ static void test_png_palette_and_trns(void **state) {
     const png_color pal[3] = {{0, 0, 0}, {255, 255, 255}, {0, 255, 0}};
     const uint8_t idx[4] = {0, 1, 2, 1};
     const uint8_t expect[4] = {0, 255, 150, 255}; /* green: 0.587 * 255 = 149.7 */
-    write_png(join(p, tmp, "pal.png"), &(png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_PALETTE, .bit_depth = 8, .palette = pal, .n_palette = 3}, idx);
+    write_png(join(p, tmp, "pal.png"),
+              &(png_spec){.w = 2,
+                          .h = 2,
+                          .color_type = PNG_COLOR_TYPE_PALETTE,
+                          .bit_depth = 8,
+                          .palette = pal,
+                          .n_palette = 3},
+              idx);
     expect_png(p, 2, 2, expect, 1);
     /* entry 1 (white) fully transparent: it becomes black */
     const uint8_t trns[2] = {255, 0};
     const uint8_t expect_t[4] = {0, 0, 150, 0};
-    write_png(join(p, tmp, "palt.png"), &(png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_PALETTE, .bit_depth = 8, .palette = pal, .n_palette = 3, .trns = trns, .n_trns = 2}, idx);
+    write_png(join(p, tmp, "palt.png"),
+              &(png_spec){.w = 2,
+                          .h = 2,
+                          .color_type = PNG_COLOR_TYPE_PALETTE,
+                          .bit_depth = 8,
+                          .palette = pal,
+                          .n_palette = 3,
+                          .trns = trns,
+                          .n_trns = 2},
+              idx);
     expect_png(p, 2, 2, expect_t, 1);
 }
 
@@ -240,7 +272,11 @@ static void test_png_interlaced(void **state) {
     char p[512];
     uint8_t px[13 * 11];
     pattern(px, 13 * 11, 5);
-    write_png(join(p, tmp, "adam7.png"), &(png_spec){.w = 13, .h = 11, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 8, .interlace = 1}, px);
+    write_png(
+        join(p, tmp, "adam7.png"),
+        &(png_spec){
+            .w = 13, .h = 11, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 8, .interlace = 1},
+        px);
     expect_png(p, 13, 11, px, 0);
 }
 
@@ -279,8 +315,10 @@ static void test_png_random_bytes(void **state) {
     /* the right signature, then junk */
     memcpy(junk, "\x89PNG\r\n\x1a\n", 8);
     write_bytes(p, junk, sizeof junk);
-    expect_error(cg_png_read_gray(p, &out, &w, &h), CG_ERR_FORMAT, p, "truncated or corrupt (libpng: ", NULL);
-    expect_error(cg_png_read_gray(join(p, tmp, "absent.png"), &out, &w, &h), CG_ERR_IO, "cannot open", p, NULL);
+    expect_error(cg_png_read_gray(p, &out, &w, &h), CG_ERR_FORMAT, p,
+                 "truncated or corrupt (libpng: ", NULL);
+    expect_error(cg_png_read_gray(join(p, tmp, "absent.png"), &out, &w, &h), CG_ERR_IO,
+                 "cannot open", p, NULL);
 }
 
 /* A header claiming 16000 x 16000 in a 100-byte file is refused before
@@ -300,14 +338,16 @@ static void test_png_huge_header_refused(void **state) {
     write_bytes(join(p, tmp, "huge.png"), f, sizeof f);
     uint8_t *out;
     int64_t w, h;
-    expect_error(cg_png_read_gray(p, &out, &w, &h), CG_ERR_FORMAT, p, "16000x16000", "cannot fit", NULL);
+    expect_error(cg_png_read_gray(p, &out, &w, &h), CG_ERR_FORMAT, p, "16000x16000", "cannot fit",
+                 NULL);
 }
 
 static void test_png_write_errors(void **state) {
     (void)state;
     char p[512];
     uint8_t px[4] = {0};
-    expect_error(cg_png_write_gray(join(p, tmp, "no/such/dir.png"), px, 2, 2), CG_ERR_IO, "cannot create", NULL);
+    expect_error(cg_png_write_gray(join(p, tmp, "no/such/dir.png"), px, 2, 2), CG_ERR_IO,
+                 "cannot create", NULL);
     expect_error(cg_png_write_gray(join(p, tmp, "z.png"), px, 0, 2), CG_ERR_ARG, "0x2", NULL);
     expect_error(cg_png_write_gray(p, NULL, 2, 2), CG_ERR_ARG, "png:", NULL);
 }
@@ -356,7 +396,8 @@ static void test_folder_order_and_values(void **state) {
         assert_int_equal((int)ds.y->data[i], labels[i]);
         for (int j = 0; j < 12; j++)
             if (ds.x->data[i * 12 + j] != (float)px[j] / 255.0f)
-                fail_msg("row %d pixel %d: %g, expected %d/255", i, j, ds.x->data[i * 12 + j], px[j]);
+                fail_msg("row %d pixel %d: %g, expected %d/255", i, j, ds.x->data[i * 12 + j],
+                         px[j]);
         assert_memory_equal(ds.pixels + i * 12, px, 12);
     }
     cg_assert_batches_match(&ds);
@@ -370,12 +411,21 @@ static void test_folder_mixed_png_types(void **state) {
     make_dir(join(root, tmp, "mixed"));
     make_dir(join(d, root, "c"));
     const uint8_t g16[4] = {0xff, 0xff, 0, 0};
-    write_png(join(p, d, "a.png"), &(png_spec){.w = 2, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 16}, g16);
+    write_png(join(p, d, "a.png"),
+              &(png_spec){.w = 2, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 16}, g16);
     const uint8_t rgba[8] = {255, 255, 255, 255, 255, 255, 255, 0};
-    write_png(join(p, d, "b.png"), &(png_spec){.w = 2, .h = 1, .color_type = PNG_COLOR_TYPE_RGBA, .bit_depth = 8}, rgba);
+    write_png(join(p, d, "b.png"),
+              &(png_spec){.w = 2, .h = 1, .color_type = PNG_COLOR_TYPE_RGBA, .bit_depth = 8}, rgba);
     const png_color pal[2] = {{0, 0, 0}, {255, 255, 255}};
     const uint8_t idx[2] = {1, 0};
-    write_png(join(p, d, "c.png"), &(png_spec){.w = 2, .h = 1, .color_type = PNG_COLOR_TYPE_PALETTE, .bit_depth = 8, .palette = pal, .n_palette = 2}, idx);
+    write_png(join(p, d, "c.png"),
+              &(png_spec){.w = 2,
+                          .h = 1,
+                          .color_type = PNG_COLOR_TYPE_PALETTE,
+                          .bit_depth = 8,
+                          .palette = pal,
+                          .n_palette = 2},
+              idx);
     cg_dataset ds;
     if (cg_dataset_load_folder(&ds, root) != CG_OK) fail_msg("%s", cg_last_error());
     const float expect[6] = {1, 0, 1, 0, 1, 0};
@@ -389,7 +439,8 @@ static void test_folder_wrong_size(void **state) {
     char p[512], d[512];
     write_gray(join(p, join(d, root, "three"), "11.png"), 5, 3, 0);
     cg_dataset ds;
-    expect_error(cg_dataset_load_folder(&ds, root), CG_ERR_SHAPE, p, "5x3", "4x3", "seven/a.png", NULL);
+    expect_error(cg_dataset_load_folder(&ds, root), CG_ERR_SHAPE, p, "5x3", "4x3", "seven/a.png",
+                 NULL);
     assert_null(ds.x);
 }
 
@@ -410,7 +461,8 @@ static void test_folder_no_classes_or_missing(void **state) {
     make_dir(join(d, tmp, "bare"));
     cg_dataset ds;
     expect_error(cg_dataset_load_folder(&ds, d), CG_ERR_FORMAT, d, "no class folders", NULL);
-    expect_error(cg_dataset_load_folder(&ds, join(d, tmp, "absent")), CG_ERR_IO, "cannot open", d, NULL);
+    expect_error(cg_dataset_load_folder(&ds, join(d, tmp, "absent")), CG_ERR_IO, "cannot open", d,
+                 NULL);
 }
 
 /* Several bad files: the error names the first in load order, whatever
@@ -431,8 +483,8 @@ static void test_folder_reports_first_bad_file(void **state) {
     for (int threads = 1; threads <= 4; threads++) {
         cg_set_num_threads(threads);
         cg_dataset ds;
-        expect_error(cg_dataset_load_folder(&ds, root), CG_ERR_FORMAT, "150.png", "truncated or corrupt (libpng: ",
-                     NULL);
+        expect_error(cg_dataset_load_folder(&ds, root), CG_ERR_FORMAT, "150.png",
+                     "truncated or corrupt (libpng: ", NULL);
         assert_null(ds.x);
         if (threads == 1) snprintf(first_msg, sizeof first_msg, "%s", cg_last_error());
         else assert_string_equal(cg_last_error(), first_msg);
@@ -492,7 +544,8 @@ static size_t idx_header(uint8_t *h, int ndim, uint32_t n, uint32_t rows, uint32
 }
 
 /* Writes header + payload, gzip-compressed when gz. */
-static void write_idx(const char *path, bool gz, const uint8_t *head, size_t hn, const uint8_t *data, size_t n) {
+static void write_idx(const char *path, bool gz, const uint8_t *head, size_t hn,
+                      const uint8_t *data, size_t n) {
     if (!gz) {
         FILE *f = fopen(path, "wb");
         assert_non_null(f);
@@ -520,7 +573,8 @@ static void test_idx_raw_and_gzip(void **state) {
     (void)state;
     char img[512], lab[512];
     for (int gz = 0; gz < 2; gz++) {
-        make_idx_pair(join(img, tmp, gz ? "i.gz" : "i.idx"), join(lab, tmp, gz ? "l.gz" : "l.idx"), gz);
+        make_idx_pair(join(img, tmp, gz ? "i.gz" : "i.idx"), join(lab, tmp, gz ? "l.gz" : "l.idx"),
+                      gz);
         cg_dataset ds;
         if (cg_dataset_load_idx(&ds, img, lab) != CG_OK) fail_msg("%s", cg_last_error());
         cg_assert_shape(ds.x, (int64_t[]){5, 6}, 2);
@@ -546,7 +600,8 @@ static void test_idx_bad_magic(void **state) {
     uint8_t h[8] = {0, 0, 0x0d, 3, 0, 0, 0, 1}; /* 0x0d: a float IDX */
     write_bytes(img, h, 8);
     cg_dataset ds;
-    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "bad magic 0x00000d03", NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "bad magic 0x00000d03",
+                 NULL);
     /* the files swapped */
     make_idx_pair(img, lab, true);
     expect_error(cg_dataset_load_idx(&ds, lab, img), CG_ERR_FORMAT, lab, "holds labels", NULL);
@@ -561,19 +616,24 @@ static void test_idx_counts_larger_than_file(void **state) {
     /* claims 60000 images of 28x28 but holds 30 bytes */
     write_idx(img, false, h, idx_header(h, 3, 60000, 28, 28), px, 30);
     cg_dataset ds;
-    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "header says 47040000 bytes", NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img,
+                 "header says 47040000 bytes", NULL);
     /* and one byte too many */
     write_idx(img, false, h, idx_header(h, 3, 1, 5, 5), px, 26);
-    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "header says 25 bytes", "holds 26", NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "header says 25 bytes",
+                 "holds 26", NULL);
     /* gzip: a million images in a few bytes cannot be */
     write_idx(img, true, h, idx_header(h, 3, 1000000, 28, 28), px, 30);
-    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "gzip file can hold", NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "gzip file can hold",
+                 NULL);
     /* gzip: a little short of its header's count */
     write_idx(img, true, h, idx_header(h, 3, 5, 2, 3), px, 29);
-    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "ends after 29 of 30", NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "ends after 29 of 30",
+                 NULL);
     /* gzip: more than its header's count */
     write_idx(img, true, h, idx_header(h, 3, 4, 2, 3), px, 30);
-    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "runs past the 24 bytes", NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "runs past the 24 bytes",
+                 NULL);
     /* insane dims */
     write_idx(img, false, h, idx_header(h, 3, 20000000, 1, 1), px, 0);
     expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "20000000 items", NULL);
@@ -581,7 +641,8 @@ static void test_idx_counts_larger_than_file(void **state) {
     expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "2000x2000", NULL);
     /* a header cut short */
     write_bytes(img, h, 6);
-    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "ends inside the header", NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, img, "ends inside the header",
+                 NULL);
     assert_null(ds.x);
 }
 
@@ -617,11 +678,14 @@ static void test_idx_count_mismatch_and_labels(void **state) {
     uint8_t h[16], lb[6] = {1, 2, 3, 4, 5, 6};
     write_idx(lab, false, h, idx_header(h, 1, 6, 0, 0), lb, 6);
     cg_dataset ds;
-    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, "has 5 images", "has 6 labels", NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, "has 5 images", "has 6 labels",
+                 NULL);
     lb[2] = 200;
     write_idx(lab, false, h, idx_header(h, 1, 5, 0, 0), lb, 5);
-    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, lab, "label 200 of item 2", NULL);
-    expect_error(cg_dataset_load_idx(&ds, img, join(lab, tmp, "none")), CG_ERR_IO, "cannot open", NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, lab), CG_ERR_FORMAT, lab, "label 200 of item 2",
+                 NULL);
+    expect_error(cg_dataset_load_idx(&ds, img, join(lab, tmp, "none")), CG_ERR_IO, "cannot open",
+                 NULL);
     assert_null(ds.x);
 }
 
@@ -634,11 +698,13 @@ static void test_idx_count_mismatch_and_labels(void **state) {
  * with `bad` (unless NO_BAD) put in place of pixel 5. */
 static void csv_row(FILE *f, int label, int npix, int seed, int bad) {
     fprintf(f, "%d", label);
-    for (int k = 0; k < npix; k++) fprintf(f, ",%d", k == 5 && bad != NO_BAD ? bad : (seed + k) % 256);
+    for (int k = 0; k < npix; k++)
+        fprintf(f, ",%d", k == 5 && bad != NO_BAD ? bad : (seed + k) % 256);
     fprintf(f, "\r\n");
 }
 
-static void write_csv(const char *path, bool header, const int *npix, int rows, int bad_row, int bad) {
+static void write_csv(const char *path, bool header, const int *npix, int rows, int bad_row,
+                      int bad) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     if (header) {
@@ -687,7 +753,8 @@ static void test_csv_bad_rows(void **state) {
     expect_error(cg_dataset_load_csv(&ds, p), CG_ERR_FORMAT, p, "line 2", "783 pixel values", NULL);
     const int long_third[3] = {784, 784, 785};
     write_csv(p, true, long_third, 3, -1, -1);
-    expect_error(cg_dataset_load_csv(&ds, p), CG_ERR_FORMAT, p, "line 4", "785 pixel values", "expected 784", NULL);
+    expect_error(cg_dataset_load_csv(&ds, p), CG_ERR_FORMAT, p, "line 4", "785 pixel values",
+                 "expected 784", NULL);
     const int short_second[3] = {784, 783, 784};
     write_csv(p, false, short_second, 3, -1, -1);
     expect_error(cg_dataset_load_csv(&ds, p), CG_ERR_FORMAT, p, "line 2", "783 pixel values", NULL);
@@ -697,7 +764,8 @@ static void test_csv_bad_rows(void **state) {
     write_csv(p, false, ok, 3, 2, -1);
     expect_error(cg_dataset_load_csv(&ds, p), CG_ERR_FORMAT, p, "line 3", "pixel 5 is -1", NULL);
     write_bytes(p, "label,a\n3,x\n", 12);
-    expect_error(cg_dataset_load_csv(&ds, p), CG_ERR_FORMAT, p, "line 2", "\"x\" is not an integer", NULL);
+    expect_error(cg_dataset_load_csv(&ds, p), CG_ERR_FORMAT, p, "line 2", "\"x\" is not an integer",
+                 NULL);
     write_bytes(p, "1,0\n99,0\n", 9);
     expect_error(cg_dataset_load_csv(&ds, p), CG_ERR_FORMAT, p, "line 2", "label \"99\"", NULL);
     write_bytes(p, "label,p\n\n", 9);
@@ -753,7 +821,8 @@ static void test_select_classes(void **state) {
     assert_memory_equal(ds.x->data + 2 * 6, row3, sizeof row3);
     cg_assert_batches_match(&ds);
     const char *bad[1] = {"7"};
-    expect_error(cg_dataset_select_classes(&ds, bad, 1), CG_ERR_ARG, "no class \"7\"", "9, 3", NULL);
+    expect_error(cg_dataset_select_classes(&ds, bad, 1), CG_ERR_ARG, "no class \"7\"", "9, 3",
+                 NULL);
     const char *twice[2] = {"3", "3"};
     expect_error(cg_dataset_select_classes(&ds, twice, 2), CG_ERR_ARG, "listed twice", NULL);
     expect_error(cg_dataset_select_classes(&ds, keep, 0), CG_ERR_ARG, "select_classes", NULL);
@@ -958,9 +1027,11 @@ static void test_dataset_mean_image(void **state) {
         for (int i = 0; i < N; i++)
             if (labels[i] == c) idx[k++] = i;
         int dim0 = 0;
-        cg_tensor *article = cg_tensor_mean_dims(cg_tensor_index_select(ds.x, idx, k), &dim0, 1, false);
+        cg_tensor *article =
+            cg_tensor_mean_dims(cg_tensor_index_select(ds.x, idx, k), &dim0, 1, false);
         free(idx);
-        for (int j = 0; j < HW; j++) cg_assert_close(two->data[j], article->data[j], 1e-6, 1e-5, "mean");
+        for (int j = 0; j < HW; j++)
+            cg_assert_close(two->data[j], article->data[j], 1e-6, 1e-5, "mean");
         /* Without the bytes: exactly the article's mean. */
         uint8_t *kept = ds.pixels;
         ds.pixels = NULL;
@@ -1425,20 +1496,24 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_folder_wrong_size, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_folder_empty_class, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_folder_no_classes_or_missing, setup_tmp, teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_folder_reports_first_bad_file, setup_tmp, teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_folder_same_result_any_threads, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_folder_reports_first_bad_file, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_folder_same_result_any_threads, setup_tmp,
+                                        teardown_tmp),
         cmocka_unit_test_setup_teardown(test_folder_inside_scope, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_idx_raw_and_gzip, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_idx_bad_magic, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_idx_counts_larger_than_file, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_idx_truncated_gzip, setup_tmp, teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_idx_count_mismatch_and_labels, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_idx_count_mismatch_and_labels, setup_tmp,
+                                        teardown_tmp),
         cmocka_unit_test_setup_teardown(test_csv_good, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_csv_bad_rows, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_labels_csv, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_select_classes, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_u8_to_unit_exact),
-        cmocka_unit_test_setup_teardown(test_dataset_batch_errors_and_fallbacks, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_dataset_batch_errors_and_fallbacks, setup_tmp,
+                                        teardown_tmp),
         cmocka_unit_test(test_dataset_mean_image),
         cmocka_unit_test(test_real_mnist_sample_counts),
         cmocka_unit_test(test_real_mnist_idx),

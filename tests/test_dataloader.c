@@ -129,7 +129,8 @@ static void test_dataloader_shuffle_uniform(void **state) {
         if (!counts[k]) continue;
         orders++;
         /* expected 2000, sd ~41: +-250 is 6 sd */
-        if (counts[k] < 1750 || counts[k] > 2250) fail_msg("order %d came up %d times of %d", k, counts[k], epochs);
+        if (counts[k] < 1750 || counts[k] > 2250)
+            fail_msg("order %d came up %d times of %d", k, counts[k], epochs);
     }
     assert_int_equal(orders, 6);
     cg_dataloader_free(&dl);

@@ -30,7 +30,8 @@ static void test_row_distance_matches_ops(void **state) {
             cg_tensor *e = composed(x, y, kind);
             assert_non_null(d);
             cg_assert_shape(d, (int64_t[]){5}, 1);
-            for (int i = 0; i < 5; i++) cg_assert_close(d->data[i], e->data[i], 1e-6, 1e-6, "distance");
+            for (int i = 0; i < 5; i++)
+                cg_assert_close(d->data[i], e->data[i], 1e-6, 1e-6, "distance");
             cg_scope_end();
         }
     }
@@ -97,7 +98,8 @@ static void test_row_distance_errors(void **state) {
     cg_tensor *y4 = cg_test_uniform((int64_t[]){4}, 1, 0, 1, 3, false);
     cg_tensor *y24 = cg_test_uniform((int64_t[]){2, 4}, 2, 0, 1, 4, false);
     assert_null(cg_tensor_row_distance(x, y5, CG_DIST_L1));
-    assert_non_null(strstr(cg_last_error(), "row_distance: needs rows x [N, P] and one y [P], got [3, 4] and [5]"));
+    assert_non_null(strstr(cg_last_error(),
+                           "row_distance: needs rows x [N, P] and one y [P], got [3, 4] and [5]"));
     assert_null(cg_tensor_row_distance(x, y24, CG_DIST_L1));
     assert_null(cg_tensor_row_distance(y4, y4, CG_DIST_L1)); /* x must be 2-D */
     assert_null(cg_tensor_row_distance(x, y4, (cg_distance)7));

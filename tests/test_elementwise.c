@@ -68,8 +68,9 @@ static void test_compare_where_forward(void **state) {
     assert_null(g2->op);
     assert_false(g2->requires_grad);
     /* where(cond [2,1], a [3], b scalar) -> [2,3] */
-    cg_tensor *w = cg_tensor_where(from((float[]){1, 0}, (int64_t[]){2, 1}, 2),
-                                   from((float[]){7, 8, 9}, (int64_t[]){3}, 1), cg_tensor_scalar(-1));
+    cg_tensor *w =
+        cg_tensor_where(from((float[]){1, 0}, (int64_t[]){2, 1}, 2),
+                        from((float[]){7, 8, 9}, (int64_t[]){3}, 1), cg_tensor_scalar(-1));
     cg_assert_shape(w, (int64_t[]){2, 3}, 2);
     cg_assert_tensor(w, (float[]){7, 8, 9, -1, -1, -1}, 6, 0);
     cg_scope_end();
@@ -139,7 +140,8 @@ static cg_tensor *f_where(cg_tensor *const *in, void *ctx) {
 static void check_pairs(cg_test_fn f, float b_lo, float b_hi) {
     for (int p = 0; p < N_PAIRS; p++)
         for (int swap = 0; swap < 2; swap++) {
-            const int64_t *sa = swap ? PAIRS[p].b : PAIRS[p].a, *sb = swap ? PAIRS[p].a : PAIRS[p].b;
+            const int64_t *sa = swap ? PAIRS[p].b : PAIRS[p].a,
+                          *sb = swap ? PAIRS[p].a : PAIRS[p].b;
             int na = swap ? PAIRS[p].nb : PAIRS[p].na, nb = swap ? PAIRS[p].na : PAIRS[p].nb;
             cg_tensor *in[2] = {cg_test_uniform(sa, na, -2, 2, 90 + p, true),
                                 cg_test_uniform(sb, nb, b_lo, b_hi, 95 + p, true)};

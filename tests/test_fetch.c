@@ -202,13 +202,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 65536, read_zeros, r, NULL);
             break;
         case SERVE_HUGE_LEN:
-            resp = MHD_create_response_from_callback((uint64_t)100 << 20, 65536, read_zeros, r, NULL);
+            resp =
+                MHD_create_response_from_callback((uint64_t)100 << 20, 65536, read_zeros, r, NULL);
             break;
         case SERVE_STALL:
             resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_stall, r, NULL);
             break;
         default:
-            resp = MHD_create_response_from_buffer(r->body.len, r->body.data, MHD_RESPMEM_PERSISTENT);
+            resp =
+                MHD_create_response_from_buffer(r->body.len, r->body.data, MHD_RESPMEM_PERSISTENT);
         }
     }
     enum MHD_Result ret = MHD_queue_response(c, code, resp);
@@ -530,7 +532,8 @@ static void test_fetch_killed_run(void **state) {
     assert_int_equal(litter, 1);
 
     /* Litter from an hour ago (and another dataset's, which stays). */
-    const char *old_names[] = {".ds.download-AAAAAA", ".ds.extract-BBBBBB", ".other.download-CCCCCC"};
+    const char *old_names[] = {".ds.download-AAAAAA", ".ds.extract-BBBBBB",
+                               ".other.download-CCCCCC"};
     for (int i = 0; i < 3; i++) {
         pathf(p, sizeof p, "%s/%s", cache, old_names[i]);
         if (i == 1) {

@@ -68,8 +68,10 @@ static mat run_case(const gcase *g, uint64_t seed) {
     cg_rng rng;
     cg_rng_seed(&rng, seed);
     /* Stored shapes: A m x k (k x m if ta), B k x n (n x k if tb). */
-    mat a = g->ta ? mat_new(g->k, g->m, g->pad_a, g->off, &rng) : mat_new(g->m, g->k, g->pad_a, g->off, &rng);
-    mat b = g->tb ? mat_new(g->n, g->k, g->pad_b, g->off, &rng) : mat_new(g->k, g->n, g->pad_b, g->off, &rng);
+    mat a = g->ta ? mat_new(g->k, g->m, g->pad_a, g->off, &rng)
+                  : mat_new(g->m, g->k, g->pad_a, g->off, &rng);
+    mat b = g->tb ? mat_new(g->n, g->k, g->pad_b, g->off, &rng)
+                  : mat_new(g->k, g->n, g->pad_b, g->off, &rng);
     mat c = mat_new(g->m, g->n, g->pad_c, g->off, &rng);
     float *c0 = malloc(sizeof(float) * (size_t)(g->m * c.ld + 1));
     assert_non_null(c0);
@@ -231,7 +233,14 @@ static void gemm_sparse_a_same_bits(void **state) {
     const gcase shapes[] = {
         {.m = 256, .n = 30, .k = 784, .alpha = 1, .beta = 0},             /* x @ w1     */
         {.m = 784, .n = 30, .k = 256, .ta = true, .alpha = 1, .beta = 1}, /* x^T @ dC   */
-        {.m = 37, .n = 29, .k = 101, .alpha = -0.5f, .beta = 0.25f, .pad_a = 3, .pad_c = 1, .off = 1},
+        {.m = 37,
+         .n = 29,
+         .k = 101,
+         .alpha = -0.5f,
+         .beta = 0.25f,
+         .pad_a = 3,
+         .pad_c = 1,
+         .off = 1},
         {.m = 101, .n = 17, .k = 37, .ta = true, .alpha = 2, .beta = -1.5f, .pad_a = 5, .off = 3},
         {.m = 6, .n = 5, .k = 9, .alpha = 1, .beta = 0},
         {.m = 13, .n = 48, .k = 300, .ta = true, .alpha = 0.75f, .beta = 1, .pad_b = 2},
@@ -244,7 +253,8 @@ static void gemm_sparse_a_same_bits(void **state) {
                 cg_set_num_threads(nt);
                 cg_rng rng;
                 cg_rng_seed(&rng, 500 + s);
-                mat a = g->ta ? mat_new(g->k, g->m, g->pad_a, g->off, &rng) : mat_new(g->m, g->k, g->pad_a, g->off, &rng);
+                mat a = g->ta ? mat_new(g->k, g->m, g->pad_a, g->off, &rng)
+                              : mat_new(g->m, g->k, g->pad_a, g->off, &rng);
                 mat b = mat_new(g->k, g->n, g->pad_b, g->off, &rng);
                 mat c = mat_new(g->m, g->n, g->pad_c, g->off, &rng);
                 /* 85% zeros, some of them -0.0, and A's first stored row all zero. */
@@ -259,18 +269,22 @@ static void gemm_sparse_a_same_bits(void **state) {
                 assert_non_null(dense);
                 memcpy(dense, c.p, bytes);
                 cg_gemm_sparse_enable(false);
-                cg_gemm(g->ta, false, g->m, g->n, g->k, g->alpha, a.p, a.ld, b.p, b.ld, g->beta, dense, c.ld);
+                cg_gemm(g->ta, false, g->m, g->n, g->k, g->alpha, a.p, a.ld, b.p, b.ld, g->beta,
+                        dense, c.ld);
                 cg_gemm_sparse_enable(true);
                 const int64_t before = cg_gemm_sparse_pieces();
-                cg_gemm(g->ta, false, g->m, g->n, g->k, g->alpha, a.p, a.ld, b.p, b.ld, g->beta, c.p, c.ld);
+                cg_gemm(g->ta, false, g->m, g->n, g->k, g->alpha, a.p, a.ld, b.p, b.ld, g->beta,
+                        c.p, c.ld);
                 const int64_t pieces = cg_gemm_sparse_pieces() - before;
                 if (memcmp(c.p, dense, bytes) != 0)
-                    fail_msg("shape %zu (%lldx%lldx%lld ta=%d), %d threads, B %s: sparse and dense differ", s,
-                             (long long)g->m, (long long)g->k, (long long)g->n, g->ta, nt,
+                    fail_msg("shape %zu (%lldx%lldx%lld ta=%d), %d threads, B %s: sparse and dense "
+                             "differ",
+                             s, (long long)g->m, (long long)g->k, (long long)g->n, g->ta, nt,
                              special ? "with inf" : "finite");
                 /* All these shapes take the skinny path, so the sparse one unless B is special. */
                 if (special ? pieces != 0 : pieces == 0)
-                    fail_msg("shape %zu, %d threads: %lld pieces ran sparse", s, nt, (long long)pieces);
+                    fail_msg("shape %zu, %d threads: %lld pieces ran sparse", s, nt,
+                             (long long)pieces);
                 free(dense);
                 free(a.base);
                 free(b.base);

@@ -22,7 +22,8 @@ static const char *const zlib_names[] = {ZLIB_FNS(CG_LAZY_NAME) NULL};
 
 /* the first name is missing: the next one is tried */
 static zlib_fns z;
-static cg_lazy_lib z_lib = CG_LAZY_LIB("zlib1g", zlib_names, z, "libcgrad-no-such.so.1", "libz.so.1");
+static cg_lazy_lib z_lib =
+    CG_LAZY_LIB("zlib1g", zlib_names, z, "libcgrad-no-such.so.1", "libz.so.1");
 
 static void test_lazy_fills_the_table(void **state) {
     (void)state;
@@ -52,7 +53,8 @@ static void test_lazy_missing_library(void **state) {
     assert_null(none.version);
 }
 
-#define BAD_FNS(X) X(version, zlibVersion, const char *, (void)) X(nothing, cgrad_no_such_function, int, (void))
+#define BAD_FNS(X) \
+    X(version, zlibVersion, const char *, (void)) X(nothing, cgrad_no_such_function, int, (void))
 CG_LAZY_TABLE(bad_fns, t, BAD_FNS, "zlib1g", "libz.so.1");
 
 static void test_lazy_missing_symbol(void **state) {

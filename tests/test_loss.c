@@ -133,8 +133,9 @@ static void test_loss_size_errors(void **state) {
     cg_tensor *t = cg_tensor_zeros((int64_t[]){63}, 1);
     assert_null(cg_mnist_loss(p, t));
     assert_int_equal(cg_last_status(), CG_ERR_SHAPE);
-    assert_string_equal(cg_last_error(),
-                        "mnist_loss: preds [64, 1] and targets [63] differ in element count (64 vs 63)");
+    assert_string_equal(
+        cg_last_error(),
+        "mnist_loss: preds [64, 1] and targets [63] differ in element count (64 vs 63)");
     assert_null(cg_bce_with_logits(p, t));
     assert_non_null(strstr(cg_last_error(), "bce_with_logits: preds [64, 1] and targets [63]"));
     assert_true(isnan(cg_binary_accuracy(p, t)));

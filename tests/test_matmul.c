@@ -48,7 +48,8 @@ static void test_matmul_forward(void **state) {
     cg_assert_shape(c, (int64_t[]){4, 1}, 2);
     cg_assert_tensor(c, (float[]){392, 392, 392, 392}, 4, 0);
     /* K = 0: a sum of nothing, all zeros (C's old contents never leak) */
-    c = cg_tensor_matmul(cg_tensor_zeros((int64_t[]){2, 0}, 2), cg_tensor_zeros((int64_t[]){0, 3}, 2));
+    c = cg_tensor_matmul(cg_tensor_zeros((int64_t[]){2, 0}, 2),
+                         cg_tensor_zeros((int64_t[]){0, 3}, 2));
     cg_assert_shape(c, (int64_t[]){2, 3}, 2);
     cg_assert_tensor(c, (float[]){0, 0, 0, 0, 0, 0}, 6, 0);
     cg_scope_end();
@@ -89,8 +90,10 @@ static void test_matmul_errors(void **state) {
     (void)state;
     assert_matmul_error((int64_t[]){64, 784}, 2, (int64_t[]){30, 1}, 2,
                         "matmul: cannot multiply 64x784 by 30x1");
-    assert_matmul_error((int64_t[]){3}, 1, (int64_t[]){4, 5}, 2, "matmul: cannot multiply 3 by 4x5");
-    assert_matmul_error((int64_t[]){2, 3}, 2, (int64_t[]){2}, 1, "matmul: cannot multiply 2x3 by 2");
+    assert_matmul_error((int64_t[]){3}, 1, (int64_t[]){4, 5}, 2,
+                        "matmul: cannot multiply 3 by 4x5");
+    assert_matmul_error((int64_t[]){2, 3}, 2, (int64_t[]){2}, 1,
+                        "matmul: cannot multiply 2x3 by 2");
     assert_matmul_error((int64_t[]){3}, 1, (int64_t[]){4}, 1, "matmul: cannot multiply 3 by 4");
     assert_matmul_error((int64_t[]){2, 2, 2}, 3, (int64_t[]){2, 2}, 2,
                         "matmul: needs 1-D or 2-D operands, got [2, 2, 2] and [2, 2]");

@@ -146,7 +146,8 @@ static void assert_models_equal(const cg_model *a, const cg_model *b) {
     assert_int_equal(a->n_outputs, b->n_outputs);
     assert_int_equal(a->n_params, b->n_params);
     assert_int_equal(a->n_classes, b->n_classes);
-    for (int c = 0; c < a->n_classes; c++) assert_string_equal(a->class_names[c], b->class_names[c]);
+    for (int c = 0; c < a->n_classes; c++)
+        assert_string_equal(a->class_names[c], b->class_names[c]);
     for (int i = 0; i < a->n_params; i++) {
         assert_true(cg_tensor_same_shape(a->params[i], b->params[i]));
         assert_true(b->params[i]->requires_grad);

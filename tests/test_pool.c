@@ -106,7 +106,8 @@ static cg_tensor *tied(const int64_t *shape, uint64_t seed) {
 
 static void test_max_pool_vs_reference(void **state) {
     (void)state;
-    const int64_t shapes[][4] = {{2, 3, 7, 5}, {1, 2, 8, 8}, {2, 1, 5, 9}, {1, 1, 1, 1}, {3, 2, 2, 3}};
+    const int64_t shapes[][4] = {
+        {2, 3, 7, 5}, {1, 2, 8, 8}, {2, 1, 5, 9}, {1, 1, 1, 1}, {3, 2, 2, 3}};
     for (int s = 0; s < 5; s++) {
         cg_tensor *x = cg_test_uniform(shapes[s], 4, -3, 3, 50 + s, true);
         check_windows(true, x);
@@ -138,7 +139,8 @@ static void test_max_pool_nan_and_inf(void **state) {
 
 static void test_avg_pool_vs_reference(void **state) {
     (void)state;
-    const int64_t shapes[][4] = {{2, 3, 7, 5}, {1, 2, 8, 8}, {2, 1, 5, 9}, {1, 1, 1, 1}, {3, 2, 2, 3}};
+    const int64_t shapes[][4] = {
+        {2, 3, 7, 5}, {1, 2, 8, 8}, {2, 1, 5, 9}, {1, 1, 1, 1}, {3, 2, 2, 3}};
     for (int s = 0; s < 5; s++) {
         cg_tensor *x = cg_test_uniform(shapes[s], 4, -3, 3, 70 + s, true);
         check_windows(false, x);
@@ -168,8 +170,8 @@ static void test_pool_by_hand(void **state) {
     cg_assert_tensor(gap, (float[]){8.5f}, 1, 0);
     /* padding never wins: all negative, pad 1 */
     cg_tensor *neg = cg_tensor_full((int64_t[]){1, 1, 2, 2}, 4, -5);
-    cg_assert_tensor(cg_tensor_max_pool2d(neg, 2, 1, 1), (float[]){-5, -5, -5, -5, -5, -5, -5, -5, -5},
-                     9, 0);
+    cg_assert_tensor(cg_tensor_max_pool2d(neg, 2, 1, 1),
+                     (float[]){-5, -5, -5, -5, -5, -5, -5, -5, -5}, 9, 0);
     /* -inf everywhere: still -inf (a window's first position) */
     cg_tensor *inf = cg_tensor_full((int64_t[]){1, 1, 3, 3}, 4, -INFINITY);
     assert_true(isinf(cg_tensor_max_pool2d(inf, 3, 1, 1)->data[0]));

@@ -306,13 +306,15 @@ static reply *post(const void *body, size_t len) {
 }
 
 static void expect_code(const reply *r, long code, const char *what) {
-    if (r->code != code) fail_msg("%s: status %ld, expected %ld; body: %s", what, r->code, code, r->body);
+    if (r->code != code)
+        fail_msg("%s: status %ld, expected %ld; body: %s", what, r->code, code, r->body);
 }
 
 /* An error answer: the status, JSON, an "error" message containing `needle`. */
 static void expect_error(const reply *r, long code, const char *needle, const char *what) {
     expect_code(r, code, what);
-    if (strncmp(r->type, "application/json", 16) != 0) fail_msg("%s: Content-Type %s", what, r->type);
+    if (strncmp(r->type, "application/json", 16) != 0)
+        fail_msg("%s: Content-Type %s", what, r->type);
     if (strncmp(r->body, "{\"error\":\"", 10) != 0 || !strstr(r->body, needle))
         fail_msg("%s: expected a JSON error mentioning '%s', got: %s", what, needle, r->body);
 }
@@ -459,7 +461,8 @@ static void test_serve_page(void **state) {
 
     r = request("GET", "/model", NULL, 0, NULL, PLAIN);
     expect_code(r, 200, "GET /model");
-    assert_string_equal(r->body, "{\"kind\":\"linear\",\"inputs\":784,\"classes\":[\"3\",\"7\"]}\n");
+    assert_string_equal(r->body,
+                        "{\"kind\":\"linear\",\"inputs\":784,\"classes\":[\"3\",\"7\"]}\n");
 
     assert_int_equal(stop_server(SIGTERM), 0);
 }
@@ -529,15 +532,16 @@ static void test_serve_rejects_bad_requests(void **state) {
     const char *oct = "application/octet-stream";
     expect_error(request("POST", "/predict", junk, 8192, oct, CHUNKED), 413, "a body of 8192 bytes",
                  "8 KiB chunked");
-    expect_error(request("POST", "/predict", junk, big, oct, EXPECT), 413, "a body of 3145728 bytes",
-                 "3 MiB after Expect: 100-continue");
+    expect_error(request("POST", "/predict", junk, big, oct, EXPECT), 413,
+                 "a body of 3145728 bytes", "3 MiB after Expect: 100-continue");
     /* 3 MiB chunked: the connection is cut; nothing else comes back. */
     reply *r = try_request("POST", "/predict", junk, big, oct, CHUNKED);
     if (r->rc == CURLE_OK) fail_msg("3 MiB chunked: answered %ld %s", r->code, r->body);
     expect_error(request("POST", "/predict", junk, PIXELS, "application/json", PLAIN), 415,
                  "application/octet-stream", "a JSON Content-Type");
-    expect_error(request("POST", "/predict", junk, PIXELS, "application/x-www-form-urlencoded", PLAIN),
-                 415, "application/octet-stream", "a form");
+    expect_error(
+        request("POST", "/predict", junk, PIXELS, "application/x-www-form-urlencoded", PLAIN), 415,
+        "application/octet-stream", "a form");
 
     r = request("GET", "/nope", NULL, 0, NULL, PLAIN);
     expect_error(r, 404, "no such page", "GET /nope");
@@ -566,7 +570,8 @@ static void test_serve_rejects_bad_requests(void **state) {
     assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof a), 0);
     static const char partial[] =
         "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 784\r\n\r\n0123456789";
-    assert_int_equal(send(s, partial, sizeof partial - 1, MSG_NOSIGNAL), (ssize_t)(sizeof partial - 1));
+    assert_int_equal(send(s, partial, sizeof partial - 1, MSG_NOSIGNAL),
+                     (ssize_t)(sizeof partial - 1));
 
     uint8_t px[PIXELS];
     for (int i = 0; i < PIXELS; i++) px[i] = i % 28 < 14 ? 0 : 255;
@@ -617,12 +622,16 @@ static void test_serve_usage_and_failures(void **state) {
         const char *message;
     } cases[] = {
         {{"serve", NULL}, 2, "give the model file"},
-        {{"serve", path, "--port", "65536", NULL}, 2, "--port expects a whole number from 0 to 65535"},
+        {{"serve", path, "--port", "65536", NULL},
+         2,
+         "--port expects a whole number from 0 to 65535"},
         {{"serve", path, "--port", "-1", NULL}, 2, "--port"},
         {{"serve", path, "--host", "example.com", NULL}, 2, "--host expects an IP address"},
         {{"serve", path, "--host", "127.0.0.300", NULL}, 2, "--host expects an IP address"},
         {{"serve", path, "extra", NULL}, 2, "unexpected argument 'extra'"},
-        {{"serve", "/nonexistent/m.cgm", "--port", "0", NULL}, 1, "cgrad serve: model: cannot open"},
+        {{"serve", "/nonexistent/m.cgm", "--port", "0", NULL},
+         1,
+         "cgrad serve: model: cannot open"},
         {{"serve", bad_model, "--port", "0", NULL}, 1, "takes 100 pixels; the page sends 28x28"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

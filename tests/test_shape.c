@@ -218,7 +218,8 @@ static void test_stack_cat_forward(void **state) {
 static void test_cat_tree(void **state) {
     (void)state;
     cg_tensor *in[7];
-    for (int i = 0; i < 7; i++) in[i] = cg_tensor_requires_grad(cg_tensor_full((int64_t[]){2}, 1, (float)i), true);
+    for (int i = 0; i < 7; i++)
+        in[i] = cg_tensor_requires_grad(cg_tensor_full((int64_t[]){2}, 1, (float)i), true);
     /* no scope: the caller owns the result, and releasing it frees the tree */
     cg_tensor *s = cg_tensor_stack(in, 7);
     cg_assert_shape(s, (int64_t[]){7, 2}, 2);

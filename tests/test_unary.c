@@ -95,7 +95,8 @@ static void test_sigmoid_stable(void **state) {
 static void test_clamp_tie_gradients(void **state) {
     (void)state;
     int64_t shape[1] = {3};
-    cg_tensor *x = cg_tensor_requires_grad(cg_tensor_from_data((float[]){-1, 0, 2}, shape, 1), true);
+    cg_tensor *x =
+        cg_tensor_requires_grad(cg_tensor_from_data((float[]){-1, 0, 2}, shape, 1), true);
     cg_scope_begin();
     assert_int_equal(cg_backward(cg_tensor_sum(cg_tensor_relu(x))), CG_OK);
     cg_scope_end();

@@ -186,22 +186,32 @@ static void test_walkthrough_article_values(void **state) {
      * With sigmoid: s(0.9) = 0.71095, s(0.4) = 0.59869, s(0.2) = 0.54983,
      * s(0.8) = 0.68997: (0.28905 + 0.59869 + 0.45017)/3 = 0.4460 and
      * (0.28905 + 0.59869 + 0.31003)/3 = 0.3993. */
-    assert_string_equal(line_at(after_prompt(&r, ">>> torch.where(trgts==1, 1-prds, prds)", 0), line, sizeof line),
-                        "tensor([0.1000, 0.4000, 0.8000])");
-    assert_string_equal(line_at(after_prompt(&r, ">>> mnist_loss(prds,trgts)", 0), line, sizeof line), "tensor(0.4333)");
-    assert_string_equal(line_at(after_prompt(&r, ">>> mnist_loss(tensor([0.9, 0.4, 0.8]),trgts)", 0), line, sizeof line),
-                        "tensor(0.2333)");
-    assert_string_equal(line_at(after_prompt(&r, ">>> mnist_loss(prds,trgts), mnist_loss(tensor([0.9, 0.4, 0.8]),trgts)", 0), line, sizeof line),
-                        "(tensor(0.4460), tensor(0.3993))");
+    assert_string_equal(
+        line_at(after_prompt(&r, ">>> torch.where(trgts==1, 1-prds, prds)", 0), line, sizeof line),
+        "tensor([0.1000, 0.4000, 0.8000])");
+    assert_string_equal(
+        line_at(after_prompt(&r, ">>> mnist_loss(prds,trgts)", 0), line, sizeof line),
+        "tensor(0.4333)");
+    assert_string_equal(
+        line_at(after_prompt(&r, ">>> mnist_loss(tensor([0.9, 0.4, 0.8]),trgts)", 0), line,
+                sizeof line),
+        "tensor(0.2333)");
+    assert_string_equal(
+        line_at(after_prompt(
+                    &r, ">>> mnist_loss(prds,trgts), mnist_loss(tensor([0.9, 0.4, 0.8]),trgts)", 0),
+                line, sizeof line),
+        "(tensor(0.4460), tensor(0.3993))");
     /* sigmoid written out and built in agree: 1/(1+e^4) = 0.0180, 1/(1+e^2) = 0.1192 */
     char mine[128], builtin[128];
     line_at(after_prompt(&r, ">>> sigmoid(tensor([-4., -2., 0., 2., 4.]))", 0), mine, sizeof mine);
-    line_at(after_prompt(&r, ">>> torch.sigmoid(tensor([-4., -2., 0., 2., 4.]))", 0), builtin, sizeof builtin);
+    line_at(after_prompt(&r, ">>> torch.sigmoid(tensor([-4., -2., 0., 2., 4.]))", 0), builtin,
+            sizeof builtin);
     assert_string_equal(mine, "tensor([0.0180, 0.1192, 0.5000, 0.8808, 0.9820])");
     assert_string_equal(builtin, mine);
 
     /* gradients of one mini-batch, then one SGD step lowers that batch's loss */
-    const char *g = after_prompt(&r, ">>> weights.grad.shape, weights.grad.mean(), weights.grad.abs().mean(), bias.grad", 0);
+    const char *g = after_prompt(
+        &r, ">>> weights.grad.shape, weights.grad.mean(), weights.grad.abs().mean(), bias.grad", 0);
     assert_memory_equal(g, "(torch.Size([784, 1]), tensor(", 30);
     const char *step = strstr(r.out, "# loss ");
     assert_non_null(step);
@@ -261,7 +271,8 @@ static void test_walkthrough_deterministic(void **state) {
     const char *b = build_dir(), *d = cg_test_data_dir();
     if (!b || !d) skip();
     char cmd[4096];
-    const char *fmt = "'%s/cgrad' walkthrough --data '%s/mnist_sample' --ascii --epochs 1 --seed %d 2>&1";
+    const char *fmt =
+        "'%s/cgrad' walkthrough --data '%s/mnist_sample' --ascii --epochs 1 --seed %d 2>&1";
     snprintf(cmd, sizeof cmd, fmt, b, d, 7);
     run_result r1 = run_cmd(cmd), r2 = run_cmd(cmd);
     snprintf(cmd, sizeof cmd, fmt, b, d, 8);
@@ -319,8 +330,8 @@ static void test_show_draws_digit(void **state) {
         for (int x = 0; x < 28; x++) {
             char c = " .:-=+*#%@"[px[y * 28 + x] * 10 / 256];
             if (p[2 * x] != c || p[2 * x + 1] != c)
-                fail_msg("pixel (%d,%d) = %d drawn as '%c%c', expected '%c%c'", x, y, px[y * 28 + x], p[2 * x],
-                         p[2 * x + 1], c, c);
+                fail_msg("pixel (%d,%d) = %d drawn as '%c%c', expected '%c%c'", x, y,
+                         px[y * 28 + x], p[2 * x], p[2 * x + 1], c, c);
         }
         assert_int_equal(p[56], '\n');
         p += 57;

@@ -118,7 +118,8 @@ void cg_assert_batches_match(const cg_dataset *ds) {
     const int64_t n = ds->x->shape[0], len = ds->x->shape[1];
     for (int64_t i = 0; i < n * len; i++)
         if (ds->x->data[i] != (float)ds->pixels[i] / 255.0f)
-            fail_msg("x[%lld] = %.9g but its pixel is %d", (long long)i, ds->x->data[i], ds->pixels[i]);
+            fail_msg("x[%lld] = %.9g but its pixel is %d", (long long)i, ds->x->data[i],
+                     ds->pixels[i]);
     int64_t *idx = cg_test_rows_backwards(n);
     const int threads = cg_get_num_threads();
     for (int nt = 1; nt <= 2; nt++) {

@@ -231,9 +231,11 @@ cg_tensor *cg_tensor_argmax(cg_tensor *t, int dim, bool keepdim);
 /* ---- normalisation and pooling (src/ops/batchnorm.c, src/ops/pool.c) ---- */
 /* Batch normalisation (torch.nn.functional.batch_norm), per channel c of x
  * [N, C, H, W] (over N, H, W) or [N, C] (over N) ([N, C, L] too, over N, L):
- *   training: mean, var (biased) of the batch; y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c];
+ *   training: mean, var (biased) of the batch;
+ *             y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c];
  *             running_mean = (1 - momentum) * running_mean + momentum * mean,
- *             running_var  = (1 - momentum) * running_var + momentum * var_unbiased (in place; PyTorch's rule);
+ *             running_var  = (1 - momentum) * running_var + momentum * var_unbiased
+ *             (in place; PyTorch's rule);
  *   eval: the running statistics instead of the batch's.
  * gamma, beta [C] (NULL: no affine); running_mean, running_var [C] (NULL allowed only in training,
  * then nothing is tracked). Differentiable in x, gamma, beta. */

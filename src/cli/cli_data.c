@@ -110,7 +110,8 @@ const char *cg_cli_image_cache(char *buf, size_t size) {
     if (off && strcmp(off, "1") == 0) return NULL;
     char base[PATH_SIZE];
     /* No cache is only slower, so a cache that cannot be had is no error. */
-    bool ok = cg_cache_dir(base, sizeof base) && (size_t)snprintf(buf, size, "%s/images", base) < size &&
+    bool ok = cg_cache_dir(base, sizeof base) &&
+              (size_t)snprintf(buf, size, "%s/images", base) < size &&
               cg_make_dirs("cache", buf) == CG_OK;
     if (!ok) cg_clear_error();
     return ok ? buf : NULL;
@@ -161,7 +162,8 @@ static const char *class_names_text(const cg_dataset *ds, char *buf, size_t size
     size_t used = 0;
     buf[0] = '\0';
     for (int c = 0; c < ds->n_classes && used < size; c++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", c ? ", " : "", ds->class_names[c]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, "%s%s", c ? ", " : "", ds->class_names[c]);
     return buf;
 }
 

@@ -52,18 +52,28 @@
 
 /* libmicrohttpd, loaded when the server starts (util/lazy.h): no other
  * command pays for loading it. */
-#define MHD_FNS(X) \
-    X(start_daemon, MHD_start_daemon, struct MHD_Daemon *, (unsigned int, uint16_t, MHD_AcceptPolicyCallback, void *, MHD_AccessHandlerCallback, void *, ...)) \
-    X(stop_daemon, MHD_stop_daemon, void, (struct MHD_Daemon *)) \
-    X(get_daemon_info, MHD_get_daemon_info, const union MHD_DaemonInfo *, (struct MHD_Daemon *, enum MHD_DaemonInfoType, ...)) \
-    X(get_fdset2, MHD_get_fdset2, enum MHD_Result, (struct MHD_Daemon *, fd_set *, fd_set *, fd_set *, MHD_socket *, unsigned int)) \
-    X(get_timeout, MHD_get_timeout, enum MHD_Result, (struct MHD_Daemon *, MHD_UNSIGNED_LONG_LONG *)) \
-    X(run_from_select, MHD_run_from_select, enum MHD_Result, (struct MHD_Daemon *, const fd_set *, const fd_set *, const fd_set *)) \
-    X(lookup_connection_value, MHD_lookup_connection_value, const char *, (struct MHD_Connection *, enum MHD_ValueKind, const char *)) \
-    X(queue_response, MHD_queue_response, enum MHD_Result, (struct MHD_Connection *, unsigned int, struct MHD_Response *)) \
-    X(create_response_from_buffer, MHD_create_response_from_buffer, struct MHD_Response *, (size_t, void *, enum MHD_ResponseMemoryMode)) \
-    X(destroy_response, MHD_destroy_response, void, (struct MHD_Response *)) \
-    X(add_response_header, MHD_add_response_header, enum MHD_Result, (struct MHD_Response *, const char *, const char *))
+#define MHD_FNS(X)                                                                          \
+    X(start_daemon, MHD_start_daemon, struct MHD_Daemon *,                                  \
+      (unsigned int, uint16_t, MHD_AcceptPolicyCallback, void *, MHD_AccessHandlerCallback, \
+       void *, ...))                                                                        \
+    X(stop_daemon, MHD_stop_daemon, void, (struct MHD_Daemon *))                            \
+    X(get_daemon_info, MHD_get_daemon_info, const union MHD_DaemonInfo *,                   \
+      (struct MHD_Daemon *, enum MHD_DaemonInfoType, ...))                                  \
+    X(get_fdset2, MHD_get_fdset2, enum MHD_Result,                                          \
+      (struct MHD_Daemon *, fd_set *, fd_set *, fd_set *, MHD_socket *, unsigned int))      \
+    X(get_timeout, MHD_get_timeout, enum MHD_Result,                                        \
+      (struct MHD_Daemon *, MHD_UNSIGNED_LONG_LONG *))                                      \
+    X(run_from_select, MHD_run_from_select, enum MHD_Result,                                \
+      (struct MHD_Daemon *, const fd_set *, const fd_set *, const fd_set *))                \
+    X(lookup_connection_value, MHD_lookup_connection_value, const char *,                   \
+      (struct MHD_Connection *, enum MHD_ValueKind, const char *))                          \
+    X(queue_response, MHD_queue_response, enum MHD_Result,                                  \
+      (struct MHD_Connection *, unsigned int, struct MHD_Response *))                       \
+    X(create_response_from_buffer, MHD_create_response_from_buffer, struct MHD_Response *,  \
+      (size_t, void *, enum MHD_ResponseMemoryMode))                                        \
+    X(destroy_response, MHD_destroy_response, void, (struct MHD_Response *))                \
+    X(add_response_header, MHD_add_response_header, enum MHD_Result,                        \
+      (struct MHD_Response *, const char *, const char *))
 CG_LAZY_TABLE(mhd_fns, mhd, MHD_FNS, "libmicrohttpd12", "libmicrohttpd.so.12", "libmicrohttpd.so");
 
 static const char SERVE_USAGE[] =

@@ -142,24 +142,29 @@ static int parse(int argc, char **argv, train_cfg *c) {
         {"--model", CG_OPT_CHOICE, &c->model, 0, 0, MODEL_CHOICES, false,
          "the article's linear1 (x@w+b; softmax regression for more classes),\n"
          "the book's simple_net (in -> hidden -> ReLU -> out), ch.13's\n"
-         "simple_cnn (five stride-2 convs with batch norm), or a small ResNet", NULL},
+         "simple_cnn (five stride-2 convs with batch norm), or a small ResNet",
+         NULL},
         {"--arch", CG_OPT_STR, &c->arch, 0, 0, NULL, false,
          "layers, e.g. \"linear:256,relu,dropout:0.2,linear\" (a last linear\n"
-         "without a size gets one output per class)", "SPEC"},
+         "without a size gets one output per class)",
+         "SPEC"},
         CG_OPTS_DATA_SOURCE(&c->src),
         {"--hidden", CG_OPT_STR, &c->hidden, 0, 0, NULL, false, help_hidden, "N[,N...]"},
         {"--loss", CG_OPT_CHOICE, &c->loss, 0, 0, "mnist|bce|ce", false,
          "the book's mnist_loss (two classes' default), binary cross-entropy,\n"
-         "or cross-entropy (more classes' default; on two classes: two outputs)", NULL},
+         "or cross-entropy (more classes' default; on two classes: two outputs)",
+         NULL},
         {"--opt", CG_OPT_CHOICE, &c->opt, 0, 0, "sgd|momentum|adam|adamw", false, help_opt, NULL},
         {"--sched", CG_OPT_CHOICE, &c->sched, 0, 0, "constant|one-cycle", false,
          "learning rate schedule: constant (two classes) or fastai's\n"
-         "fit_one_cycle (more classes)", NULL},
+         "fit_one_cycle (more classes)",
+         NULL},
         {"--one-cycle", CG_OPT_FLAG, &c->one_cycle, 0, 0, NULL, false, "--sched one-cycle", NULL},
         {"--lr", CG_OPT_FLOAT, &c->lr, 0, 1e6, NULL, true, help_lr, NULL},
         {"--mom", CG_OPT_FLOAT, &c->mom, 0, 0.9999, NULL, false,
          "momentum (SGD) or beta1 (Adam); one-cycle cycles it 0.95-0.85-0.95", NULL},
-        {"--wd", CG_OPT_FLOAT, &c->wd, 0, 10, NULL, false, "weight decay (adamw: 0.01, else 0)", NULL},
+        {"--wd", CG_OPT_FLOAT, &c->wd, 0, 10, NULL, false, "weight decay (adamw: 0.01, else 0)",
+         NULL},
         {"--epochs", CG_OPT_INT, &c->epochs, 1, 100000, NULL, false, help_epochs, NULL},
         {"--bs", CG_OPT_INT, &c->bs, 1, 1 << 24, NULL, false, help_bs, NULL},
         {"--seed", CG_OPT_U64, &c->seed, 0, 0, NULL, false,
@@ -251,7 +256,8 @@ static cg_status check_output_path(const char *what, const char *path) {
 }
 
 static cg_optim_config optim_config(const train_cfg *c) {
-    cg_optim_config o = c->opt >= OPT_ADAM ? cg_adam_config((float)c->lr) : cg_sgd_config((float)c->lr);
+    cg_optim_config o =
+        c->opt >= OPT_ADAM ? cg_adam_config((float)c->lr) : cg_sgd_config((float)c->lr);
     o.momentum = (float)c->mom;
     o.weight_decay = (float)c->wd;
     o.decoupled_wd = c->opt == OPT_ADAMW;

@@ -92,7 +92,8 @@ static void print_indices(const int64_t *idx, int64_t n) {
  * Made outside any scope's reach: the caller owns the result. */
 static cg_tensor *init_params(const int64_t *size, int ndim, float std) {
     cg_scope_begin();
-    cg_tensor *p = cg_tensor_retain(cg_tensor_mul(cg_tensor_randn(size, ndim, NULL), cg_tensor_scalar(std)));
+    cg_tensor *p =
+        cg_tensor_retain(cg_tensor_mul(cg_tensor_randn(size, ndim, NULL), cg_tensor_scalar(std)));
     cg_scope_end();
     return cg_tensor_requires_grad(p, true);
 }
@@ -105,17 +106,20 @@ static cg_tensor *linear1(const walk *s, cg_tensor *xb) {
 /* The first mnist_loss, before sigmoid: where(targets==1, 1-predictions, predictions).mean() */
 static cg_tensor *mnist_loss_raw(cg_tensor *predictions, cg_tensor *targets) {
     cg_tensor *one = cg_tensor_scalar(1.0f);
-    return cg_tensor_mean(cg_tensor_where(cg_tensor_eq(targets, one), cg_tensor_sub(one, predictions), predictions));
+    return cg_tensor_mean(
+        cg_tensor_where(cg_tensor_eq(targets, one), cg_tensor_sub(one, predictions), predictions));
 }
 
 /* The images of one class of a cg_dataset as [n, h, w]: the article's
  * stacked_threes. *count gets n. */
-static cg_tensor *class_stack(const cg_dataset *ds, const char *dir, const char *name, int64_t *count) {
+static cg_tensor *class_stack(const cg_dataset *ds, const char *dir, const char *name,
+                              int64_t *count) {
     int c = -1;
     for (int k = 0; k < ds->n_classes; k++)
         if (strcmp(ds->class_names[k], name) == 0) c = k;
     if (c < 0) {
-        cg_fail(CG_ERR_FORMAT, "%s has no class folder '%s' (the article needs 3/ and 7/)", dir, name);
+        cg_fail(CG_ERR_FORMAT, "%s has no class folder '%s' (the article needs 3/ and 7/)", dir,
+                name);
         return NULL;
     }
     int64_t n = 0;
@@ -133,13 +137,15 @@ static bool make_xy(cg_tensor *threes, cg_tensor *sevens, cg_tensor **x, cg_tens
     int64_t flat[2] = {-1, threes->shape[1] * threes->shape[2]};
     cg_tensor *both[2] = {threes, sevens};
     *x = cg_tensor_retain(cg_tensor_reshape(cg_tensor_cat(both, 2, 0), flat, 2));
-    cg_tensor *labels[2] = {cg_tensor_ones(&threes->shape[0], 1), cg_tensor_zeros(&sevens->shape[0], 1)};
+    cg_tensor *labels[2] = {cg_tensor_ones(&threes->shape[0], 1),
+                            cg_tensor_zeros(&sevens->shape[0], 1)};
     *y = cg_tensor_retain(cg_tensor_unsqueeze(cg_tensor_cat(labels, 2, 0), 1));
     return *x && *y;
 }
 
 /* Loads DIR/3 and DIR/7 as [n, 28, 28] stacks (floats in [0, 1]). */
-static bool load_stacks(walk *s, const char *split, cg_tensor **threes, cg_tensor **sevens, int64_t *n3, int64_t *n7) {
+static bool load_stacks(walk *s, const char *split, cg_tensor **threes, cg_tensor **sevens,
+                        int64_t *n3, int64_t *n7) {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/%s", s->root, split);
     cg_dataset ds = {0};
@@ -169,8 +175,9 @@ static bool step_load(walk *s) {
        "three_tensors = [tensor(Image.open(o)) for o in threes]");
     py("stacked_sevens = torch.stack(seven_tensors).float()/255\n"
        "stacked_threes = torch.stack(three_tensors).float()/255");
-    printf("# cgrad: cg_dataset_load_folder(path/'train') reads every class folder, files sorted,\n"
-           "# each PNG as 8-bit gray, /255; the rows of class '3' and of class '7' are the stacks.\n");
+    printf(
+        "# cgrad: cg_dataset_load_folder(path/'train') reads every class folder, files sorted,\n"
+        "# each PNG as 8-bit gray, /255; the rows of class '3' and of class '7' are the stacks.\n");
     cg_tensor *threes, *sevens, *v3, *v7;
     int64_t n3, n7, nv3, nv7;
     if (!load_stacks(s, "train", &threes, &sevens, &n3, &n7)) goto done;
@@ -262,11 +269,13 @@ static bool step_params(walk *s) {
     py("bias");
     print_t(s->bias, CG_PY_FLOAT);
 
-    printf("\n# A prediction for the first image: multiply each pixel by its weight, add up, add the bias.\n");
+    printf("\n# A prediction for the first image: multiply each pixel by its weight, add up, add "
+           "the bias.\n");
     py("(train_x[0]*weights.T).sum() + bias");
     int64_t flat[1] = {s->train_x->shape[1]};
     cg_tensor *x0 = cg_tensor_reshape(cg_tensor_rows(s->train_x, 0, 1), flat, 1);
-    cg_tensor *p0 = cg_tensor_add(cg_tensor_sum(cg_tensor_mul(x0, cg_tensor_transpose(s->weights))), s->bias);
+    cg_tensor *p0 =
+        cg_tensor_add(cg_tensor_sum(cg_tensor_mul(x0, cg_tensor_transpose(s->weights))), s->bias);
     if (!p0) goto done;
     print_t(p0, CG_PY_FLOAT);
     printf("# The same by matrix multiplication, which does every image at once:\n");
@@ -292,13 +301,15 @@ static bool step_params(walk *s) {
     float acc = cg_tensor_item(cg_tensor_mean(corrects));
     printf("%.4f\n", acc);
 
-    printf("\n# Accuracy is a staircase: nudge one weight and it does not move, so its gradient is 0.\n");
+    printf("\n# Accuracy is a staircase: nudge one weight and it does not move, so its gradient is "
+           "0.\n");
     py("with torch.no_grad(): weights[0] *= 1.0001");
     s->weights->data[0] *= 1.0001f;
     py("preds = linear1(train_x)\n"
        "((preds>0.0).float() == train_y).float().mean().item()");
     bool prev = cg_set_grad_enabled(false);
-    float acc2 = cg_tensor_item(cg_tensor_mean(cg_tensor_eq(cg_tensor_gt(linear1(s, s->train_x), cg_tensor_scalar(0.0f)), s->train_y)));
+    float acc2 = cg_tensor_item(cg_tensor_mean(
+        cg_tensor_eq(cg_tensor_gt(linear1(s, s->train_x), cg_tensor_scalar(0.0f)), s->train_y)));
     cg_set_grad_enabled(prev);
     printf("%.4f\n", acc2);
     ok = !isnan(acc) && !isnan(acc2);
@@ -583,8 +594,11 @@ static bool step_train(walk *s) {
     cg_dataloader dl = {0}, valid_dl = {0};
     cg_scope_begin();
     py("dl = DataLoader(dset, batch_size=256, shuffle=True)");
-    printf("# (the book leaves shuffle off; the article explains why a fresh order each epoch helps)\n");
-    if (cg_dataloader_init(&dl, s->train_x->shape[0], BATCH_SIZE, true, false, s->seed + 3) != CG_OK) goto done;
+    printf("# (the book leaves shuffle off; the article explains why a fresh order each epoch "
+           "helps)\n");
+    if (cg_dataloader_init(&dl, s->train_x->shape[0], BATCH_SIZE, true, false, s->seed + 3) !=
+        CG_OK)
+        goto done;
     py("xb,yb = first(dl)");
     const int64_t *idx;
     int64_t n;
@@ -603,7 +617,8 @@ static bool step_train(walk *s) {
     cg_py_print_size(stdout, yb);
     fputs(")\n", stdout);
     py("valid_dl = DataLoader(valid_dset, batch_size=256)");
-    if (cg_dataloader_init(&valid_dl, s->valid_x->shape[0], BATCH_SIZE, false, false, 0) != CG_OK) goto done;
+    if (cg_dataloader_init(&valid_dl, s->valid_x->shape[0], BATCH_SIZE, false, false, 0) != CG_OK)
+        goto done;
 
     py("weights = init_params((28*28,1))\n");
     py("bias = init_params(1)");
@@ -668,7 +683,8 @@ int cg_cmd_walkthrough(int argc, char **argv) {
         {"--ascii", CG_OPT_FLAG, &ascii, 0, 0, NULL, false,
          "draw the digit with plain ASCII characters", NULL},
     };
-    int rc = cg_opts_parse("walkthrough", WALK_USAGE, argc, argv, opts, CG_NOPTS(opts), NULL, 0, NULL);
+    int rc =
+        cg_opts_parse("walkthrough", WALK_USAGE, argc, argv, opts, CG_NOPTS(opts), NULL, 0, NULL);
     if (rc != CG_OPTS_CONTINUE) return rc;
 
     walk s = {.seed = seed, .epochs = epochs, .lr = (float)lr};
@@ -676,11 +692,13 @@ int cg_cmd_walkthrough(int argc, char **argv) {
     s.mode = cg_term_detect(stdout, ascii);
     cg_manual_seed(seed);
 
-    printf("cgrad walkthrough: \"Building a Simple MNIST Classifier (Part 2)\" - fastbook chapter 4 - in C\n"
-           "data %s, seed %llu; each >>> line is the article's Python, below it what cgrad computes.\n",
+    printf("cgrad walkthrough: \"Building a Simple MNIST Classifier (Part 2)\" - fastbook chapter "
+           "4 - in C\n"
+           "data %s, seed %llu; each >>> line is the article's Python, below it what cgrad "
+           "computes.\n",
            s.root, (unsigned long long)seed);
-    bool ok = step_load(&s) && step_dataset(&s) && step_params(&s) && step_loss(&s) && step_sgd(&s) &&
-              step_dataloader(&s) && step_train(&s);
+    bool ok = step_load(&s) && step_dataset(&s) && step_params(&s) && step_loss(&s) &&
+              step_sgd(&s) && step_dataloader(&s) && step_train(&s);
     fflush(stdout);
 
     cg_tensor *owned[6] = {s.train_x, s.train_y, s.valid_x, s.valid_y, s.weights, s.bias};

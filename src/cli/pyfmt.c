@@ -151,7 +151,8 @@ static int64_t numel_of(const int64_t *shape, int ndim) {
 void cg_py_print_values(FILE *f, const float *data, const int64_t *shape, int ndim,
                         cg_py_kind kind, const char *suffix) {
     const int indent = 7; /* strlen("tensor(") */
-    walker w = {.pass = PASS_STATS, .fmt = {.kind = kind, .int_mode = true, .width = 1}, .out = NULL};
+    walker w = {
+        .pass = PASS_STATS, .fmt = {.kind = kind, .int_mode = true, .width = 1}, .out = NULL};
     int64_t n = numel_of(shape, ndim);
     w.summarize = n > THRESHOLD;
     if (n == 0) {

@@ -13,7 +13,8 @@ static bool contains_nocase(const char *s, const char *needle) {
     size_t n = strlen(needle);
     for (; s && *s; s++) {
         size_t i = 0;
-        while (i < n && s[i] && tolower((unsigned char)s[i]) == tolower((unsigned char)needle[i])) i++;
+        while (i < n && s[i] && tolower((unsigned char)s[i]) == tolower((unsigned char)needle[i]))
+            i++;
         if (i == n) return true;
     }
     return false;
@@ -49,7 +50,8 @@ cg_term_mode cg_term_detect(FILE *f, bool force_ascii) {
     const char *colorterm = env_nonempty("COLORTERM");
     bool tty = f && isatty(fileno(f));
     bool colour = tty && term && strcmp(term, "dumb") != 0 && !env_nonempty("NO_COLOR");
-    if (colour && colorterm && (contains_nocase(colorterm, "truecolor") || contains_nocase(colorterm, "24bit")))
+    if (colour && colorterm &&
+        (contains_nocase(colorterm, "truecolor") || contains_nocase(colorterm, "24bit")))
         return CG_TERM_TRUECOLOR;
     if (colour && (colorterm || contains_nocase(term, "256color"))) return CG_TERM_COLOR256;
     return CG_TERM_SHADE;
@@ -114,7 +116,8 @@ static void draw_half_blocks(FILE *f, const uint8_t *p, int64_t w, int64_t h, cg
 }
 
 static void draw_ramp(FILE *f, const uint8_t *p, int64_t w, int64_t h, bool shade) {
-    static const char *const shades[5] = {" ", "\xe2\x96\x91", "\xe2\x96\x92", "\xe2\x96\x93", "\xe2\x96\x88"};
+    static const char *const shades[5] = {" ", "\xe2\x96\x91", "\xe2\x96\x92", "\xe2\x96\x93",
+                                          "\xe2\x96\x88"};
     static const char ascii[] = " .:-=+*#%@";
     int levels = shade ? 5 : 10;
     for (int64_t y = 0; y < h; y++) {
@@ -130,7 +133,8 @@ static void draw_ramp(FILE *f, const uint8_t *p, int64_t w, int64_t h, bool shad
 }
 
 /* Box average by a whole factor so that the width fits max_w. */
-static uint8_t *shrink(const uint8_t *p, int64_t w, int64_t h, int64_t factor, int64_t *ow, int64_t *oh) {
+static uint8_t *shrink(const uint8_t *p, int64_t w, int64_t h, int64_t factor, int64_t *ow,
+                       int64_t *oh) {
     *ow = (w + factor - 1) / factor;
     *oh = (h + factor - 1) / factor;
     uint8_t *out = malloc((size_t)(*ow * *oh));
@@ -139,7 +143,8 @@ static uint8_t *shrink(const uint8_t *p, int64_t w, int64_t h, int64_t factor, i
         for (int64_t ox = 0; ox < *ow; ox++) {
             uint64_t sum = 0, n = 0;
             for (int64_t y = oy * factor; y < h && y < (oy + 1) * factor; y++)
-                for (int64_t x = ox * factor; x < w && x < (ox + 1) * factor; x++) sum += p[y * w + x], n++;
+                for (int64_t x = ox * factor; x < w && x < (ox + 1) * factor; x++)
+                    sum += p[y * w + x], n++;
             out[oy * *ow + ox] = (uint8_t)((sum + n / 2) / n);
         }
     return out;
@@ -154,7 +159,8 @@ void cg_term_draw_gray(FILE *f, const uint8_t *pixels, int64_t w, int64_t h, cg_
         if (!small) return;
         pixels = small;
     }
-    if (mode == CG_TERM_TRUECOLOR || mode == CG_TERM_COLOR256) draw_half_blocks(f, pixels, w, h, mode);
+    if (mode == CG_TERM_TRUECOLOR || mode == CG_TERM_COLOR256)
+        draw_half_blocks(f, pixels, w, h, mode);
     else draw_ramp(f, pixels, w, h, mode == CG_TERM_SHADE);
     free(small);
 }

@@ -72,7 +72,8 @@ cg_tensor *cg_dataset_batch(const cg_dataset *ds, const int64_t *idx, int64_t n)
     if (!out) return NULL;
     batch_job job = {out->data, ds->pixels, idx, len};
     /* Each row is the same division on any thread, so the split is free. */
-    cg_guarded_for(n * len >= BATCH_PARALLEL_MIN ? cg_get_num_threads() : 1, n, 4, batch_part, &job);
+    cg_guarded_for(n * len >= BATCH_PARALLEL_MIN ? cg_get_num_threads() : 1, n, 4, batch_part,
+                   &job);
     return out;
 }
 
@@ -89,7 +90,8 @@ static cg_status check_class(const char *op, const cg_dataset *ds, int c, int64_
         return cg_fail(CG_ERR_STATE, "%s: the dataset has %lld images but %lld labels", op,
                        (long long)*rows, (long long)cg_dataset_size(ds));
     if (c < 0 || c >= ds->n_classes)
-        return cg_fail(CG_ERR_ARG, "%s: class %d is not one of the dataset's %d", op, c, ds->n_classes);
+        return cg_fail(CG_ERR_ARG, "%s: class %d is not one of the dataset's %d", op, c,
+                       ds->n_classes);
     return CG_OK;
 }
 
@@ -99,7 +101,8 @@ cg_tensor *cg_dataset_class_rows(const cg_dataset *ds, int c, int64_t *count) {
     if (check_class("class_rows", ds, c, &n_all, &len) != CG_OK) return NULL;
     int64_t *idx = malloc(sizeof *idx * (size_t)(n_all ? n_all : 1));
     if (!idx) {
-        cg_fail(CG_ERR_NOMEM, "class_rows: out of memory listing the images of class %s", ds->class_names[c]);
+        cg_fail(CG_ERR_NOMEM, "class_rows: out of memory listing the images of class %s",
+                ds->class_names[c]);
         return NULL;
     }
     int64_t n = 0;
@@ -142,7 +145,8 @@ cg_tensor *cg_dataset_mean_image(const cg_dataset *ds, int c) {
     uint32_t *sums = calloc((size_t)(nt * len), sizeof *sums);
     cg_tensor *mean = sums ? cg_tensor_alloc("mean_image", &len, 1) : NULL;
     if (!mean) {
-        if (!sums) cg_fail(CG_ERR_NOMEM, "mean_image: out of memory for class %s", ds->class_names[c]);
+        if (!sums)
+            cg_fail(CG_ERR_NOMEM, "mean_image: out of memory for class %s", ds->class_names[c]);
         free(sums);
         return NULL;
     }

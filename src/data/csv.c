@@ -79,21 +79,23 @@ static int64_t isqrt_exact(int64_t n) {
 }
 
 /* Parses one row into labels/pixels; npix is fixed by the first row. */
-static cg_status csv_row(const char *s, const char *e, const char *name, int64_t line, int64_t *npix,
-                         int64_t *npix_line, cg_bytes *pixels, cg_bytes *labels) {
+static cg_status csv_row(const char *s, const char *e, const char *name, int64_t line,
+                         int64_t *npix, int64_t *npix_line, cg_bytes *pixels, cg_bytes *labels) {
     int64_t fields = 1;
     for (const char *c = s; (c = memchr(c, ',', (size_t)(e - c))) != NULL; c++) fields++;
     if (*npix < 0) {
         int64_t side = isqrt_exact(fields - 1);
         if (side < 1)
-            return cg_fail(CG_ERR_FORMAT,
-                           "csv: %s line %lld: %lld pixel values is not a square image (784 is 28x28)", name,
-                           (long long)line, (long long)(fields - 1));
+            return cg_fail(
+                CG_ERR_FORMAT,
+                "csv: %s line %lld: %lld pixel values is not a square image (784 is 28x28)", name,
+                (long long)line, (long long)(fields - 1));
         *npix = fields - 1;
         *npix_line = line;
     } else if (fields - 1 != *npix) {
-        return cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: %lld pixel values, expected %lld as on line %lld",
-                       name, (long long)line, (long long)(fields - 1), (long long)*npix,
+        return cg_fail(CG_ERR_FORMAT,
+                       "csv: %s line %lld: %lld pixel values, expected %lld as on line %lld", name,
+                       (long long)line, (long long)(fields - 1), (long long)*npix,
                        (long long)*npix_line);
     }
     if (cg_bytes_reserve(labels, labels->len + 1, "csv") != CG_OK ||
@@ -103,19 +105,21 @@ static cg_status csv_row(const char *s, const char *e, const char *name, int64_t
     const char *fe = field_end(s, e);
     long v;
     if (!parse_int(s, fe, &v) || v < 0 || v >= CG_MAX_CLASSES)
-        return cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: label " FIELD_FMT " is not a class number 0..%d",
-                       name, (long long)line, FIELD_ARG(s, fe), CG_MAX_CLASSES - 1);
+        return cg_fail(CG_ERR_FORMAT,
+                       "csv: %s line %lld: label " FIELD_FMT " is not a class number 0..%d", name,
+                       (long long)line, FIELD_ARG(s, fe), CG_MAX_CLASSES - 1);
     labels->data[labels->len++] = (uint8_t)v;
     uint8_t *px = pixels->data + pixels->len;
     for (int64_t k = 0; k < *npix; k++) {
         s = fe + 1;
         fe = field_end(s, e);
         if (!parse_int(s, fe, &v))
-            return cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: pixel %lld " FIELD_FMT " is not an integer", name,
+            return cg_fail(CG_ERR_FORMAT,
+                           "csv: %s line %lld: pixel %lld " FIELD_FMT " is not an integer", name,
                            (long long)line, (long long)k, FIELD_ARG(s, fe));
         if (v < 0 || v > 255)
-            return cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: pixel %lld is %ld, outside 0..255", name,
-                           (long long)line, (long long)k, v);
+            return cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: pixel %lld is %ld, outside 0..255",
+                           name, (long long)line, (long long)k, v);
         px[k] = (uint8_t)v;
     }
     pixels->len += (size_t)*npix;
@@ -139,10 +143,12 @@ cg_status cg_csv_parse(cg_dataset *ds, const char *text, size_t len, const char 
         first = false;
         st = csv_row(s, e, name, l.number, &npix, &npix_line, &pixels, &labels);
     }
-    if (st == CG_OK && labels.len == 0) st = cg_fail(CG_ERR_FORMAT, "csv: %s holds no data rows", name);
+    if (st == CG_OK && labels.len == 0)
+        st = cg_fail(CG_ERR_FORMAT, "csv: %s holds no data rows", name);
     if (st == CG_OK) {
         int64_t side = isqrt_exact(npix);
-        st = cg_dataset_from_u8(ds, "csv", name, pixels.data, labels.data, (int64_t)labels.len, side, side);
+        st = cg_dataset_from_u8(ds, "csv", name, pixels.data, labels.data, (int64_t)labels.len,
+                                side, side);
     }
     cg_bytes_free(&pixels);
     cg_bytes_free(&labels);
@@ -191,11 +197,13 @@ void cg_labels_free(cg_labels *l) {
 }
 
 /* Builds names[], the sorted index, and checks names are unique. */
-static cg_status labels_finish(cg_labels *out, labels_store *store, const size_t *offsets, const char *name) {
+static cg_status labels_finish(cg_labels *out, labels_store *store, const size_t *offsets,
+                               const char *name) {
     int64_t n = out->n;
     out->names = malloc((size_t)(n ? n : 1) * sizeof *out->names);
     store->by_name = malloc((size_t)(n ? n : 1) * sizeof *store->by_name);
-    if (!out->names || !store->by_name) return cg_fail(CG_ERR_NOMEM, "csv: %s: out of memory", name);
+    if (!out->names || !store->by_name)
+        return cg_fail(CG_ERR_NOMEM, "csv: %s: out of memory", name);
     for (int64_t i = 0; i < n; i++) {
         out->names[i] = store->text + offsets[i];
         store->by_name[i] = (label_entry){out->names[i], out->labels[i]};
@@ -203,7 +211,8 @@ static cg_status labels_finish(cg_labels *out, labels_store *store, const size_t
     qsort(store->by_name, (size_t)n, sizeof *store->by_name, cmp_entry);
     for (int64_t i = 1; i < n; i++)
         if (strcmp(store->by_name[i - 1].name, store->by_name[i].name) == 0)
-            return cg_fail(CG_ERR_FORMAT, "csv: %s: \"%s\" is listed twice", name, store->by_name[i].name);
+            return cg_fail(CG_ERR_FORMAT, "csv: %s: \"%s\" is listed twice", name,
+                           store->by_name[i].name);
     return CG_OK;
 }
 
@@ -233,11 +242,13 @@ cg_status cg_labels_parse(cg_labels *out, const char *text, size_t len, const ch
         }
         first = false;
         if (!comma) {
-            st = cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: expected name,label", name, (long long)l.number);
+            st = cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: expected name,label", name,
+                         (long long)l.number);
             break;
         }
         if (!numeric || v < 0) {
-            st = cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: label " FIELD_FMT " is not an integer >= 0", name,
+            st = cg_fail(CG_ERR_FORMAT,
+                         "csv: %s line %lld: label " FIELD_FMT " is not an integer >= 0", name,
                          (long long)l.number, FIELD_ARG(comma + 1, e));
             break;
         }
@@ -248,7 +259,8 @@ cg_status cg_labels_parse(cg_labels *out, const char *text, size_t len, const ch
             ne--;
         }
         if (ns == ne || memchr(ns, '\0', (size_t)(ne - ns))) {
-            st = cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: empty or bad name", name, (long long)l.number);
+            st = cg_fail(CG_ERR_FORMAT, "csv: %s line %lld: empty or bad name", name,
+                         (long long)l.number);
             break;
         }
         size_t at = names.len, nlen = (size_t)(ne - ns);

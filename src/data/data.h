@@ -25,8 +25,8 @@ void cg_bytes_free(cg_bytes *b);
 cg_status cg_read_file(const char *op, const char *path, size_t max_bytes, cg_bytes *b);
 /* The same for `name` relative to the open folder dirfd (openat: no walk
  * of the whole path per file); `path` names the file in messages. */
-cg_status cg_read_file_at(const char *op, int dirfd, const char *name, const char *path, size_t max_bytes,
-                          cg_bytes *b);
+cg_status cg_read_file_at(const char *op, int dirfd, const char *name, const char *path,
+                          size_t max_bytes, cg_bytes *b);
 
 /* dst[i] = src[i] / 255 as float, the same rounding as PyTorch's
  * tensor.float()/255. Serial: callers parallelise over images. */

@@ -23,9 +23,11 @@ cg_status cg_dataloader_init(cg_dataloader *dl, int64_t n, int64_t batch_size, b
         return cg_fail(CG_ERR_ARG, "dataloader: %lld items (must be 0..%lld)", (long long)n,
                        (long long)UINT32_MAX);
     if (batch_size < 1)
-        return cg_fail(CG_ERR_ARG, "dataloader: batch size %lld (must be at least 1)", (long long)batch_size);
+        return cg_fail(CG_ERR_ARG, "dataloader: batch size %lld (must be at least 1)",
+                       (long long)batch_size);
     dl->order = malloc((size_t)(n > 0 ? n : 1) * sizeof *dl->order);
-    if (!dl->order) return cg_fail(CG_ERR_NOMEM, "dataloader: cannot allocate %lld indices", (long long)n);
+    if (!dl->order)
+        return cg_fail(CG_ERR_NOMEM, "dataloader: cannot allocate %lld indices", (long long)n);
     dl->n = n;
     dl->batch_size = batch_size;
     dl->shuffle = shuffle;

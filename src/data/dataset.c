@@ -32,8 +32,8 @@ void cg_bytes_free(cg_bytes *b) {
     *b = (cg_bytes){0};
 }
 
-cg_status cg_read_file_at(const char *op, int dirfd, const char *name, const char *path, size_t max_bytes,
-                          cg_bytes *b) {
+cg_status cg_read_file_at(const char *op, int dirfd, const char *name, const char *path,
+                          size_t max_bytes, cg_bytes *b) {
     b->len = 0;
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return cg_fail(CG_ERR_IO, "%s: cannot open %s: %s", op, path, strerror(errno));
@@ -94,8 +94,8 @@ void cg_u8_to_unit_portable(float *restrict dst, const uint8_t *restrict src, in
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2"))) static void u8_to_unit_avx2(float *restrict dst,
-                                                            const uint8_t *restrict src, int64_t n) {
+__attribute__((target("avx2"))) static void
+u8_to_unit_avx2(float *restrict dst, const uint8_t *restrict src, int64_t n) {
     u8_to_unit_loop(dst, src, n);
 }
 #endif
@@ -221,8 +221,9 @@ static cg_status from_u8(cg_dataset *ds, const char *op, const char *name, const
     for (int64_t i = 0; i < n; i++) {
         if (labels[i] >= CG_MAX_CLASSES) {
             free(owned);
-            return cg_fail(CG_ERR_FORMAT, "%s: %s: label %d of item %lld is not below %d (CG_MAX_CLASSES)",
-                           op, name, labels[i], (long long)i, CG_MAX_CLASSES);
+            return cg_fail(CG_ERR_FORMAT,
+                           "%s: %s: label %d of item %lld is not below %d (CG_MAX_CLASSES)", op,
+                           name, labels[i], (long long)i, CG_MAX_CLASSES);
         }
         if (labels[i] > max_label) max_label = labels[i];
     }
@@ -279,7 +280,8 @@ cg_status cg_dataset_select_classes(cg_dataset *ds, const char *const *names, in
                        (long long)rows, (long long)cols, (long long)cg_dataset_size(ds),
                        (long long)ds->height, (long long)ds->width);
     if (!names || n < 1 || n > CG_MAX_CLASSES)
-        return cg_fail(CG_ERR_ARG, "select_classes: need 1..%d class names, got %d", CG_MAX_CLASSES, n);
+        return cg_fail(CG_ERR_ARG, "select_classes: need 1..%d class names, got %d", CG_MAX_CLASSES,
+                       n);
     int map[CG_MAX_CLASSES]; /* old class -> new class, or -1 */
     for (int c = 0; c < CG_MAX_CLASSES; c++) map[c] = -1;
     for (int k = 0; k < n; k++) {

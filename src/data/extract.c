@@ -35,32 +35,38 @@
 #include <sys/stat.h>
 
 /* libarchive, loaded when an archive is first unpacked (util/lazy.h). */
-#define ARCHIVE_FNS(X) \
-    X(entry_copy_hardlink, archive_entry_copy_hardlink, void, (struct archive_entry *, const char *)) \
-    X(entry_copy_pathname, archive_entry_copy_pathname, void, (struct archive_entry *, const char *)) \
-    X(entry_filetype, archive_entry_filetype, __LA_MODE_T, (struct archive_entry *)) \
-    X(entry_hardlink, archive_entry_hardlink, const char *, (struct archive_entry *)) \
-    X(entry_pathname, archive_entry_pathname, const char *, (struct archive_entry *)) \
-    X(entry_perm, archive_entry_perm, __LA_MODE_T, (struct archive_entry *)) \
-    X(entry_set_perm, archive_entry_set_perm, void, (struct archive_entry *, __LA_MODE_T)) \
-    X(entry_size, archive_entry_size, la_int64_t, (struct archive_entry *)) \
-    X(entry_symlink, archive_entry_symlink, const char *, (struct archive_entry *)) \
-    X(error_string, archive_error_string, const char *, (struct archive *)) \
-    X(read_data_block, archive_read_data_block, int, (struct archive *, const void **, size_t *, la_int64_t *)) \
-    X(read_free, archive_read_free, int, (struct archive *)) \
-    X(read_new, archive_read_new, struct archive *, (void)) \
-    X(read_next_header, archive_read_next_header, int, (struct archive *, struct archive_entry **)) \
-    X(read_open_filename, archive_read_open_filename, int, (struct archive *, const char *, size_t)) \
-    X(read_support_filter_all, archive_read_support_filter_all, int, (struct archive *)) \
+#define ARCHIVE_FNS(X)                                                                         \
+    X(entry_copy_hardlink, archive_entry_copy_hardlink, void,                                  \
+      (struct archive_entry *, const char *))                                                  \
+    X(entry_copy_pathname, archive_entry_copy_pathname, void,                                  \
+      (struct archive_entry *, const char *))                                                  \
+    X(entry_filetype, archive_entry_filetype, __LA_MODE_T, (struct archive_entry *))           \
+    X(entry_hardlink, archive_entry_hardlink, const char *, (struct archive_entry *))          \
+    X(entry_pathname, archive_entry_pathname, const char *, (struct archive_entry *))          \
+    X(entry_perm, archive_entry_perm, __LA_MODE_T, (struct archive_entry *))                   \
+    X(entry_set_perm, archive_entry_set_perm, void, (struct archive_entry *, __LA_MODE_T))     \
+    X(entry_size, archive_entry_size, la_int64_t, (struct archive_entry *))                    \
+    X(entry_symlink, archive_entry_symlink, const char *, (struct archive_entry *))            \
+    X(error_string, archive_error_string, const char *, (struct archive *))                    \
+    X(read_data_block, archive_read_data_block, int,                                           \
+      (struct archive *, const void **, size_t *, la_int64_t *))                               \
+    X(read_free, archive_read_free, int, (struct archive *))                                   \
+    X(read_new, archive_read_new, struct archive *, (void))                                    \
+    X(read_next_header, archive_read_next_header, int,                                         \
+      (struct archive *, struct archive_entry **))                                             \
+    X(read_open_filename, archive_read_open_filename, int,                                     \
+      (struct archive *, const char *, size_t))                                                \
+    X(read_support_filter_all, archive_read_support_filter_all, int, (struct archive *))       \
     X(read_support_format_gnutar, archive_read_support_format_gnutar, int, (struct archive *)) \
-    X(read_support_format_tar, archive_read_support_format_tar, int, (struct archive *)) \
-    X(read_support_format_zip, archive_read_support_format_zip, int, (struct archive *)) \
-    X(write_close, archive_write_close, int, (struct archive *)) \
-    X(write_data_block, archive_write_data_block, la_ssize_t, (struct archive *, const void *, size_t, la_int64_t)) \
-    X(write_disk_new, archive_write_disk_new, struct archive *, (void)) \
-    X(write_disk_set_options, archive_write_disk_set_options, int, (struct archive *, int)) \
-    X(write_finish_entry, archive_write_finish_entry, int, (struct archive *)) \
-    X(write_free, archive_write_free, int, (struct archive *)) \
+    X(read_support_format_tar, archive_read_support_format_tar, int, (struct archive *))       \
+    X(read_support_format_zip, archive_read_support_format_zip, int, (struct archive *))       \
+    X(write_close, archive_write_close, int, (struct archive *))                               \
+    X(write_data_block, archive_write_data_block, la_ssize_t,                                  \
+      (struct archive *, const void *, size_t, la_int64_t))                                    \
+    X(write_disk_new, archive_write_disk_new, struct archive *, (void))                        \
+    X(write_disk_set_options, archive_write_disk_set_options, int, (struct archive *, int))    \
+    X(write_finish_entry, archive_write_finish_entry, int, (struct archive *))                 \
+    X(write_free, archive_write_free, int, (struct archive *))                                 \
     X(write_header, archive_write_header, int, (struct archive *, struct archive_entry *))
 CG_LAZY_TABLE(archive_fns, ar, ARCHIVE_FNS, "libarchive13", "libarchive.so.13", "libarchive.so");
 
@@ -188,13 +194,15 @@ static cg_status copy_data(struct archive *in, struct archive *out, const char *
         int r = ar.read_data_block(in, &buf, &size, &offset);
         if (r == ARCHIVE_EOF) return CG_OK;
         if (r < ARCHIVE_WARN)
-            return cg_fail(CG_ERR_FORMAT, "fetch: %s: reading '%s': %s (corrupt or truncated archive)",
-                           label, name, ar.error_string(in));
+            return cg_fail(CG_ERR_FORMAT,
+                           "fetch: %s: reading '%s': %s (corrupt or truncated archive)", label,
+                           name, ar.error_string(in));
         *total += (int64_t)size;
         if (*total > limit)
-            return cg_fail(CG_ERR_FORMAT,
-                           "fetch: %s: unpacks to more than %lld bytes; refused (a decompression bomb?)",
-                           label, (long long)limit);
+            return cg_fail(
+                CG_ERR_FORMAT,
+                "fetch: %s: unpacks to more than %lld bytes; refused (a decompression bomb?)",
+                label, (long long)limit);
         if (ar.write_data_block(out, buf, size, offset) < ARCHIVE_WARN)
             return cg_fail(CG_ERR_IO, "fetch: %s: writing '%s': %s", label, name,
                            ar.error_string(out));
@@ -215,10 +223,11 @@ static cg_status extract_entry(struct archive *in, struct archive *out, struct a
     mode_t type = ar.entry_filetype(e);
     const char *hard = ar.entry_hardlink(e);
     if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK && !hard)
-        return cg_fail(CG_ERR_FORMAT,
-                       "fetch: %s: entry '%s' is a device, fifo or socket; refused (a dataset holds "
-                       "only files, folders and links)",
-                       label, shown);
+        return cg_fail(
+            CG_ERR_FORMAT,
+            "fetch: %s: entry '%s' is a device, fifo or socket; refused (a dataset holds "
+            "only files, folders and links)",
+            label, shown);
     if (own_checks) {
         if (!cg_archive_name_ok(name, &depth, &why))
             return cg_fail(CG_ERR_FORMAT, "fetch: %s: entry '%s' %s; refused the whole archive",

@@ -315,8 +315,9 @@ static cg_status download_to(const char *url, FILE *file, const char *label,
     if (fflush(file) != 0) d.write_failed = true;
 
     if (d.over_limit || rc == CURLE_FILESIZE_EXCEEDED)
-        return cg_fail(CG_ERR_NET, "fetch: cannot download %s: it is larger than the %lld-byte limit",
-                       url, (long long)limit);
+        return cg_fail(CG_ERR_NET,
+                       "fetch: cannot download %s: it is larger than the %lld-byte limit", url,
+                       (long long)limit);
     if (d.write_failed)
         return cg_fail(CG_ERR_IO, "fetch: cannot download %s: writing to the cache failed: %s", url,
                        strerror(errno));
@@ -374,7 +375,8 @@ static cg_status publish(const char *tmp, const char *final, const char *cache, 
     if (s != CG_OK) return s;
     struct stat st;
     if (force && lstat(final, &st) == 0) {
-        if (!temp_name(old, sizeof old, cache, name, "old") || !mkdtemp(old) || rmdir(old) != 0 || rename(final, old) != 0)
+        if (!temp_name(old, sizeof old, cache, name, "old") || !mkdtemp(old) || rmdir(old) != 0 ||
+            rename(final, old) != 0)
             return cg_fail(CG_ERR_IO, "fetch: cannot move the old %s aside: %s", final,
                            strerror(errno));
     }
@@ -449,12 +451,13 @@ static cg_status fetch_into(const char *url, const char *cache, const char *name
         char hex[65];
         sha256_hex(got, hex);
         s = cg_fail(CG_ERR_FORMAT,
-                    "fetch: %s: SHA-256 is %s, expected %s (a corrupt or changed download)", url, hex,
-                    o->sha256);
+                    "fetch: %s: SHA-256 is %s, expected %s (a corrupt or changed download)", url,
+                    hex, o->sha256);
     }
     if (s == CG_OK) {
         if (!temp_name(tmp, sizeof tmp, cache, name, "extract") || !mkdtemp(tmp)) {
-            s = cg_fail(CG_ERR_IO, "fetch: cannot create a folder in %s: %s", cache, strerror(errno));
+            s = cg_fail(CG_ERR_IO, "fetch: cannot create a folder in %s: %s", cache,
+                        strerror(errno));
             tmp[0] = '\0';
         }
     }

@@ -107,9 +107,11 @@ static cg_status list_dir(const char *dir, bool want_dirs, strlist *out) {
         }
         if (want_dirs ? is_dir : is_file) st = strlist_add(out, e->d_name, "", "");
         if (out->n > FOLDER_MAX_FILES)
-            st = cg_fail(CG_ERR_ARG, "folder: %s holds more than %lld entries", dir, (long long)FOLDER_MAX_FILES);
+            st = cg_fail(CG_ERR_ARG, "folder: %s holds more than %lld entries", dir,
+                         (long long)FOLDER_MAX_FILES);
     }
-    if (st == CG_OK && errno != 0) st = cg_fail(CG_ERR_IO, "folder: cannot list %s: %s", dir, strerror(errno));
+    if (st == CG_OK && errno != 0)
+        st = cg_fail(CG_ERR_IO, "folder: cannot list %s: %s", dir, strerror(errno));
     closedir(d);
     return st;
 }
@@ -172,7 +174,8 @@ static cg_status list_images(cg_dataset *ds, const char *root, folder_items *it)
     class_listing *per = NULL;
     cg_status st = list_dir(root, true, &classes);
     if (st == CG_OK && classes.n == 0)
-        st = cg_fail(CG_ERR_FORMAT, "folder: %s has no class folders (expected ROOT/<class>/*.png)", root);
+        st = cg_fail(CG_ERR_FORMAT, "folder: %s has no class folders (expected ROOT/<class>/*.png)",
+                     root);
     if (st == CG_OK && classes.n > CG_MAX_CLASSES)
         st = cg_fail(CG_ERR_FORMAT, "folder: %s has %lld class folders, more than %d", root,
                      (long long)classes.n, CG_MAX_CLASSES);
@@ -181,8 +184,8 @@ static cg_status list_images(cg_dataset *ds, const char *root, folder_items *it)
     for (int c = 0; st == CG_OK && c < nc; c++) {
         char dir[4096];
         if (strlen(cls[c]) >= CG_CLASS_NAME_MAX)
-            st = cg_fail(CG_ERR_FORMAT, "folder: class name \"%s\" in %s is longer than %d bytes", cls[c],
-                         root, CG_CLASS_NAME_MAX - 1);
+            st = cg_fail(CG_ERR_FORMAT, "folder: class name \"%s\" in %s is longer than %d bytes",
+                         cls[c], root, CG_CLASS_NAME_MAX - 1);
         else if (class_dir(dir, sizeof dir, root, cls[c]))
             snprintf(ds->class_names[c], CG_CLASS_NAME_MAX, "%s", cls[c]);
         else
@@ -227,7 +230,8 @@ static cg_status list_images(cg_dataset *ds, const char *root, folder_items *it)
             if (st == CG_OK) it->label[it->paths.n - 1] = c;
         }
         if (st == CG_OK && it->paths.n > FOLDER_MAX_FILES)
-            st = cg_fail(CG_ERR_ARG, "folder: %s holds more than %lld images", root, (long long)FOLDER_MAX_FILES);
+            st = cg_fail(CG_ERR_ARG, "folder: %s holds more than %lld images", root,
+                         (long long)FOLDER_MAX_FILES);
     }
     ds->n_classes = (int)classes.n;
     for (int c = 0; per && c < nc; c++) {
@@ -250,7 +254,8 @@ static cg_status list_images(cg_dataset *ds, const char *root, folder_items *it)
 static cg_status read_png(const folder_items *it, int64_t i, cg_bytes *file, cg_gray_image *img) {
     int c = it->label[i];
     const char *path = it->path[i];
-    if (cg_read_file_at("png", it->dirfd[c], path + it->base[c], path, FOLDER_MAX_FILE, file) != CG_OK)
+    if (cg_read_file_at("png", it->dirfd[c], path + it->base[c], path, FOLDER_MAX_FILE, file) !=
+        CG_OK)
         return cg_last_status();
     return cg_png_decode(file->data, file->len, path, img);
 }
@@ -315,7 +320,9 @@ int64_t cg_folder_count(const cg_folder_items *it) { return it->n; }
 
 int cg_folder_label(const cg_folder_items *it, int64_t i) { return it->label[i]; }
 
-const char *cg_folder_rel_path(const cg_folder_items *it, int64_t i) { return it->path[i] + it->root_len; }
+const char *cg_folder_rel_path(const cg_folder_items *it, int64_t i) {
+    return it->path[i] + it->root_len;
+}
 
 /*
  * Every file's size and mtime, the cache's key (image_cache.c). A stat is
@@ -347,7 +354,8 @@ cg_status cg_folder_stat_all(const cg_folder_items *it, int64_t *size, int64_t *
         mtime_ns[i] = (int64_t)s.st_mtim.tv_sec * 1000000000 + s.st_mtim.tv_nsec;
     }
     if (first_bad < n)
-        return cg_fail(CG_ERR_IO, "folder: cannot stat %s: %s", it->path[first_bad], strerror(bad_errno));
+        return cg_fail(CG_ERR_IO, "folder: cannot stat %s: %s", it->path[first_bad],
+                       strerror(bad_errno));
     return CG_OK;
 }
 

@@ -66,9 +66,10 @@ static cg_status idx_read(gzFile gz, const char *name, int64_t file_size, cg_idx
     if (got < 4) return cg_fail(CG_ERR_FORMAT, "idx: %s: file ends inside the header", name);
     uint32_t magic = be32(head);
     if (magic != 0x00000803 && magic != 0x00000801)
-        return cg_fail(CG_ERR_FORMAT,
-                       "idx: %s: bad magic 0x%08x (expected 0x00000803 for images or 0x00000801 for labels)",
-                       name, magic);
+        return cg_fail(
+            CG_ERR_FORMAT,
+            "idx: %s: bad magic 0x%08x (expected 0x00000803 for images or 0x00000801 for labels)",
+            name, magic);
     int ndim = (int)(magic & 0xff);
     got = gz_read(gz, name, head + 4, 4 * ndim);
     if (got < 0) return CG_ERR_FORMAT;
@@ -86,20 +87,23 @@ static cg_status idx_read(gzFile gz, const char *name, int64_t file_size, cg_idx
     /* each side first, so rows*cols cannot overflow */
     if (ndim == 3 && (dims[1] < 1 || dims[2] < 1 || dims[1] > IDX_MAX_ITEM_BYTES ||
                       dims[2] > IDX_MAX_ITEM_BYTES || dims[1] * dims[2] > IDX_MAX_ITEM_BYTES))
-        return cg_fail(CG_ERR_FORMAT, "idx: %s: bad image size %lldx%lld (rows*cols must be 1..%d)", name,
-                       (long long)dims[1], (long long)dims[2], IDX_MAX_ITEM_BYTES);
+        return cg_fail(CG_ERR_FORMAT, "idx: %s: bad image size %lldx%lld (rows*cols must be 1..%d)",
+                       name, (long long)dims[1], (long long)dims[2], IDX_MAX_ITEM_BYTES);
     int64_t size = dims[0] * dims[1] * dims[2], head_len = 4 + 4 * ndim;
     if (size > CG_MAX_NUMEL)
-        return cg_fail(CG_ERR_FORMAT, "idx: %s: %lld bytes of data is more than we load", name, (long long)size);
+        return cg_fail(CG_ERR_FORMAT, "idx: %s: %lld bytes of data is more than we load", name,
+                       (long long)size);
 
     if (file_size >= 0 && raw && file_size != head_len + size)
         return cg_fail(CG_ERR_FORMAT,
-                       "idx: %s: the header says %lld bytes of data, but the file holds %lld (truncated or not IDX)",
+                       "idx: %s: the header says %lld bytes of data, but the file holds %lld "
+                       "(truncated or not IDX)",
                        name, (long long)size, (long long)(file_size - head_len));
     if (file_size >= 0 && !raw && size > DEFLATE_MAX_RATIO * file_size + 65536)
-        return cg_fail(CG_ERR_FORMAT,
-                       "idx: %s: the header says %lld bytes of data, more than a %lld-byte gzip file can hold",
-                       name, (long long)size, (long long)file_size);
+        return cg_fail(
+            CG_ERR_FORMAT,
+            "idx: %s: the header says %lld bytes of data, more than a %lld-byte gzip file can hold",
+            name, (long long)size, (long long)file_size);
 
     /* Grow toward `size` as data arrives, so a lying header costs at most
      * twice what the stream really holds. */
@@ -107,12 +111,14 @@ static cg_status idx_read(gzFile gz, const char *name, int64_t file_size, cg_idx
     int64_t cap = 0, have = 0;
     while (have < size) {
         if (have == cap) {
-            int64_t next = raw ? size : (cap * 2 > ((int64_t)1 << 20) ? cap * 2 : ((int64_t)1 << 20));
+            int64_t next =
+                raw ? size : (cap * 2 > ((int64_t)1 << 20) ? cap * 2 : ((int64_t)1 << 20));
             if (next > size) next = size;
             uint8_t *p = realloc(data, (size_t)next);
             if (!p) {
                 free(data);
-                return cg_fail(CG_ERR_NOMEM, "idx: %s: cannot allocate %lld bytes", name, (long long)next);
+                return cg_fail(CG_ERR_NOMEM, "idx: %s: cannot allocate %lld bytes", name,
+                               (long long)next);
             }
             data = p;
             cap = next;
@@ -125,7 +131,8 @@ static cg_status idx_read(gzFile gz, const char *name, int64_t file_size, cg_idx
         have += got;
         if (have < cap) {
             free(data);
-            return cg_fail(CG_ERR_FORMAT, "idx: %s: file ends after %lld of %lld data bytes (truncated)", name,
+            return cg_fail(CG_ERR_FORMAT,
+                           "idx: %s: file ends after %lld of %lld data bytes (truncated)", name,
                            (long long)have, (long long)size);
         }
     }
@@ -134,8 +141,8 @@ static cg_status idx_read(gzFile gz, const char *name, int64_t file_size, cg_idx
     if (got != 0) {
         free(data);
         if (got < 0) return CG_ERR_FORMAT;
-        return cg_fail(CG_ERR_FORMAT, "idx: %s: data runs past the %lld bytes the header says", name,
-                       (long long)size);
+        return cg_fail(CG_ERR_FORMAT, "idx: %s: data runs past the %lld bytes the header says",
+                       name, (long long)size);
     }
     out->ndim = ndim;
     memcpy(out->dims, dims, sizeof dims);
@@ -166,9 +173,10 @@ static cg_status idx_open(const char *path, int ndim, cg_idx *out) {
     if (cg_idx_read_fd(fd, path, out) != CG_OK) return cg_last_status();
     if (out->ndim != ndim) {
         cg_idx_free(out);
-        return cg_fail(CG_ERR_FORMAT, "idx: %s holds %s (magic 0x0000080%d), expected %s (0x0000080%d)", path,
-                       ndim == 3 ? "labels" : "images", ndim == 3 ? 1 : 3, ndim == 3 ? "images" : "labels",
-                       ndim);
+        return cg_fail(CG_ERR_FORMAT,
+                       "idx: %s holds %s (magic 0x0000080%d), expected %s (0x0000080%d)", path,
+                       ndim == 3 ? "labels" : "images", ndim == 3 ? 1 : 3,
+                       ndim == 3 ? "images" : "labels", ndim);
     }
     return CG_OK;
 }
@@ -183,7 +191,8 @@ cg_status cg_dataset_load_idx(cg_dataset *ds, const char *images_path, const cha
     if (st == CG_OK && img.dims[0] != lab.dims[0])
         st = cg_fail(CG_ERR_FORMAT, "idx: %s has %lld images but %s has %lld labels", images_path,
                      (long long)img.dims[0], labels_path, (long long)lab.dims[0]);
-    if (st == CG_OK && img.dims[0] == 0) st = cg_fail(CG_ERR_FORMAT, "idx: %s holds no images", images_path);
+    if (st == CG_OK && img.dims[0] == 0)
+        st = cg_fail(CG_ERR_FORMAT, "idx: %s holds no images", images_path);
     if (st == CG_OK) {
         /* The images' buffer becomes the dataset's bytes: full MNIST's
          * 47 MB are never held twice. */

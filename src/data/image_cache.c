@@ -75,7 +75,8 @@ static uint64_t fnv1a_i64(uint64_t h, int64_t v) {
 
 static cg_status cache_key(const char *dir, const cg_folder_items *it, uint64_t *key) {
     char real[PATH_MAX];
-    if (!realpath(dir, real)) return cg_fail(CG_ERR_IO, "cache: cannot resolve %s: %s", dir, strerror(errno));
+    if (!realpath(dir, real))
+        return cg_fail(CG_ERR_IO, "cache: cannot resolve %s: %s", dir, strerror(errno));
     const int64_t n = cg_folder_count(it);
     int64_t *size = malloc(2 * (size_t)n * sizeof *size);
     if (!size) return cg_fail(CG_ERR_NOMEM, "cache: out of memory");
@@ -123,7 +124,8 @@ static bool read_at(int fd, uint8_t *buf, size_t size, off_t at) {
 /* The cached images of this listing into ds (whose class names the listing
  * set), or an error, leaving ds as it was. Messages are for debugging only:
  * the caller ignores them. */
-static cg_status cache_read(cg_dataset *ds, const char *path, uint64_t key, const cg_folder_items *it) {
+static cg_status cache_read(cg_dataset *ds, const char *path, uint64_t key,
+                            const cg_folder_items *it) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return cg_fail(CG_ERR_IO, "cache: no %s", path);
     cg_status st = CG_ERR_FORMAT;
@@ -162,10 +164,12 @@ static cg_status cache_read(cg_dataset *ds, const char *path, uint64_t key, cons
         cg_fail(CG_ERR_FORMAT, "cache: %s is corrupt (checksum)", path);
         goto done;
     }
-    const uint8_t *names = buf + CACHE_HEADER, *labels = names + (size_t)CG_CLASS_NAME_MAX * n_classes;
+    const uint8_t *names = buf + CACHE_HEADER,
+                  *labels = names + (size_t)CG_CLASS_NAME_MAX * n_classes;
     const uint8_t *pixels = labels + n;
     for (uint32_t c = 0; c < n_classes; c++)
-        if (strncmp((const char *)names + (size_t)c * CG_CLASS_NAME_MAX, ds->class_names[c], CG_CLASS_NAME_MAX) != 0) {
+        if (strncmp((const char *)names + (size_t)c * CG_CLASS_NAME_MAX, ds->class_names[c],
+                    CG_CLASS_NAME_MAX) != 0) {
             cg_fail(CG_ERR_FORMAT, "cache: %s has other class names", path);
             goto done;
         }

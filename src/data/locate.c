@@ -30,7 +30,8 @@ static bool join(char *buf, size_t size, const char *a, const char *b) {
 
 static cg_status found(const char *path, char *out, size_t size) {
     if (strlen(path) >= size)
-        return cg_fail(CG_ERR_ARG, "dataset: the path %s does not fit the %zu-byte buffer", path, size);
+        return cg_fail(CG_ERR_ARG, "dataset: the path %s does not fit the %zu-byte buffer", path,
+                       size);
     snprintf(out, size, "%s", path);
     return CG_OK;
 }

@@ -73,7 +73,8 @@ static void on_read(png_structp png, png_bytep out, size_t n) {
 
 /* Runs body(job) under libpng's error handling; false if libpng failed
  * (job->msg says why). *status gets body's own result otherwise. */
-static bool png_run(png_job *job, cg_status (*body)(png_job *, void *), void *arg, cg_status *status) {
+static bool png_run(png_job *job, cg_status (*body)(png_job *, void *), void *arg,
+                    cg_status *status) {
     if (setjmp(png_jmpbuf(job->png))) return false;
     *status = body(job, arg);
     return true;
@@ -110,7 +111,8 @@ static cg_status decode_body(png_job *job, void *argp) {
     /* The pixels' bits are a lower bound on the inflated IDAT bytes. */
     double raw = (double)w * (double)h * channels * depth / 8.0;
     if (raw > DEFLATE_MAX_RATIO * (double)job->len + 65536.0)
-        return cg_fail(CG_ERR_FORMAT, "png: %s: truncated or corrupt (a %lldx%lld image cannot fit in %zu bytes)",
+        return cg_fail(CG_ERR_FORMAT,
+                       "png: %s: truncated or corrupt (a %lldx%lld image cannot fit in %zu bytes)",
                        arg->name, (long long)w, (long long)h, job->len);
     cg_gray_image *img = arg->img;
     if (img->pixels && (w != img->width || h != img->height))
@@ -122,14 +124,16 @@ static cg_status decode_body(png_job *job, void *argp) {
     if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
     /* red 0.29900, green 0.58700 (in units of 1e-5); blue is the rest, 0.114. */
-    if (type & PNG_COLOR_MASK_COLOR) png_set_rgb_to_gray_fixed(png, PNG_ERROR_ACTION_NONE, 29900, 58700);
+    if (type & PNG_COLOR_MASK_COLOR)
+        png_set_rgb_to_gray_fixed(png, PNG_ERROR_ACTION_NONE, 29900, 58700);
     png_set_gamma_fixed(png, PNG_FP_1, PNG_FP_1);
     int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
     int out_channels = png_get_channels(png, info);
     if (png_get_bit_depth(png, info) != 8 || (out_channels != 1 && out_channels != 2) ||
         png_get_rowbytes(png, info) != (size_t)(w * out_channels))
-        return cg_fail(CG_ERR_FORMAT, "png: %s: libpng did not give 8-bit gray (%d channels of %d bits)",
+        return cg_fail(CG_ERR_FORMAT,
+                       "png: %s: libpng did not give 8-bit gray (%d channels of %d bits)",
                        arg->name, out_channels, png_get_bit_depth(png, info));
 
     uint8_t *dst = img->pixels;
@@ -155,7 +159,8 @@ static cg_status decode_body(png_job *job, void *argp) {
     if (out_channels == 2) {
         const uint8_t *ga = job->scratch;
         /* Over black: Y * a/255, rounded (Y*a/255 is never exactly .5). */
-        for (int64_t i = 0; i < w * h; i++) dst[i] = (uint8_t)((ga[2 * i] * ga[2 * i + 1] + 127) / 255);
+        for (int64_t i = 0; i < w * h; i++)
+            dst[i] = (uint8_t)((ga[2 * i] * ga[2 * i + 1] + 127) / 255);
     }
     img->width = w;
     img->height = h;
@@ -192,7 +197,8 @@ cg_status cg_png_decode(const uint8_t *buf, size_t len, const char *name, cg_gra
     if (ran && st == CG_OK) return CG_OK; /* img->pixels now owns job.owned */
     job_free_buffers(&job);
     img->pixels = given;
-    if (!ran) return cg_fail(CG_ERR_FORMAT, "png: %s: truncated or corrupt (libpng: %s)", name, job.msg);
+    if (!ran)
+        return cg_fail(CG_ERR_FORMAT, "png: %s: truncated or corrupt (libpng: %s)", name, job.msg);
     return st;
 }
 
@@ -237,13 +243,14 @@ static cg_status encode_body(png_job *job, void *argp) {
     return CG_OK;
 }
 
-cg_status cg_png_write_gray(const char *path, const uint8_t *pixels, int64_t width, int64_t height) {
+cg_status cg_png_write_gray(const char *path, const uint8_t *pixels, int64_t width,
+                            int64_t height) {
     if (!path || !pixels)
         return cg_fail(CG_ERR_ARG, "png: write_gray needs a path and pixels");
     if (width < 1 || height < 1 || width > (1 << 20) || height > (1 << 20) ||
         width * height > CG_PNG_MAX_PIXELS)
-        return cg_fail(CG_ERR_ARG, "png: %s: cannot write a %lldx%lld image", path, (long long)width,
-                       (long long)height);
+        return cg_fail(CG_ERR_ARG, "png: %s: cannot write a %lldx%lld image", path,
+                       (long long)width, (long long)height);
     FILE *f = fopen(path, "wb");
     if (!f) return cg_fail(CG_ERR_IO, "png: cannot create %s: %s", path, strerror(errno));
     png_job job = {0};

@@ -67,7 +67,8 @@ static void ukr_generic(int64_t k, const float *a, int64_t rsa, int64_t csa, con
             for (int j = 0; j < G_NR; j++) ab[i][j] += ai * b[j];
         }
     for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) c[i * ldc + j] = scale_add(ab[i][j], &c[i * ldc + j], alpha, beta);
+        for (int j = 0; j < nr; j++)
+            c[i * ldc + j] = scale_add(ab[i][j], &c[i * ldc + j], alpha, beta);
 }
 
 /* Dot products with 8 running sums (lane j takes p = j mod 8), so the loop
@@ -98,7 +99,8 @@ static void gemv_cols_generic(int64_t m, int64_t k, float alpha, const float *a,
             const float *row = a + p * lda + i;
             for (int j = 0; j < w; j++) s[j] += row[j] * x[p];
         }
-        for (int j = 0; j < w; j++) y[(i + j) * incy] = scale_add(s[j], &y[(i + j) * incy], alpha, beta);
+        for (int j = 0; j < w; j++)
+            y[(i + j) * incy] = scale_add(s[j], &y[(i + j) * incy], alpha, beta);
     }
 }
 
@@ -170,7 +172,8 @@ bool cg_gemm_use_kernel(const char *name) {
     } else if (cg_gemm_avx2_kernel() && strcmp(name, cg_gemm_avx2_kernel()->name) == 0) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) k = cg_gemm_avx2_kernel();
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            k = cg_gemm_avx2_kernel();
 #endif
     }
     if (!k) return false;
@@ -541,8 +544,8 @@ static void gemv_rows_part(void *ctx, int64_t lo, int64_t hi) {
     const gemv_part *p = ctx;
     const int64_t i0 = lo * 64, i1 = min64(hi * 64, p->m);
     if (i0 < i1)
-        p->fn(i1 - i0, p->k, p->alpha, p->a + i0 * p->rs, p->lda, p->x, p->beta, p->y + i0 * p->incy,
-              p->incy);
+        p->fn(i1 - i0, p->k, p->alpha, p->a + i0 * p->rs, p->lda, p->x, p->beta,
+              p->y + i0 * p->incy, p->incy);
 }
 
 /*
@@ -572,7 +575,8 @@ static void gemv(const cg_gemm_kernel *kr, int64_t m, int64_t k, float alpha, co
     /* Cut rows in blocks of 64: whole vector groups for either kernel. */
     const int64_t units = (m + 63) / 64;
     const double flops = 2.0 * (double)m * (double)k;
-    cg_guarded_for(threads_for(flops, GEMV_PARALLEL_MIN_FLOPS, units), units, 2, gemv_rows_part, &part);
+    cg_guarded_for(threads_for(flops, GEMV_PARALLEL_MIN_FLOPS, units), units, 2, gemv_rows_part,
+                   &part);
 }
 
 /* C = beta * C (beta == 0 writes zeros, whatever C held). */
@@ -621,7 +625,8 @@ void cg_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float 
     const cg_gemm_kernel *kr = kernel();
 #ifdef CGRAD_BLAS_OPENBLAS
     if (kr == &openblas_choice) {
-        if (cg_gemm_openblas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+        if (cg_gemm_openblas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+            return;
         kr = own_kernel();
     }
 #endif

@@ -195,9 +195,11 @@ CG_AVX2 static int64_t nonzero_steps_6x16(int64_t k, const float *a, int64_t rsa
             for (int i = 1; i < MR; i++)
                 any = _mm256_or_si256(any, _mm256_loadu_si256((const __m256i *)(a + i * rsa + p)));
             const unsigned m =
-                ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(any, zero))) & 0xffu;
+                ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(any, zero))) &
+                0xffu;
             const __m256i perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)left_pack[m]));
-            _mm256_storeu_si256((__m256i *)(steps + count), _mm256_permutevar8x32_epi32(base, perm));
+            _mm256_storeu_si256((__m256i *)(steps + count),
+                                _mm256_permutevar8x32_epi32(base, perm));
             count += __builtin_popcount(m);
             base = _mm256_add_epi32(base, eight);
         }
@@ -225,7 +227,8 @@ CG_AVX2 static int64_t nonzero_steps_6x16(int64_t k, const float *a, int64_t rsa
     }
     if (p < k) {
         steps[count] = (int32_t)p;
-        count += !_mm256_testz_si256(_mm256_castps_si256(_mm256_maskload_ps(a + p * csa, six)), six);
+        count +=
+            !_mm256_testz_si256(_mm256_castps_si256(_mm256_maskload_ps(a + p * csa, six)), six);
     }
     return count;
 }

@@ -34,7 +34,8 @@
 
 static void match_threads(void) {
     const int nt = cg_get_num_threads();
-    if (openblas_get_num_threads() != nt || omp_get_max_threads() != nt) openblas_set_num_threads(nt);
+    if (openblas_get_num_threads() != nt || omp_get_max_threads() != nt)
+        openblas_set_num_threads(nt);
 }
 
 static bool fits_int(int64_t x) { return x <= INT_MAX; }

@@ -445,7 +445,8 @@ cg_tensor *cg_model_forward(cg_model *m, cg_tensor *x) {
         h = cg_tensor_reshape(x, shape, m->in_ndim + 1);
     }
     cg_forward_ctx ctx = {m->training, &m->rng};
-    for (int i = 0; i < m->n_layers && h; i++) h = m->layers[i].kind->forward(&m->layers[i], h, &ctx);
+    for (int i = 0; i < m->n_layers && h; i++)
+        h = m->layers[i].kind->forward(&m->layers[i], h, &ctx);
     return cg_scope_end_keep(h);
 }
 

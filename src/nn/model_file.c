@@ -315,14 +315,16 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
     if ((uint64_t)flen != expect) {
         cg_fail(CG_ERR_FORMAT,
                 "model: %s is %s: its header describes %llu bytes but the file has %zu", path,
-                (uint64_t)flen < expect ? "truncated" : "corrupt", (unsigned long long)expect, flen);
+                (uint64_t)flen < expect ? "truncated" : "corrupt", (unsigned long long)expect,
+                flen);
         goto fail;
     }
     if (!(buf = read_all(f, path, flen))) goto fail;
     uint32_t stored = cg_get_u32(buf + flen - CRC_SIZE), actual = cg_crc32(buf, flen - CRC_SIZE);
     if (stored != actual) {
-        cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)",
-                path, stored, actual);
+        cg_fail(CG_ERR_FORMAT,
+                "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)", path,
+                stored, actual);
         goto fail;
     }
     const char *why = name_problem(buf + 56, CG_MODEL_NAME_MAX, true);
@@ -374,7 +376,8 @@ static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t 
         return NULL;
     }
     uint32_t kind = cg_get_u32(head + 12);
-    int64_t n_in = cg_get_i64(head + 16), n_hid = cg_get_i64(head + 24), n_out = cg_get_i64(head + 32);
+    int64_t n_in = cg_get_i64(head + 16), n_hid = cg_get_i64(head + 24),
+            n_out = cg_get_i64(head + 32);
     uint32_t n_classes = cg_get_u32(head + 40);
     uint64_t expect = v1_size(kind, n_in, n_hid, n_out, n_classes);
     if (expect == 0) {
@@ -387,7 +390,8 @@ static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t 
     if ((uint64_t)flen != expect) {
         cg_fail(CG_ERR_FORMAT,
                 "model: %s is %s: its header describes %llu bytes but the file has %zu", path,
-                (uint64_t)flen < expect ? "truncated" : "corrupt", (unsigned long long)expect, flen);
+                (uint64_t)flen < expect ? "truncated" : "corrupt", (unsigned long long)expect,
+                flen);
         return NULL;
     }
     char spec[96];
@@ -401,8 +405,9 @@ static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t 
         goto fail;
     uint32_t stored = cg_get_u32(buf + flen - CRC_SIZE), actual = cg_crc32(buf, flen - CRC_SIZE);
     if (stored != actual) {
-        cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)",
-                path, stored, actual);
+        cg_fail(CG_ERR_FORMAT,
+                "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)", path,
+                stored, actual);
         goto fail;
     }
     if (read_class_names(m, buf + V1_HEADER, n_classes, path) != CG_OK) goto fail;

@@ -219,7 +219,8 @@ static void bn_forward_part(void *ctx, int64_t lo, int64_t hi) {
                     for (int64_t i = c * S; i < (c + 1) * S; i++)
                         yr[i] = ((xr[i] - mh[c]) - ml[c]) * sc[c] + b[c];
             } else {
-                for (int64_t j = 0; j < nc * S; j++) yr[j] = ((xr[j] - mh[j]) - ml[j]) * sc[j] + b[j];
+                for (int64_t j = 0; j < nc * S; j++)
+                    yr[j] = ((xr[j] - mh[j]) - ml[j]) * sc[j] + b[j];
             }
         }
     }
@@ -337,9 +338,9 @@ static const cg_op OP_BATCHNORM = {"batchnorm", batchnorm_backward};
 static cg_status check_channel_vec(const cg_tensor *v, const char *what, const cg_tensor *x) {
     if (!v || (v->ndim == 1 && v->shape[0] == x->shape[1])) return CG_OK;
     char s1[64], s2[64];
-    return cg_fail(CG_ERR_SHAPE, "batchnorm: %s has shape %s, expected [%lld] (the channels of x %s)",
-                   what, cg_shape_str(v, s1, sizeof s1), (long long)x->shape[1],
-                   cg_shape_str(x, s2, sizeof s2));
+    return cg_fail(
+        CG_ERR_SHAPE, "batchnorm: %s has shape %s, expected [%lld] (the channels of x %s)", what,
+        cg_shape_str(v, s1, sizeof s1), (long long)x->shape[1], cg_shape_str(x, s2, sizeof s2));
 }
 
 cg_tensor *cg_tensor_batchnorm(cg_tensor *x, cg_tensor *gamma, cg_tensor *beta,
@@ -348,11 +349,13 @@ cg_tensor *cg_tensor_batchnorm(cg_tensor *x, cg_tensor *gamma, cg_tensor *beta,
     if (!x) return NULL;
     char s[64];
     if (x->ndim < 2) {
-        cg_fail(CG_ERR_SHAPE, "batchnorm: x has shape %s, expected [N, C], [N, C, L] or [N, C, H, W]",
+        cg_fail(CG_ERR_SHAPE,
+                "batchnorm: x has shape %s, expected [N, C], [N, C, L] or [N, C, H, W]",
                 cg_shape_str(x, s, sizeof s));
         return NULL;
     }
-    if (check_channel_vec(gamma, "gamma", x) != CG_OK || check_channel_vec(beta, "beta", x) != CG_OK ||
+    if (check_channel_vec(gamma, "gamma", x) != CG_OK ||
+        check_channel_vec(beta, "beta", x) != CG_OK ||
         check_channel_vec(running_mean, "running_mean", x) != CG_OK ||
         check_channel_vec(running_var, "running_var", x) != CG_OK)
         return NULL;
@@ -372,7 +375,8 @@ cg_tensor *cg_tensor_batchnorm(cg_tensor *x, cg_tensor *gamma, cg_tensor *beta,
     bn_job jb = {0};
     bn_layout(&jb, x);
     if (training && jb.n * jb.s < 2) {
-        cg_fail(CG_ERR_SHAPE, "batchnorm: training needs more than 1 value per channel, x %s has %lld",
+        cg_fail(CG_ERR_SHAPE,
+                "batchnorm: training needs more than 1 value per channel, x %s has %lld",
                 cg_shape_str(x, s, sizeof s), (long long)(jb.n * jb.s));
         return NULL;
     }

@@ -155,7 +155,8 @@ static void sum_cols_range(const cg_bcast *p, double *acc, const float *src, int
         for (int q = 0; q < 4; q++) cg_bcast_row_offsets(p, r + q, off[q]);
         if (off[1][0] != off[0][0] || off[2][0] != off[0][0] || off[3][0] != off[0][0]) break;
         double *a = acc + off[0][0] + lo;
-        const float *s0 = src + r * inner + lo, *s1 = s0 + inner, *s2 = s1 + inner, *s3 = s2 + inner;
+        const float *s0 = src + r * inner + lo, *s1 = s0 + inner, *s2 = s1 + inner,
+                    *s3 = s2 + inner;
         for (int64_t i = 0; i < n; i++) {
             double v = a[i];
             v += s0[i];

@@ -47,8 +47,8 @@ static bool pool_plan(const char *name, const cg_tensor *x, int k, int s, int p,
         return false;
     }
     if (k < 1 || s < 1 || p < 0) {
-        cg_fail(CG_ERR_ARG, "%s: kernel %d and stride %d must be at least 1, pad %d at least 0", name,
-                k, s, p);
+        cg_fail(CG_ERR_ARG, "%s: kernel %d and stride %d must be at least 1, pad %d at least 0",
+                name, k, s, p);
         return false;
     }
     if (p > k / 2) {
@@ -66,7 +66,8 @@ static bool pool_plan(const char *name, const cg_tensor *x, int k, int s, int p,
         return false;
     }
     if (h * w > INT32_MAX) {
-        cg_fail(CG_ERR_SHAPE, "%s: planes of %lld elements are too large", name, (long long)(h * w));
+        cg_fail(CG_ERR_SHAPE, "%s: planes of %lld elements are too large", name,
+                (long long)(h * w));
         return false;
     }
     jb->h = h;
@@ -87,7 +88,9 @@ static inline void window(int64_t o, const pool_job *jb, int64_t n, int64_t *lo,
 }
 
 /* Threads for a region over x's planes: one below CG_PARALLEL_MIN elements. */
-static int pool_threads(int64_t numel) { return numel >= CG_PARALLEL_MIN ? cg_get_num_threads() : 1; }
+static int pool_threads(int64_t numel) {
+    return numel >= CG_PARALLEL_MIN ? cg_get_num_threads() : 1;
+}
 
 /* ------------------------------------------------------------------ */
 /* Max pooling                                                         */
@@ -262,7 +265,8 @@ static inline void pool_part(const pool_job *jb, int64_t lo, int64_t hi, bool ma
                 int64_t w0, w1;
                 window(ow, jb, W, &w0, &w1);
                 const int64_t o = oh * jb->ow + ow;
-                window_lanes(xp, in, n, W, h0, h1, w0, w1, max, div, yp + o, ip ? ip + o : NULL, on);
+                window_lanes(xp, in, n, W, h0, h1, w0, w1, max, div, yp + o, ip ? ip + o : NULL,
+                             on);
             }
         }
         pl += n;

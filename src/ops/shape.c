@@ -15,7 +15,8 @@
 static const char *dims_list(const int64_t *shape, int ndim, char *buf, size_t size) {
     size_t used = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld", (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld", (long long)shape[i]);
     if (used < size) snprintf(buf + used, size - used, "]");
     return buf;
 }
@@ -277,8 +278,8 @@ cg_status cg_check_rows(const char *op, const cg_tensor *t, const int64_t *idx, 
     for (int64_t k = 0; k < n; k++) {
         if (idx[k] < 0 || idx[k] >= t->shape[0]) {
             char have[64];
-            return cg_fail(CG_ERR_ARG, "%s: index %lld (position %lld) is outside 0..%lld of %s", op,
-                           (long long)idx[k], (long long)k, (long long)t->shape[0] - 1,
+            return cg_fail(CG_ERR_ARG, "%s: index %lld (position %lld) is outside 0..%lld of %s",
+                           op, (long long)idx[k], (long long)k, (long long)t->shape[0] - 1,
                            cg_shape_str(t, have, sizeof have));
         }
     }
@@ -329,7 +330,8 @@ cg_tensor *cg_tensor_index_select(cg_tensor *t, const int64_t *idx, int64_t n) {
      * part is the same copy on any thread count, so the straggler guard
      * may keep it on one. */
     gather_job job = {out->data, t->data, idx, len};
-    cg_guarded_for(n * len >= GATHER_PARALLEL_MIN ? cg_get_num_threads() : 1, n, 4, gather_part, &job);
+    cg_guarded_for(n * len >= GATHER_PARALLEL_MIN ? cg_get_num_threads() : 1, n, 4, gather_part,
+                   &job);
     return out;
 }
 
@@ -479,8 +481,9 @@ cg_tensor *cg_tensor_cat(cg_tensor *const *ts, int n, int dim) {
         for (int k = 0; k < ts[0]->ndim && fits; k++)
             fits = k == d || ts[i]->shape[k] == ts[0]->shape[k];
         if (!fits) {
-            cg_fail(CG_ERR_SHAPE, "cat: tensor %d has shape %s, which does not fit %s outside dim %d",
-                    i, cg_shape_str(ts[i], si, sizeof si), cg_shape_str(ts[0], s0, sizeof s0), dim);
+            cg_fail(CG_ERR_SHAPE,
+                    "cat: tensor %d has shape %s, which does not fit %s outside dim %d", i,
+                    cg_shape_str(ts[i], si, sizeof si), cg_shape_str(ts[0], s0, sizeof s0), dim);
             return NULL;
         }
     }

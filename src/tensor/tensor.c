@@ -71,7 +71,9 @@ static void thread_end(void *arg) {
     release_stack_free();
     cg_backward_thread_free();
 }
-static void thread_key_init(void) { thread_key_ok = pthread_key_create(&thread_key, thread_end) == 0; }
+static void thread_key_init(void) {
+    thread_key_ok = pthread_key_create(&thread_key, thread_end) == 0;
+}
 
 static pool *get_pool(void) {
     pool *p = &the_pool;
@@ -279,7 +281,8 @@ const char *cg_dims_str(const int64_t *shape, int ndim, char *buf, size_t size) 
         return buf;
     }
     for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld", (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld", (long long)shape[i]);
     return buf;
 }
 
@@ -291,7 +294,8 @@ const char *cg_shape_str(const cg_tensor *t, char *buf, size_t size) {
     }
     used += (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < t->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld",
+                                 (long long)t->shape[i]);
     if (used < size) snprintf(buf + used, size - used, "]");
     return buf;
 }
@@ -470,9 +474,13 @@ cg_tensor *cg_tensor_full(const int64_t *shape, int ndim, float value) {
     return t;
 }
 
-cg_tensor *cg_tensor_zeros(const int64_t *shape, int ndim) { return cg_tensor_full(shape, ndim, 0.0f); }
+cg_tensor *cg_tensor_zeros(const int64_t *shape, int ndim) {
+    return cg_tensor_full(shape, ndim, 0.0f);
+}
 
-cg_tensor *cg_tensor_ones(const int64_t *shape, int ndim) { return cg_tensor_full(shape, ndim, 1.0f); }
+cg_tensor *cg_tensor_ones(const int64_t *shape, int ndim) {
+    return cg_tensor_full(shape, ndim, 1.0f);
+}
 
 cg_tensor *cg_tensor_scalar(float value) { return cg_tensor_full(NULL, 0, value); }
 

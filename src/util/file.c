@@ -47,7 +47,8 @@ uint32_t cg_crc32(const uint8_t *p, size_t n) {
     }
     uLong whole = crc[0];
     for (int t = 1; t < pieces; t++)
-        whole = crc32_combine(whole, crc[t], (z_off_t)(piece_start(n, pieces, t + 1) - piece_start(n, pieces, t)));
+        whole = crc32_combine(whole, crc[t],
+                              (z_off_t)(piece_start(n, pieces, t + 1) - piece_start(n, pieces, t)));
     return (uint32_t)whole;
 }
 
@@ -113,7 +114,8 @@ cg_status cg_write_file_atomic(const char *op, const char *path, const void *buf
 cg_status cg_make_dirs(const char *op, const char *path) {
     char p[4096];
     int len = snprintf(p, sizeof p, "%s", path);
-    if (len <= 0 || (size_t)len >= sizeof p) return cg_fail(CG_ERR_ARG, "%s: path too long: %s", op, path);
+    if (len <= 0 || (size_t)len >= sizeof p)
+        return cg_fail(CG_ERR_ARG, "%s: path too long: %s", op, path);
     for (char *s = p + 1;; s++) {
         if (*s != '/' && *s != '\0') continue;
         char keep = *s;

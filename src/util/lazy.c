@@ -18,7 +18,8 @@ static cg_status load(cg_lazy_lib *lib, const char *who) {
     while (lib->symbols[n]) n++;
     const char *name = lib->sonames[0];
     if (n * sizeof(any_fn) != lib->table_size || sizeof(void *) != sizeof(any_fn))
-        return cg_fail(CG_ERR_ARG, "%s: the function table for %s does not match its names", who, name);
+        return cg_fail(CG_ERR_ARG, "%s: the function table for %s does not match its names", who,
+                       name);
     /* RTLD_LOCAL: the library's symbols stay out of the global namespace,
      * so nothing else can bind to them by accident. The first name's
      * failure is the one reported: it is the library the package installs. */
@@ -52,7 +53,8 @@ cg_status cg_lazy_load(cg_lazy_lib *lib, const char *who) {
     if (!lib->tried) {
         lib->tried = true;
         lib->status = load(lib, who);
-        if (lib->status != CG_OK) snprintf(lib->message, sizeof lib->message, "%s", cg_last_error());
+        if (lib->status != CG_OK)
+            snprintf(lib->message, sizeof lib->message, "%s", cg_last_error());
     }
     cg_status st = lib->status;
     pthread_mutex_unlock(&lib->lock);
