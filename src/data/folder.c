@@ -163,9 +163,9 @@ static bool class_dir(char *buf, size_t size, const char *root, const char *cls)
 
 /*
  * Lists the classes into ds->class_names and the images into items.
- * Reading a folder of 6,000 names and sorting them is ~4 ms (half in the
- * kernel's readdir, half in strcmp), so the class folders are read in
- * parallel, then joined in class order; a failure is reported for the
+ * Reading a folder of 6,000 names and sorting them takes milliseconds
+ * (half in the kernel's readdir, half in strcmp), so the class folders are
+ * read in parallel, then joined in class order; a failure is reported for the
  * first failing class, so it does not depend on the thread count.
  */
 static cg_status list_images(cg_dataset *ds, const char *root, folder_items *it) {
@@ -326,9 +326,10 @@ const char *cg_folder_rel_path(const cg_folder_items *it, int64_t i) {
 
 /*
  * Every file's size and mtime, the cache's key (image_cache.c). A stat is
- * ~2 us of path lookup in the kernel and MNIST_SAMPLE's train folder has
- * 12,396 files, so this is ~25 ms on one core: the largest part of a cached
- * load. The lookups are independent and the dentry cache is read under RCU,
+ * a path lookup in the kernel, microseconds, and MNIST_SAMPLE's train
+ * folder has 12,396 files, so this is tens of milliseconds on one core
+ * (bench/README.md, "Figures behind source comments"): the largest part
+ * of a cached load. The lookups are independent and the dentry cache is read under RCU,
  * so two threads take half the time. A failure is reported for the first
  * failing file in list order, from the calling thread (messages are
  * per thread), so it does not depend on the thread count.

@@ -29,13 +29,13 @@
 #include <stdatomic.h>
 
 /* Below this many flops (2mnk) a call stays on one thread. Waking the
- * OpenMP team costs 1-2 us on idle cores (much more when another process
- * holds the second core); 2^20 flops is ~10 us of one core's work, so
- * below it the split has little to gain. */
+ * OpenMP team costs microseconds on idle cores (much more when another
+ * process holds the second core), about what 2^20 flops take on one core,
+ * so below it the split has little to gain. */
 #define GEMM_PARALLEL_MIN_FLOPS (1 << 20)
 /* A matrix-vector product is memory-bound (one multiply-add per element of A
- * read), so 2^18 flops is already ~0.5 MB of A and 20-40 us: a linear
- * model's batch, 256 x 784, goes on two threads, each on the rows the
+ * read), so 2^18 flops is already ~0.5 MB of A, tens of microseconds: a
+ * linear model's batch, 256 x 784, goes on two threads, each on the rows the
  * row-gather (index_select) wrote from its own core. */
 #define GEMV_PARALLEL_MIN_FLOPS (1 << 18)
 
@@ -392,7 +392,7 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
 
 /*
  * The skinny shapes of a small network's training step (256 x 784 x 30,
- * 784 x 256 x 30: ~100 us each) have all of B in one packed block (~100 KB
+ * 784 x 256 x 30: a tenth of a millisecond each) have all of B in one packed block (~100 KB
  * for 784 x 30). The threads pack it once, together, each its share of
  * the NR-column panels, into one buffer they all then read; their rows of
  * C go in pieces through cg_guarded_for's work stealing, since on a shared

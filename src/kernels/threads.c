@@ -44,15 +44,15 @@ int cg_get_num_threads(void) {
  * The straggler guard. A parallel region ends at OpenMP's barrier, so it
  * lasts as long as its slowest thread. When another process holds the
  * other core, a worker can wait a whole scheduler slice (milliseconds) to
- * run its ~100 us share, and every region of a training step waits with
- * it: two threads then run many times slower than one (seen: an MLP epoch
- * at 690 ms instead of 27 ms). Work stealing (below) absorbs a slow
+ * run a share of a tenth of a millisecond, and every region of a training
+ * step waits with it: two threads then run many times slower than one
+ * (bench/README.md, "Figures behind source comments"). Work stealing (below) absorbs a slow
  * worker, but not one stopped in the middle of a piece. So thread 0 times
  * its own work (its share and what it stole) and the whole region, and
  * keeps a running mean (weight 1/8) of how much longer it waited at the
- * barrier than it worked. On a quiet machine the wait is a
- * few us against ~100 us of work and the mean stays well below zero; a
- * single late worker (a few hundred us, now and then) does not turn it.
+ * barrier than it worked. On a quiet machine the wait is a few percent of
+ * the work and the mean stays well below zero; a single late worker (a
+ * few times the work, now and then) does not turn it.
  * When it turns positive, two threads have been losing to one: the next
  * regions run on one thread - 16 of them, doubling while it keeps
  * happening, up to 1024, the stretch halving again with each region that

@@ -239,9 +239,9 @@ static const cg_op OP_INDEX_SELECT = {"index_select", index_select_backward};
  * caches, and the hardware prefetcher, which follows sequential streams
  * and stops at page ends, starts over on every row. So while row k is
  * copied, row k + 2 is requested a line per line copied: two rows of reads
- * always in flight. An epoch's batches of MNIST_SAMPLE (39 MB) then gather
- * in ~2.9 ms instead of ~4.4 ms with a memcpy per row; a sequential read
- * of the same bytes takes ~2.0 ms.
+ * always in flight: an epoch's gathers of MNIST_SAMPLE then take about two
+ * thirds of the time a memcpy per row does, near a sequential read of the
+ * same bytes (bench/README.md, "Figures behind source comments").
  */
 static void gather_rows(float *restrict out, const float *restrict x, const int64_t *idx,
                         int64_t k0, int64_t k1, int64_t len) {

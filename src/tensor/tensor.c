@@ -112,11 +112,11 @@ float *cg_floats_alloc(int64_t n) {
 
 /*
  * Maps in every page of a fresh buffer before it is filled. A new page
- * costs a fault when first written, and on the VMs measured here that is
- * ~2.5 us a page: filling MNIST_SAMPLE's 39 MB training tensor took
- * 15-25 ms of faults on two threads. MADV_POPULATE_WRITE (Linux 5.14) maps
- * a range in one call, ~11 ms for the same 39 MB with the range cut
- * between the threads. Where the kernel lacks it, nothing happens and the
+ * costs a fault when first written, and on a virtual machine a fault costs
+ * microseconds: filling MNIST_SAMPLE's 39 MB training tensor spent more
+ * time faulting than copying. MADV_POPULATE_WRITE (Linux 5.14) maps a range
+ * in one call, about twice as fast with the range cut between the threads
+ * (bench/README.md, "Figures behind source comments"). Where the kernel lacks it, nothing happens and the
  * pages fault in as they are written, as before.
  */
 void cg_prefault(void *buf, size_t bytes) {

@@ -4,8 +4,9 @@
  * libcurl, libarchive and OpenSSL's libcrypto serve `cgrad fetch` only,
  * and libmicrohttpd `cgrad serve` only, but linked in they are loaded by
  * every run: with what they pull in (Kerberos, LDAP, GnuTLS, ICU, ...)
- * that is 47 shared objects and ~13 ms before main() on the machine the
- * README measures, against ~2 ms without them. So the commands that need
+ * that is 47 shared objects and several times the start-up time of a
+ * program without them (bench/README.md, "Figures behind source
+ * comments"). So the commands that need
  * them load them when they first call in, and `cgrad train` never does.
  *
  * A user of a library declares its functions once, as an X-macro list of
