@@ -117,7 +117,20 @@ static const conv_case CASES[] = {
     {3, 8, 1, 2, 8, 1, 1, 1, 0, true},   /* 2 pixels, 2 positions: the 8x2 transposes */
     {4, 16, 1, 1, 16, 1, 1, 1, 0, true}, /* 1 pixel, 1 position */
     {3, 16, 2, 2, 24, 3, 3, 1, 1, true}, /* 4 pixels, 4 positions, stride 1 */
+    {2, 48, 5, 4, 48, 3, 3, 2, 1, true}, /* C % 16 == 0 but not 32; O = 48 */
+    {2, 32, 6, 5, 17, 3, 2, 1, 1, true}, /* O = 17: a 16-wide tile and one lane */
+    {1, 64, 3, 3, 96, 3, 3, 1, 1, true}, /* wide tiles everywhere */
+    /* Few channels, long rows. */
+    {2, 1, 28, 28, 8, 5, 5, 2, 2, true},  /* simple_cnn's conv1 */
+    {2, 3, 10, 37, 5, 3, 3, 1, 1, true},  /* OW = 37: three vectors of 16, a tail */
+    {3, 2, 9, 40, 12, 3, 3, 2, 0, false}, /* O = 12: a full block and a part */
+    {1, 4, 12, 30, 9, 5, 3, 3, 2, true},  /* stride 3, KH != KW */
 };
+
+/* Both ways the direct path can go (where the CPU has AVX-512, "direct"
+ * uses its tiles; "direct-avx2" the AVX2 ones only). */
+static const char *const DIRECT_PATHS[] = {"direct", "direct-avx2"};
+enum { N_DIRECT_PATHS = sizeof DIRECT_PATHS / sizeof DIRECT_PATHS[0] };
 
 static void run_cases(const char *path) {
     assert_true(cg_conv_use_path(path));
@@ -137,7 +150,7 @@ static void test_conv2d_direct_vs_reference(void **state) {
         print_message("no AVX2 + FMA here: the direct path is not built to run\n");
         skip();
     }
-    run_cases("direct");
+    for (int p = 0; p < N_DIRECT_PATHS; p++) run_cases(DIRECT_PATHS[p]);
 }
 
 static void test_conv2d_im2col_vs_reference(void **state) {
@@ -246,7 +259,8 @@ static void check_bits(const char *path) {
 
 static void test_conv2d_same_bits_on_1_and_2_threads(void **state) {
     (void)state;
-    if (cg_conv_use_path("direct")) check_bits("direct");
+    if (cg_conv_use_path("direct"))
+        for (int p = 0; p < N_DIRECT_PATHS; p++) check_bits(DIRECT_PATHS[p]);
     check_bits("im2col");
 }
 
@@ -267,6 +281,8 @@ static void grad_check_path(const char *path, int which) {
         {2, 3, 5, 4, 4, 3, 3, 1, 1, true},
         {2, 8, 5, 5, 5, 3, 3, 2, 2, true},
         {1, 16, 3, 4, 3, 2, 2, 1, 0, true},
+        {1, 32, 3, 3, 20, 3, 3, 2, 1, true},
+        {1, 2, 4, 17, 3, 3, 3, 2, 1, true},
     };
     for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
         const conv_case *k = &small[i];
@@ -285,19 +301,19 @@ static void grad_check_path(const char *path, int which) {
 
 static void test_conv2d_grad_x(void **state) {
     (void)state;
-    grad_check_path("direct", 0);
+    for (int p = 0; p < N_DIRECT_PATHS; p++) grad_check_path(DIRECT_PATHS[p], 0);
     grad_check_path("im2col", 0);
 }
 
 static void test_conv2d_grad_w(void **state) {
     (void)state;
-    grad_check_path("direct", 1);
+    for (int p = 0; p < N_DIRECT_PATHS; p++) grad_check_path(DIRECT_PATHS[p], 1);
     grad_check_path("im2col", 1);
 }
 
 static void test_conv2d_grad_b(void **state) {
     (void)state;
-    grad_check_path("direct", 2);
+    for (int p = 0; p < N_DIRECT_PATHS; p++) grad_check_path(DIRECT_PATHS[p], 2);
     grad_check_path("im2col", 2);
 }
 
@@ -384,6 +400,8 @@ static void test_conv2d_null(void **state) {
 static void test_conv2d_path_names(void **state) {
     (void)state;
     assert_false(cg_conv_use_path("fast"));
+    assert_false(cg_conv_use_path("direct-"));
+    assert_false(cg_conv_use_path("direct-avx512"));
     assert_true(cg_conv_use_path("im2col"));
     assert_true(cg_conv_use_path(NULL));
 }

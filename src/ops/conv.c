@@ -417,6 +417,14 @@ CV_INLINE void out8(float *p, __m256 v, bool add) {
     _mm256_storeu_ps(p, v);
 }
 
+/* a + off floats, off possibly negative: row pointers of a tile may start
+ * before the buffer (a window's corner in the padding); every address the
+ * tile reads through them is inside. Unsigned arithmetic, so no pointer
+ * ever goes out of its object in the C sense. */
+static inline const float *row_ptr(const float *a, int64_t off) {
+    return (const float *)((uintptr_t)a + (uintptr_t)off * sizeof(float));
+}
+
 /* Keeps a row pointer in a register of its own: without it GCC keeps only
  * the offsets and rebuilds each address with a lea per broadcast, and on
  * Intel cores the leas share ports with the FMAs. */
@@ -426,8 +434,8 @@ CV_INLINE void out8(float *p, __m256 v, bool add) {
  * gemm_avx2.c's microkernel, but with a row pointer each). */
 CV_INLINE void tile_6x16(const tile_job *t, const bool has_sa, const bool has_sb) {
     const int64_t *ri = t->ri;
-    const float *a0 = t->a + ri[0], *a1 = t->a + ri[1], *a2 = t->a + ri[2];
-    const float *a3 = t->a + ri[3], *a4 = t->a + ri[4], *a5 = t->a + ri[5];
+    const float *a0 = row_ptr(t->a, ri[0]), *a1 = row_ptr(t->a, ri[1]), *a2 = row_ptr(t->a, ri[2]);
+    const float *a3 = row_ptr(t->a, ri[3]), *a4 = row_ptr(t->a, ri[4]), *a5 = row_ptr(t->a, ri[5]);
     CV_OPAQUE(a0); CV_OPAQUE(a1); CV_OPAQUE(a2); CV_OPAQUE(a3); CV_OPAQUE(a4); CV_OPAQUE(a5);
     const int32_t *sa = t->sa, *sb = t->sb;
     const int64_t lda = t->lda, ldb = t->ldb, k = t->k;
@@ -484,8 +492,10 @@ CV_INLINE void tile_6x16(const tile_job *t, const bool has_sa, const bool has_sb
  * 4/5 of the FMA rate, against 1/2 for a 6 x 16 tile half empty. */
 CV_INLINE void tile_8x8(const tile_job *t, const bool has_sa, const bool has_sb) {
     const int64_t *ri = t->ri;
-    const float *a0 = t->a + ri[0], *a1 = t->a + ri[1], *a2 = t->a + ri[2], *a3 = t->a + ri[3];
-    const float *a4 = t->a + ri[4], *a5 = t->a + ri[5], *a6 = t->a + ri[6], *a7 = t->a + ri[7];
+    const float *a0 = row_ptr(t->a, ri[0]), *a1 = row_ptr(t->a, ri[1]);
+    const float *a2 = row_ptr(t->a, ri[2]), *a3 = row_ptr(t->a, ri[3]);
+    const float *a4 = row_ptr(t->a, ri[4]), *a5 = row_ptr(t->a, ri[5]);
+    const float *a6 = row_ptr(t->a, ri[6]), *a7 = row_ptr(t->a, ri[7]);
     CV_OPAQUE(a0); CV_OPAQUE(a1); CV_OPAQUE(a2); CV_OPAQUE(a3);
     CV_OPAQUE(a4); CV_OPAQUE(a5); CV_OPAQUE(a6); CV_OPAQUE(a7);
     const int32_t *sa = t->sa, *sb = t->sb;
@@ -537,19 +547,121 @@ TILE_FN(t8x8_st, tile_8x8, false, true)
 TILE_FN(t8x8_tt, tile_8x8, true, true)
 #undef TILE_FN
 
-typedef enum tile_kind { T6X16 = 0, T8X8 = 1 } tile_kind;
-static const int TILE_MR[2] = {6, 8}, TILE_NW[2] = {16, 8};
+/*
+ * AVX-512 (where the CPU has it): 8 rows x 1 or 2 vectors of 16. With 32
+ * registers, 8 rows x 32 columns is 16 accumulators; a step is 8
+ * broadcasts, 2 loads and 16 FMAs of twice the width. Measured alone on
+ * L1-resident data (Xeon, model 207): 8x32 ran 1.7x the 6x16 AVX2 tile.
+ */
+#define CV_Z __attribute__((target("avx512f")))
+#define CV_ZINLINE __attribute__((target("avx512f"), always_inline)) static inline
+
+CV_ZINLINE void out16(float *p, __m512 v, bool add) {
+    if (add) v = _mm512_add_ps(_mm512_loadu_ps(p), v);
+    _mm512_storeu_ps(p, v);
+}
+
+CV_ZINLINE void tile_8xz(const tile_job *t, const int NV, const bool has_sa, const bool has_sb) {
+    const int64_t *ri = t->ri;
+    const float *a0 = row_ptr(t->a, ri[0]), *a1 = row_ptr(t->a, ri[1]);
+    const float *a2 = row_ptr(t->a, ri[2]), *a3 = row_ptr(t->a, ri[3]);
+    const float *a4 = row_ptr(t->a, ri[4]), *a5 = row_ptr(t->a, ri[5]);
+    const float *a6 = row_ptr(t->a, ri[6]), *a7 = row_ptr(t->a, ri[7]);
+    CV_OPAQUE(a0); CV_OPAQUE(a1); CV_OPAQUE(a2); CV_OPAQUE(a3);
+    CV_OPAQUE(a4); CV_OPAQUE(a5); CV_OPAQUE(a6); CV_OPAQUE(a7);
+    const int32_t *sa = t->sa, *sb = t->sb;
+    const int64_t lda = t->lda, ldb = t->ldb, k = t->k;
+    const float *b = t->b;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    __m512 c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    for (int64_t p = 0; p < k; p++) {
+        const int64_t ao = has_sa ? (int64_t)sa[p] : p * lda;
+        const float *bp = b + (has_sb ? (int64_t)sb[p] : p * ldb);
+        const __m512 b0 = _mm512_loadu_ps(bp), b1 = NV > 1 ? _mm512_loadu_ps(bp + 16) : b0;
+        __m512 v;
+#define CV_ZROW(i)                                                   \
+        v = _mm512_set1_ps(a##i[ao]);                                \
+        c##i##0 = _mm512_fmadd_ps(v, b0, c##i##0);                   \
+        if (NV > 1) c##i##1 = _mm512_fmadd_ps(v, b1, c##i##1);
+        CV_ZROW(0) CV_ZROW(1) CV_ZROW(2) CV_ZROW(3) CV_ZROW(4) CV_ZROW(5) CV_ZROW(6) CV_ZROW(7)
+#undef CV_ZROW
+    }
+    float *c = t->c;
+    const int64_t *crow = t->crow, *ccol = t->ccol;
+    const int mr = t->mr, nv = t->nv;
+    const bool add = t->add;
+#define ROWZ(i)                                              \
+    if (i < mr) {                                            \
+        float *r = c + crow[i];                              \
+        out16(r + ccol[0], c##i##0, add);                    \
+        if (NV > 1 && nv > 1) out16(r + ccol[1], c##i##1, add); \
+    }
+    ROWZ(0) ROWZ(1) ROWZ(2) ROWZ(3) ROWZ(4) ROWZ(5) ROWZ(6) ROWZ(7)
+#undef ROWZ
+}
+
+#define TILE_ZFN(NAME, NV, SA, SB) \
+    CV_Z static void NAME(const tile_job *t) { tile_8xz(t, NV, SA, SB); }
+TILE_ZFN(z8x16_ss, 1, false, false)
+TILE_ZFN(z8x16_ts, 1, true, false)
+TILE_ZFN(z8x16_st, 1, false, true)
+TILE_ZFN(z8x16_tt, 1, true, true)
+TILE_ZFN(z8x32_ss, 2, false, false)
+TILE_ZFN(z8x32_ts, 2, true, false)
+TILE_ZFN(z8x32_st, 2, false, true)
+TILE_ZFN(z8x32_tt, 2, true, true)
+#undef TILE_ZFN
+
+/* The tiles: rows (MR), columns (NW) in vectors of VW; RATE, the
+ * throughput relative to the best (for choosing between them). The 8x8 is
+ * load-bound, at ~0.7 of the 6x16's rate (conv2's dW by it took 2.1 ms
+ * against 1.3-1.5 ms by 6x16 tiles over the padded buffer); the AVX-512
+ * 8x32 runs ~1.7x the 6x16, and 8x16 twice the 8x8 (the same
+ * instructions on vectors twice as wide), so that a half-empty 8x16 does not
+ * win over the 8x8 whose dL/dy rows are half as long. */
+typedef enum tile_kind { T6X16, T8X8, Z8X16, Z8X32, TILE_KINDS } tile_kind;
+static const int TILE_MR[TILE_KINDS] = {6, 8, 8, 8};
+static const int TILE_NW[TILE_KINDS] = {16, 8, 16, 32};
+static const int TILE_VW[TILE_KINDS] = {8, 8, 16, 16};
+static const double TILE_RATE[TILE_KINDS] = {0.5, 0.35, 0.7, 0.85};
 typedef void (*tile_fn)(const tile_job *);
-static const tile_fn TILE_FNS[2][2][2] = {{{t6x16_ss, t6x16_st}, {t6x16_ts, t6x16_tt}},
-                                          {{t8x8_ss, t8x8_st}, {t8x8_ts, t8x8_tt}}};
+static const tile_fn TILE_FNS[TILE_KINDS][2][2] = {
+    {{t6x16_ss, t6x16_st}, {t6x16_ts, t6x16_tt}},
+    {{t8x8_ss, t8x8_st}, {t8x8_ts, t8x8_tt}},
+    {{z8x16_ss, z8x16_st}, {z8x16_ts, z8x16_tt}},
+    {{z8x32_ss, z8x32_st}, {z8x32_ts, z8x32_tt}},
+};
 
 static inline void run_tile(tile_kind kind, const tile_job *t) {
     TILE_FNS[kind][t->sa != NULL][t->sb != NULL](t);
 }
 
+/* ccol[v] = base + v*VW for a tile's vectors. */
+static inline void tile_cols(tile_kind kind, int64_t base, int64_t *ccol) {
+    ccol[0] = base, ccol[1] = base + TILE_VW[kind];
+}
+
 static bool cpu_has_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+static bool cpu_has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+/* Whether the AVX-512 tiles may be used (the CPU has them and the AVX2-only
+ * path was not asked for); set by cg_conv_use_path. */
+static atomic_int zmm_ok = -1;
+static bool use_zmm(void) {
+    int z = atomic_load_explicit(&zmm_ok, memory_order_relaxed);
+    if (z < 0) {
+        z = cpu_has_avx512();
+        atomic_store(&zmm_ok, z);
+    }
+    return z;
 }
 
 /* ---- NCHW <-> NHWC, 8 x 8 blocks at a time ---- */
@@ -711,21 +823,30 @@ CV_AVX2 static void gather_rows_t(const float *src, const int32_t *soff, int row
  * of taps [kh0, kh1) x [kw0, kw1) that stay inside the input (top-left
  * corner, top edge, ..., interior); a forward or dX tile takes its rows from
  * one class and skips the others' taps, and dW's chain for a tap runs over
- * the positions where it is inside. The padded buffer stays: partly-skipped
- * blocks (dX with C < 16) still read and write its zeros harmlessly.
+ * the positions where it is inside. So the forward, which then never reads
+ * the padding, reads x in place (NCHW: tap k of the window at q is
+ * x[pos[q] + koffn[k]]), and so does dW when a tile's rows are channels of
+ * one tap; only dX (and dW where C does not allow that) still go through a
+ * zero-padded NHWC buffer.
  */
 typedef struct conv_class {
     int64_t kh0, kh1, kw0, kw1; /* the taps inside the input */
     int64_t m;                  /* positions per image */
-    int64_t off;                /* its first entry in cpos / crow (g images' worth) */
+    int64_t off;                /* its first entry in cposn / cpos / crow (g images' worth) */
     int64_t klo, kn;            /* its taps' k in fka / fkb */
     int64_t blo, bn;            /* its dX column blocks in dxb */
 } conv_class;
 
-/* Group sizes (floats of a group's buffers). Forward: the padded input and
- * the NHWC output of a group stay in L2 with room to spare. Backward: a
- * group's dW chain should be long (>= DW_MIN_POSITIONS steps) so that the
- * partials stay few, while its three buffers still fit in L2. */
+/* dW's tiles: rows = taps of one (kh, kw) and x read in place, over the
+ * positions where the tap is inside; rows = output channels, B = channels
+ * of x at one tap from the padded NHWC buffer, likewise; or rows = any taps
+ * over every position, from the padded buffer (C = 1, say). */
+typedef enum dw_mode { DW_TAPS, DW_ROWS_O, DW_PADDED } dw_mode;
+
+/* Group sizes (floats of a group's working set). Forward: the group's x and
+ * NHWC output stay in L2 with room to spare. Backward: a group's dW chain
+ * should be long (>= DW_MIN_POSITIONS steps) so that the partials stay
+ * few, while its buffers still fit in L2. */
 #define FWD_GROUP_FLOATS (32 * 1024)
 #define BWD_GROUP_FLOATS (96 * 1024)
 #define DW_MIN_POSITIONS 256
@@ -735,9 +856,9 @@ typedef struct direct_plan {
     int64_t hp, wp, img; /* a padded NHWC image: hp x wp x C = img floats */
     int64_t ldf;         /* forward's NHWC output row: O rounded up to the tile width */
     int64_t ldg;         /* dL/dy's NHWC row: O rounded up to what dW's tile reads */
-    int64_t kpad;        /* W as [O][kpad] for dX: K rounded up to 16 */
-    tile_kind fwd, dw;
-    bool dw_rows_o; /* dW tiles: rows are output channels (else taps k) */
+    int64_t kpad;        /* W as [O][kpad] for dX: K rounded up to its tile's width */
+    tile_kind fwd, dw, dx;
+    dw_mode dwm;
     int64_t g_fwd, g_bwd;
     double inside; /* share of (position, tap) pairs inside the input */
 } direct_plan;
@@ -749,11 +870,31 @@ static void taps_inside(int64_t i, int64_t s, int64_t pad, int64_t k, int64_t h,
     *hi = max64(*lo, min64(k, h + pad - i * s));
 }
 
-/* Share of a tile's lanes doing useful work, rows x cols of output. */
+/* A tile's useful rate on rows x cols of output: its lanes doing useful
+ * work times its rate. */
 static double tile_use(tile_kind kind, int64_t rows, int64_t cols) {
     const int64_t mr = TILE_MR[kind], nw = TILE_NW[kind];
-    double u = (double)rows / (double)round_up(rows, mr) * (double)cols / (double)round_up(cols, nw);
-    return kind == T8X8 ? 0.8 * u : u; /* the 8x8 tile is load-bound at ~4/5 */
+    rows = max64(rows, 1), cols = max64(cols, 1);
+    return TILE_RATE[kind] * (double)rows / (double)round_up(rows, mr) * (double)cols /
+           (double)round_up(cols, nw);
+}
+
+/* The best tile for rows x cols among those this CPU runs; with a nonzero
+ * nw_div (vw_div, mr_div), only tiles whose width (vector width, rows)
+ * divides it: a B row, an output vector or a tile's rows within one tap's
+ * C channels. -1 if none. */
+static int best_tile(int64_t rows, int64_t cols, int64_t nw_div, int64_t vw_div, int64_t mr_div) {
+    int best = -1;
+    double use = -1.0;
+    for (int k = 0; k < TILE_KINDS; k++) {
+        if (TILE_VW[k] == 16 && !use_zmm()) continue;
+        if ((nw_div && nw_div % TILE_NW[k] != 0) || (vw_div && vw_div % TILE_VW[k] != 0) ||
+            (mr_div && mr_div % TILE_MR[k] != 0))
+            continue;
+        const double u = tile_use((tile_kind)k, rows, cols);
+        if (u > use) use = u, best = k;
+    }
+    return best;
 }
 
 /* g images, rounded down to whole 24s (tiles of 6 and of 8) when that big. */
@@ -765,30 +906,46 @@ static int64_t group_of(int64_t g, int64_t n) {
 static direct_plan plan_of(const conv_dims *d) {
     direct_plan P;
     P.d = *d;
+    const int64_t C = d->c, K = d->k, O = d->o;
     /* Rows and columns any tap reaches; the rest of the input is never read. */
     P.hp = (d->oh - 1) * d->s + d->kh;
     P.wp = (d->ow - 1) * d->s + d->kw;
-    P.img = P.hp * P.wp * d->c;
+    P.img = P.hp * P.wp * C;
     int64_t rows_in = 0, cols_in = 0, lo, hi;
     for (int64_t i = 0; i < d->oh; i++) taps_inside(i, d->s, d->pad, d->kh, d->h, &lo, &hi), rows_in += hi - lo;
     for (int64_t j = 0; j < d->ow; j++) taps_inside(j, d->s, d->pad, d->kw, d->w, &lo, &hi), cols_in += hi - lo;
     P.inside = (double)rows_in * (double)cols_in / (double)max64(1, d->ohw * d->kh * d->kw);
-    P.fwd = d->o <= 8 ? T8X8 : T6X16;
-    P.ldf = round_up(max64(d->o, 1), TILE_NW[P.fwd]);
-    P.kpad = round_up(max64(d->k, 1), 16);
-    /* dW [K, O]: rows = taps (B = dL/dy's rows of channels, every position),
-     * or rows = output channels (B = 8 or 16 channels of x at one tap, so
-     * C % 8 == 0; only the positions where the tap is inside). */
-    const tile_kind ko = d->o <= 8 ? T8X8 : T6X16, ok = d->c % 16 == 0 ? T6X16 : T8X8;
-    P.dw_rows_o = d->c % 8 == 0 && d->c > 0 &&
-                  tile_use(ok, d->o, d->k) / (P.inside > 0 ? P.inside : 1.0) > tile_use(ko, d->k, d->o);
-    P.dw = P.dw_rows_o ? ok : ko;
-    P.ldg = round_up(max64(d->o, 1), !P.dw_rows_o && P.dw == T6X16 ? 16 : 8);
-    const int64_t n = max64(d->n, 1);
+    const double inside = P.inside > 0 ? P.inside : 1.0;
+    /* Forward: rows = positions (many), columns = output channels. */
+    P.fwd = (tile_kind)best_tile(1 << 20, O, 0, 0, 0);
+    P.ldf = round_up(max64(O, 1), TILE_NW[P.fwd]);
+    /* dX: rows = positions, columns = k in blocks, each vector of them
+     * within one tap's C channels where C allows (else a 6x16 tile through
+     * a scatter). */
+    const bool c8 = C % 8 == 0 && C > 0;
+    P.dx = c8 ? (tile_kind)best_tile(1 << 20, K, 0, C, 0) : T6X16;
+    P.kpad = round_up(max64(K, 1), TILE_NW[P.dx]);
+    /* dW [K, O], by the time each mode would take: work / useful rate, the
+     * padding skipped or not, and ~15% for packing x into the NHWC buffer. */
+    const int taps = C > 0 ? best_tile(K, O, 0, 0, C) : -1;
+    const int rows_o = c8 ? best_tile(O, K, C, 0, 0) : -1;
+    const int padded = best_tile(K, O, 0, 0, 0);
+    const double t_taps = taps >= 0 ? inside / tile_use((tile_kind)taps, K, O) : 1e30;
+    const double t_rows_o = rows_o >= 0 ? 1.15 * inside / tile_use((tile_kind)rows_o, O, K) : 1e30;
+    const double t_padded = 1.15 / tile_use((tile_kind)padded, K, O);
+    if (t_taps <= t_rows_o && t_taps <= t_padded)
+        P.dwm = DW_TAPS, P.dw = (tile_kind)taps;
+    else if (t_rows_o <= t_padded)
+        P.dwm = DW_ROWS_O, P.dw = (tile_kind)rows_o;
+    else
+        P.dwm = DW_PADDED, P.dw = (tile_kind)padded;
+    /* dL/dy's NHWC rows: wide enough for the tiles that read whole rows of them. */
+    P.ldg = round_up(max64(O, 1), P.dwm == DW_ROWS_O ? 8 : max64(8, TILE_NW[P.dw]));
+    const int64_t n = max64(d->n, 1), x_img = C * d->h * d->w;
     /* At least 4 forward groups where the batch allows, for two threads to share. */
-    P.g_fwd = FWD_GROUP_FLOATS / max64(1, P.img + d->ohw * P.ldf);
+    P.g_fwd = FWD_GROUP_FLOATS / max64(1, x_img + d->ohw * P.ldf);
     P.g_fwd = group_of(min64(P.g_fwd, cdiv(n, 4)), n);
-    const int64_t per_image = 2 * P.img + d->ohw * P.ldg;
+    const int64_t per_image = x_img + (P.dwm == DW_TAPS ? 0 : P.img) + P.img + d->ohw * P.ldg;
     P.g_bwd = group_of(max64(cdiv(DW_MIN_POSITIONS, max64(d->ohw, 1)), BWD_GROUP_FLOATS / max64(1, per_image)), n);
     return P;
 }
@@ -796,22 +953,24 @@ static direct_plan plan_of(const conv_dims *d) {
 /* Whether the tables' int32 offsets hold this shape's group buffers. */
 static bool plan_fits(const direct_plan *P) {
     const int64_t lim = (int64_t)1 << 30;
-    const int64_t g = max64(P->g_fwd, P->g_bwd);
-    return P->img < lim / g && P->d.ohw * max64(P->ldg, P->ldf) < lim / g &&
-           P->d.k * 16 < lim && P->d.kh * P->d.kw * P->d.ohw < lim / g;
+    const int64_t g = max64(P->g_fwd, P->g_bwd), x_img = P->d.c * P->d.h * P->d.w;
+    return max64(P->img, x_img) < lim / g && P->d.ohw * max64(P->ldg, P->ldf) < lim / g &&
+           P->d.k * 32 < lim && P->d.kh * P->d.kw * P->d.ohw < lim / g;
 }
 
 /* Packed weights and tables, built once per call by the calling thread. */
 typedef struct direct_ctx {
     const conv_class *cls;
     int64_t ncls;
-    const int32_t *koff; /* [K]: tap k = (kh*KW + kw)*C + c in a padded NHWC image */
-    const int32_t *npos; /* [g*OHW]: output q's window start in a group's buffer */
-    const int32_t *cpos, *crow; /* by class: window start; natural index gi*OHW + s */
-    const int32_t *fka, *fkb;   /* forward: by class, koff[k] and k*NW of the taps inside */
-    const int32_t *dxb;         /* dX: by class, the 16-column blocks k0 with a tap inside */
-    const int32_t *tlo, *tcnt;  /* dW rows = o: per tap, first entry and positions per image */
-    const int32_t *trow, *tpos; /* ... gt row * ldg and window start, images in order */
+    const int32_t *koff;  /* [K]: tap k = (kh*KW + kw)*C + c in a padded NHWC image */
+    const int32_t *koffn; /* [K]: the same tap in an NCHW image, from a window's corner */
+    const int32_t *npos;  /* [g*OHW]: output q's window in a group's padded buffer (DW_PADDED) */
+    const int32_t *cposn, *cpos, *crow; /* by class: window in x (NCHW) and in the padded
+                                           buffer; natural index gi*OHW + s */
+    const int32_t *fka, *fkb;   /* forward: by class, koffn[k] and k*NW of the taps inside */
+    const int32_t *dxb;         /* dX: by class, the column blocks k0 with a tap inside */
+    const int32_t *tlo, *tcnt;  /* dW: per tap, first entry and positions per image */
+    const int32_t *trow, *tpos; /* ... gt row * ldg and window (x for DW_TAPS, else padded) */
     const int32_t *pix;  /* [H*W]: input pixel (h, w)'s C floats in a padded image, or -1 */
     const int32_t *orow; /* [OHW]: output position s's row in an image's NHWC block (s*ld) */
     const float *wt;     /* forward: [O/NW][K][NW], zero past O */
@@ -819,17 +978,15 @@ typedef struct direct_ctx {
     bool pix_all;        /* every input pixel has a place (no -1 in pix) */
 } direct_ctx;
 
-/* xp [hp][wp][C] = one NCHW image x, zero-padded; without `border` the
- * padding is left as it was (for passes that read only taps inside). */
-static void pack_nhwc(const direct_plan *P, const direct_ctx *T, const float *x, float *xp,
-                      bool border) {
+/* xp [hp][wp][C] = one NCHW image x, zero-padded. */
+static void pack_nhwc(const direct_plan *P, const direct_ctx *T, const float *x, float *xp) {
     const conv_dims *d = &P->d;
     const int64_t C = d->c, wp = P->wp, pad = d->pad, hw = d->h * d->w;
-    if (!T->pix_all && border) memset(xp, 0, (size_t)P->img * sizeof(float));
+    if (!T->pix_all) memset(xp, 0, (size_t)P->img * sizeof(float));
     /* The padding: whole rows above and below, columns left and right. */
     const int64_t rin0 = min64(pad, P->hp), rin1 = min64(P->hp, d->h + pad);
     const int64_t cin0 = min64(pad, wp), cin1 = min64(wp, d->w + pad);
-    if (T->pix_all && border) {
+    if (T->pix_all) {
         for (int64_t r = 0; r < P->hp; r++) {
             float *row = xp + r * wp * C;
             if (r < rin0 || r >= rin1) {
@@ -874,29 +1031,28 @@ static void unpack_add_nhwc(const direct_plan *P, const direct_ctx *T, const flo
     }
 }
 
-/* Forward of groups [lo, hi). */
+/* Forward of groups [lo, hi): tiles read x in place, write NHWC rows of
+ * yt, which go to y (NCHW) 8 x 8 at a time with the bias. */
 static void direct_forward_part(void *ctx, int64_t lo, int64_t hi) {
     conv_job *j = ctx;
     const direct_plan *P = j->plan;
     const conv_dims *d = &P->d;
     const direct_ctx *dc = j->tables;
-    float *ws = cg_floats_alloc(j->ws);
-    if (!ws) {
+    float *yt = cg_floats_alloc(j->ws);
+    if (!yt) {
         for (int64_t q = lo; q < hi; q++) naive_forward(j, q * j->g, min64(j->g, d->n - q * j->g));
         return;
     }
     const tile_kind kind = P->fwd;
     const int MR = TILE_MR[kind], NW = TILE_NW[kind];
-    float *xp = ws, *yt = ws + j->g * P->img;
     int64_t ri[8], crow[8], ccol[2];
-    tile_job t = {.a = xp, .c = yt, .crow = crow, .ri = ri, .ccol = ccol};
+    tile_job t = {.c = yt, .crow = crow, .ri = ri, .ccol = ccol};
     for (int64_t q = lo; q < hi; q++) {
         const int64_t n0 = q * j->g, gn = min64(j->g, d->n - n0);
-        for (int64_t gi = 0; gi < gn; gi++)
-            pack_nhwc(P, dc, j->x + (n0 + gi) * d->c * d->h * d->w, xp + gi * P->img, false);
+        t.a = j->x + n0 * d->c * d->h * d->w;
         for (int64_t c = 0; c < dc->ncls; c++) {
             const conv_class *cl = &dc->cls[c];
-            const int32_t *cpos = dc->cpos + cl->off, *crw = dc->crow + cl->off;
+            const int32_t *cpos = dc->cposn + cl->off, *crw = dc->crow + cl->off;
             const int64_t ne = gn * cl->m;
             t.sa = dc->fka + cl->klo, t.sb = dc->fkb + cl->klo, t.k = cl->kn;
             for (int64_t e0 = 0; e0 < ne; e0 += MR) {
@@ -908,8 +1064,8 @@ static void direct_forward_part(void *ctx, int64_t lo, int64_t hi) {
                 }
                 for (int64_t o0 = 0; o0 < d->o; o0 += NW) {
                     t.b = dc->wt + o0 * d->k;
-                    t.nv = (int)cdiv(min64(NW, d->o - o0), 8);
-                    ccol[0] = o0, ccol[1] = o0 + 8;
+                    t.nv = (int)cdiv(min64(NW, d->o - o0), TILE_VW[kind]);
+                    tile_cols(kind, o0, ccol);
                     run_tile(kind, &t);
                 }
             }
@@ -923,7 +1079,7 @@ static void direct_forward_part(void *ctx, int64_t lo, int64_t hi) {
                               yn + o0 * d->ohw, d->ohw, false, j->b ? j->b + o0 : NULL);
         }
     }
-    cg_floats_free(ws, j->ws);
+    cg_floats_free(yt, j->ws);
 }
 
 /* db's partial from gt [npos][ld] (zero past O): the rows summed in order,
@@ -943,6 +1099,134 @@ CV_AVX2 static void bias_partial_nhwc(const float *gt, int64_t npos, int64_t ld,
     }
 }
 
+/* dW's partial of one group (see dw_mode). */
+static void direct_dw(const conv_job *j, const float *xg, const float *xp, const float *gt,
+                      int64_t gn, int64_t npos, float *part) {
+    const direct_plan *P = j->plan;
+    const conv_dims *d = &P->d;
+    const direct_ctx *dc = j->tables;
+    const int64_t K = d->k, O = d->o, C = d->c, T = d->kh * d->kw;
+    const tile_kind kind = P->dw;
+    const int MR = TILE_MR[kind], NW = TILE_NW[kind], VW = TILE_VW[kind];
+    int64_t ri[8], crow[8], ccol[2];
+    if (P->dwm == DW_TAPS) {
+        /* part [K][ldg]: rows = MR channels of tap t, A(i, p) = x[pos_p +
+         * koffn[k0+i]] in place, B(p, :) = gt's row of position p, chain
+         * over the positions where t is inside. */
+        tile_job t = {.a = xg, .ri = ri, .b = gt, .c = part, .crow = crow, .ccol = ccol};
+        for (int64_t tap = 0; tap < T; tap++) {
+            t.sa = dc->tpos + dc->tlo[tap], t.sb = dc->trow + dc->tlo[tap];
+            t.k = gn * dc->tcnt[tap];
+            for (int64_t k0 = tap * C; k0 < (tap + 1) * C; k0 += MR) {
+                t.mr = MR;
+                for (int i = 0; i < MR; i++) {
+                    ri[i] = dc->koffn[k0 + i];
+                    crow[i] = (k0 + i) * P->ldg;
+                }
+                for (int64_t o0 = 0; o0 < O; o0 += NW) {
+                    t.b = gt + o0;
+                    t.nv = (int)cdiv(min64(NW, O - o0), VW);
+                    tile_cols(kind, o0, ccol);
+                    run_tile(kind, &t);
+                }
+            }
+        }
+    } else if (P->dwm == DW_ROWS_O) {
+        /* part [O][K]: rows = output channels, A(i, p) = gt[row_p*ldg + o0+i],
+         * B(p, :) = NW channels of x at tap t: xp + koff[k0] + pos_p, over
+         * the positions where tap t is inside. */
+        tile_job t = {.a = gt, .ri = ri, .c = part, .crow = crow, .ccol = ccol};
+        for (int64_t tap = 0; tap < T; tap++) {
+            t.sa = dc->trow + dc->tlo[tap], t.sb = dc->tpos + dc->tlo[tap];
+            t.k = gn * dc->tcnt[tap];
+            for (int64_t o0 = 0; o0 < O; o0 += MR) {
+                t.mr = (int)min64(MR, O - o0);
+                for (int i = 0; i < MR; i++) {
+                    ri[i] = o0 + min64(i, t.mr - 1);
+                    crow[i] = (o0 + i) * K;
+                }
+                for (int64_t k0 = tap * C; k0 < (tap + 1) * C; k0 += NW) {
+                    t.b = xp + dc->koff[k0];
+                    t.nv = NW / VW;
+                    tile_cols(kind, k0, ccol);
+                    run_tile(kind, &t);
+                }
+            }
+        }
+    } else {
+        /* part [K][ldg]: rows = any taps, A(i, p) = xp[koff[k0+i] + npos[p]],
+         * B(p, :) = gt's row p, chain over all the group's positions. */
+        tile_job t = {.a = xp, .ri = ri, .sa = dc->npos, .b = gt, .ldb = P->ldg, .k = npos,
+                      .c = part, .crow = crow, .ccol = ccol};
+        for (int64_t k0 = 0; k0 < K; k0 += MR) {
+            t.mr = (int)min64(MR, K - k0);
+            for (int i = 0; i < MR; i++) {
+                ri[i] = dc->koff[k0 + min64(i, t.mr - 1)];
+                crow[i] = (k0 + i) * P->ldg;
+            }
+            for (int64_t o0 = 0; o0 < O; o0 += NW) {
+                t.b = gt + o0;
+                t.nv = (int)cdiv(min64(NW, O - o0), VW);
+                tile_cols(kind, o0, ccol);
+                run_tile(kind, &t);
+            }
+        }
+    }
+}
+
+/* dX of one group into gxp (zeroed here), then onto gx. */
+static void direct_dx(const conv_job *j, const float *gt, float *gxp, int64_t n0, int64_t gn) {
+    const direct_plan *P = j->plan;
+    const conv_dims *d = &P->d;
+    const direct_ctx *dc = j->tables;
+    const int64_t K = d->k, O = d->o, C = d->c;
+    memset(gxp, 0, (size_t)(gn * P->img) * sizeof(float));
+    /* Rows = positions of one class, A(i, o) = gt[row_i*ldg + o], B = W
+     * [O][kpad]'s columns k0.. (the blocks with a tap inside), chain over O;
+     * each row's vectors of one tap's channels are added onto the padded
+     * input gradient there (C % VW == 0), or go through tmp one by one. */
+    const bool vec = C % 8 == 0 && C > 0;
+    const tile_kind kind = P->dx;
+    const int MR = TILE_MR[kind], NW = TILE_NW[kind], VW = TILE_VW[kind];
+    float tmp[6 * 16];
+    int64_t ri[8], crow[8], ccol[2];
+    tile_job t = {.a = gt, .ri = ri, .lda = 1, .ldb = P->kpad, .k = O, .ccol = ccol,
+                  .crow = crow, .c = vec ? gxp : tmp, .add = vec};
+    for (int64_t c = 0; c < dc->ncls; c++) {
+        const conv_class *cl = &dc->cls[c];
+        const int32_t *cpos = dc->cpos + cl->off, *crw = dc->crow + cl->off;
+        const int64_t ne = gn * cl->m;
+        for (int64_t e0 = 0; e0 < ne; e0 += MR) {
+            const int mr = (int)min64(MR, ne - e0);
+            t.mr = mr;
+            for (int i = 0; i < MR; i++) {
+                const int64_t e = e0 + min64(i, mr - 1);
+                ri[i] = crw[e] * P->ldg;
+                crow[i] = vec ? cpos[e] : i * 16;
+            }
+            for (int64_t bi = 0; bi < cl->bn; bi++) {
+                const int64_t k0 = dc->dxb[cl->blo + bi], nk = min64(NW, K - k0);
+                t.b = dc->wk + k0;
+                t.nv = (int)cdiv(nk, VW);
+                if (vec) {
+                    ccol[0] = dc->koff[k0];
+                    ccol[1] = nk > VW ? dc->koff[k0 + VW] : 0;
+                    run_tile(kind, &t);
+                } else {
+                    ccol[0] = 0, ccol[1] = 8;
+                    run_tile(kind, &t);
+                    for (int i = 0; i < mr; i++) {
+                        float *dst = gxp + cpos[e0 + i];
+                        for (int64_t kk = 0; kk < nk; kk++) dst[dc->koff[k0 + kk]] += tmp[i * 16 + kk];
+                    }
+                }
+            }
+        }
+    }
+    for (int64_t gi = 0; gi < gn; gi++)
+        unpack_add_nhwc(P, dc, gxp + gi * P->img, j->gx + (n0 + gi) * C * d->h * d->w);
+}
+
 /* Backward of groups [lo, hi): the group's dW and db partials, its dX. */
 static void direct_backward_part(void *ctx, int64_t lo, int64_t hi) {
     conv_job *j = ctx;
@@ -950,10 +1234,9 @@ static void direct_backward_part(void *ctx, int64_t lo, int64_t hi) {
     const conv_dims *d = &P->d;
     const direct_ctx *dc = j->tables;
     float *ws = cg_floats_alloc(j->ws);
-    const int64_t g = j->g, K = d->k, O = d->o, C = d->c, T = d->kh * d->kw;
-    float *xp = ws, *gt = xp + g * P->img, *gxp = gt + g * d->ohw * P->ldg;
-    float tmp[6 * 16];
-    int64_t ri[8], crow[8], ccol[2];
+    const int64_t g = j->g, O = d->o, C = d->c, x_img = C * d->h * d->w;
+    const bool padded = P->dwm != DW_TAPS;
+    float *gt = ws, *gxp = gt + g * d->ohw * P->ldg, *xp = gxp + g * P->img;
     for (int64_t q = lo; q < hi; q++) {
         const int64_t n0 = q * g, gn = min64(g, d->n - n0), npos = gn * d->ohw;
         if (!j->want_w && !j->want_x) {
@@ -978,97 +1261,12 @@ static void direct_backward_part(void *ctx, int64_t lo, int64_t hi) {
         }
         if (j->want_b) bias_partial_nhwc(gt, npos, P->ldg, O, j->part_b + q * O);
         if (j->want_w) {
-            for (int64_t gi = 0; gi < gn; gi++)
-                pack_nhwc(P, dc, j->x + (n0 + gi) * C * d->h * d->w, xp + gi * P->img, !P->dw_rows_o);
-            const tile_kind kind = P->dw;
-            const int MR = TILE_MR[kind], NW = TILE_NW[kind];
-            float *part = j->part_w + q * j->lw.size;
-            if (!P->dw_rows_o) {
-                /* part [K][ldg]: rows = taps, A(i, p) = xp[koff[k0+i] + npos[p]],
-                 * B(p, :) = gt's row p, chain over all the group's positions. */
-                tile_job t = {.a = xp, .ri = ri, .sa = dc->npos, .b = gt, .ldb = P->ldg,
-                              .k = npos, .c = part, .crow = crow, .ccol = ccol};
-                for (int64_t k0 = 0; k0 < K; k0 += MR) {
-                    t.mr = (int)min64(MR, K - k0);
-                    for (int i = 0; i < MR; i++) {
-                        ri[i] = dc->koff[k0 + min64(i, t.mr - 1)];
-                        crow[i] = (k0 + i) * P->ldg;
-                    }
-                    for (int64_t o0 = 0; o0 < O; o0 += NW) {
-                        t.b = gt + o0;
-                        t.nv = (int)cdiv(min64(NW, O - o0), 8);
-                        ccol[0] = o0, ccol[1] = o0 + 8;
-                        run_tile(kind, &t);
-                    }
-                }
-            } else {
-                /* part [O][K]: rows = output channels, A(i, p) = gt[row_p*ldg + o0+i],
-                 * B(p, :) = NW channels of x at tap t: xp + koff[k0] + pos_p, over
-                 * the positions where tap t is inside. */
-                tile_job t = {.a = gt, .ri = ri, .c = part, .crow = crow, .ccol = ccol};
-                for (int64_t tap = 0; tap < T; tap++) {
-                    t.sa = dc->trow + dc->tlo[tap], t.sb = dc->tpos + dc->tlo[tap];
-                    t.k = gn * dc->tcnt[tap];
-                    for (int64_t o0 = 0; o0 < O; o0 += MR) {
-                        t.mr = (int)min64(MR, O - o0);
-                        for (int i = 0; i < MR; i++) {
-                            ri[i] = o0 + min64(i, t.mr - 1);
-                            crow[i] = (o0 + i) * K;
-                        }
-                        for (int64_t k0 = tap * C; k0 < (tap + 1) * C; k0 += NW) {
-                            t.b = xp + dc->koff[k0];
-                            t.nv = NW / 8;
-                            ccol[0] = k0, ccol[1] = k0 + 8;
-                            run_tile(kind, &t);
-                        }
-                    }
-                }
-            }
+            const float *xg = j->x + n0 * x_img;
+            if (padded)
+                for (int64_t gi = 0; gi < gn; gi++) pack_nhwc(P, dc, xg + gi * x_img, xp + gi * P->img);
+            direct_dw(j, xg, xp, gt, gn, npos, j->part_w + q * j->lw.size);
         }
-        if (j->want_x) {
-            memset(gxp, 0, (size_t)(gn * P->img) * sizeof(float));
-            /* Rows = positions of one class, A(i, o) = gt[row_i*ldg + o], B = W
-             * [O][kpad]'s columns k0.. (the blocks with a tap inside), chain
-             * over O; each row's 8 channels of one tap are added onto the
-             * padded input gradient there. */
-            const bool vec = C % 8 == 0;
-            tile_job t = {.a = gt, .ri = ri, .lda = 1, .ldb = P->kpad, .k = O, .ccol = ccol,
-                          .crow = crow, .c = vec ? gxp : tmp, .add = vec};
-            for (int64_t c = 0; c < dc->ncls; c++) {
-                const conv_class *cl = &dc->cls[c];
-                const int32_t *cpos = dc->cpos + cl->off, *crw = dc->crow + cl->off;
-                const int64_t ne = gn * cl->m;
-                for (int64_t e0 = 0; e0 < ne; e0 += 6) {
-                    const int mr = (int)min64(6, ne - e0);
-                    t.mr = mr;
-                    for (int i = 0; i < 6; i++) {
-                        const int64_t e = e0 + min64(i, mr - 1);
-                        ri[i] = crw[e] * P->ldg;
-                        crow[i] = vec ? cpos[e] : i * 16;
-                    }
-                    for (int64_t bi = 0; bi < cl->bn; bi++) {
-                        const int64_t k0 = dc->dxb[cl->blo + bi], nk = min64(16, K - k0);
-                        t.b = dc->wk + k0;
-                        t.nv = (int)cdiv(nk, 8);
-                        if (vec) {
-                            ccol[0] = dc->koff[k0];
-                            ccol[1] = nk > 8 ? dc->koff[k0 + 8] : 0;
-                            run_tile(T6X16, &t);
-                        } else {
-                            ccol[0] = 0, ccol[1] = 8;
-                            run_tile(T6X16, &t);
-                            for (int i = 0; i < mr; i++) {
-                                float *dst = gxp + cpos[e0 + i];
-                                for (int64_t kk = 0; kk < nk; kk++)
-                                    dst[dc->koff[k0 + kk]] += tmp[i * 16 + kk];
-                            }
-                        }
-                    }
-                }
-            }
-            for (int64_t gi = 0; gi < gn; gi++)
-                unpack_add_nhwc(P, dc, gxp + gi * P->img, j->gx + (n0 + gi) * C * d->h * d->w);
-        }
+        if (j->want_x) direct_dx(j, gt, gxp, n0, gn);
     }
     cg_floats_free(ws, j->ws);
 }
@@ -1096,14 +1294,14 @@ static int64_t axis_classes(int64_t n, int64_t s, int64_t pad, int64_t k, int64_
 
 /*
  * The tables for groups of g images and the packed weights a pass needs
- * (fwd: wt; dx: wk; dw: the per-tap lists when dW's rows are channels).
- * Sizes first, then one allocation (nothing is left to undo if it fails).
+ * (fwd: wt; dx: wk; dw: the per-tap lists). Sizes first, then one
+ * allocation (nothing is left to undo if it fails).
  */
 static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bool fwd, bool dx,
                              bool dw, direct_bufs *B) {
     const conv_dims *d = &P->d;
     const int64_t K = d->k, O = d->o, C = d->c, T = d->kh * d->kw, hw = d->h * d->w;
-    const int64_t np = g * d->ohw;
+    const int64_t np = g * d->ohw, x_img = C * hw;
     /* Axis classes: at most one per output row / column. */
     const int64_t nax = 2 * (3 * (d->oh + d->ow) + 2);
     int64_t *ax = (int64_t *)cg_floats_alloc(nax);
@@ -1113,21 +1311,22 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
     const int64_t nr = axis_classes(d->oh, d->s, d->pad, d->kh, d->h, rid, rlo, rhi);
     const int64_t nc = axis_classes(d->ow, d->s, d->pad, d->kw, d->w, cid, clo, chi);
     const int64_t ncls = nr * nc;
-    /* Entries: k lists and dX blocks by class, per-tap position counts. */
+    /* Entries: k lists and dX blocks by class, per-tap positions. */
     int64_t nk = 0, nb = 0, ntap = 0;
     for (int64_t r = 0; r < nr; r++)
         for (int64_t c = 0; c < nc; c++) {
             nk += (rhi[r] - rlo[r]) * (chi[c] - clo[c]) * C;
-            nb += cdiv(K, 16);
+            nb += cdiv(K, TILE_NW[P->dx]);
         }
-    const bool per_tap = dw && P->dw_rows_o;
+    const bool per_tap = dw && P->dwm != DW_PADDED;
     if (per_tap)
         for (int64_t i = 0; i < d->oh; i++)
             for (int64_t jj = 0; jj < d->ow; jj++)
                 ntap += (rhi[rid[i]] - rlo[rid[i]]) * (chi[cid[jj]] - clo[cid[jj]]);
     ntap *= g;
     const int64_t n_cls = round_up(ncls * (int64_t)(sizeof(conv_class) / sizeof(float)), 16);
-    const int64_t nint = K + 3 * np + (fwd ? 2 * nk : 0) + (dx ? nb : 0) + 2 * T + 2 * ntap + hw + d->ohw;
+    const int64_t nint = 2 * K + 4 * np + (fwd ? 2 * nk : 0) + (dx ? nb : 0) + 2 * T + 2 * ntap +
+                         hw + d->ohw;
     const int64_t nwt = fwd ? round_up(max64(O, 1), TILE_NW[P->fwd]) * K : 0;
     const int64_t nwk = dx ? O * P->kpad : 0;
     B->len = n_cls + nint + nwt + nwk + 1;
@@ -1137,21 +1336,27 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
         return false;
     }
     conv_class *cls = (conv_class *)B->mem;
-    int32_t *koff = (int32_t *)(B->mem + n_cls), *npos = koff + K, *cpos = npos + np,
-            *crow = cpos + np, *fka = crow + np, *fkb = fka + (fwd ? nk : 0),
-            *dxb = fkb + (fwd ? nk : 0), *tlo = dxb + (dx ? nb : 0), *tcnt = tlo + T,
-            *trow = tcnt + T, *tpos = trow + ntap, *pix = tpos + ntap, *orow = pix + hw;
+    int32_t *koff = (int32_t *)(B->mem + n_cls), *koffn = koff + K, *npos = koffn + K,
+            *cposn = npos + np, *cpos = cposn + np, *crow = cpos + np, *fka = crow + np,
+            *fkb = fka + (fwd ? nk : 0), *dxb = fkb + (fwd ? nk : 0), *tlo = dxb + (dx ? nb : 0),
+            *tcnt = tlo + T, *trow = tcnt + T, *tpos = trow + ntap, *pix = tpos + ntap,
+            *orow = pix + hw;
     float *wt = B->mem + n_cls + nint, *wk = wt + nwt;
     const int NW = TILE_NW[P->fwd];
+    /* A window's corner: in a padded image, and in x (NCHW, maybe negative). */
+#define WIN_PADDED(gi, i, jj) ((gi) * P->img + ((i) * d->s * P->wp + (jj) * d->s) * C)
+#define WIN_X(gi, i, jj) ((gi) * x_img + ((i) * d->s - d->pad) * d->w + (jj) * d->s - d->pad)
 
     for (int64_t kh = 0; kh < d->kh; kh++)
         for (int64_t kw = 0; kw < d->kw; kw++)
-            for (int64_t c = 0; c < C; c++)
-                koff[(kh * d->kw + kw) * C + c] = (int32_t)((kh * P->wp + kw) * C + c);
+            for (int64_t c = 0; c < C; c++) {
+                const int64_t k = (kh * d->kw + kw) * C + c;
+                koff[k] = (int32_t)((kh * P->wp + kw) * C + c);
+                koffn[k] = (int32_t)(c * hw + kh * d->w + kw);
+            }
     for (int64_t gi = 0, q = 0; gi < g; gi++)
         for (int64_t i = 0; i < d->oh; i++)
-            for (int64_t jj = 0; jj < d->ow; jj++, q++)
-                npos[q] = (int32_t)(gi * P->img + (i * d->s * P->wp + jj * d->s) * C);
+            for (int64_t jj = 0; jj < d->ow; jj++, q++) npos[q] = (int32_t)WIN_PADDED(gi, i, jj);
     /* Classes: entries class by class, images in order within one. */
     int64_t off = 0, klo = 0, blo = 0;
     for (int64_t r = 0; r < nr; r++)
@@ -1162,7 +1367,8 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
                 for (int64_t i = 0; i < d->oh; i++)
                     for (int64_t jj = 0; jj < d->ow; jj++)
                         if (rid[i] == r && cid[jj] == c) {
-                            cpos[off] = (int32_t)(gi * P->img + (i * d->s * P->wp + jj * d->s) * C);
+                            cposn[off] = (int32_t)WIN_X(gi, i, jj);
+                            cpos[off] = (int32_t)WIN_PADDED(gi, i, jj);
                             crow[off] = (int32_t)(gi * d->ohw + i * d->ow + jj);
                             off++;
                             if (gi == 0) cl->m++;
@@ -1171,12 +1377,12 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
                 for (int64_t kw = cl->kw0; kw < cl->kw1; kw++)
                     for (int64_t ch = 0; ch < C; ch++, cl->kn++) {
                         const int64_t k = (kh * d->kw + kw) * C + ch;
-                        if (fwd) fka[klo + cl->kn] = koff[k], fkb[klo + cl->kn] = (int32_t)(k * NW);
+                        if (fwd) fka[klo + cl->kn] = koffn[k], fkb[klo + cl->kn] = (int32_t)(k * NW);
                     }
             klo += cl->kn;
-            for (int64_t k0 = 0; k0 < K; k0 += 16) {
+            for (int64_t k0 = 0; k0 < K; k0 += TILE_NW[P->dx]) {
                 bool any = false;
-                for (int64_t k = k0; k < min64(K, k0 + 16) && !any; k++) {
+                for (int64_t k = k0; k < min64(K, k0 + TILE_NW[P->dx]) && !any; k++) {
                     const int64_t tap = k / C, kh = tap / d->kw, kw = tap % d->kw;
                     any = kh >= cl->kh0 && kh < cl->kh1 && kw >= cl->kw0 && kw < cl->kw1;
                 }
@@ -1200,11 +1406,13 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
                     if (kh < rlo[rid[i]] || kh >= rhi[rid[i]] || kw < clo[cid[jj]] || kw >= chi[cid[jj]])
                         continue;
                     trow[e] = (int32_t)((gi * d->ohw + i * d->ow + jj) * P->ldg);
-                    tpos[e] = (int32_t)(gi * P->img + (i * d->s * P->wp + jj * d->s) * C);
+                    tpos[e] = (int32_t)(P->dwm == DW_TAPS ? WIN_X(gi, i, jj) : WIN_PADDED(gi, i, jj));
                     e++;
                     if (gi == 0) tcnt[tap]++;
                 }
     }
+#undef WIN_PADDED
+#undef WIN_X
     cg_floats_free((float *)ax, nax);
     bool all = true;
     for (int64_t h = 0; h < d->h; h++)
@@ -1230,8 +1438,8 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
                 for (int64_t t = 0; t < T; t++) wk[o * P->kpad + t * C + c] = w[(o * C + c) * T + t];
             for (int64_t k = K; k < P->kpad; k++) wk[o * P->kpad + k] = 0.0f;
         }
-    B->c = (direct_ctx){cls, ncls, koff, npos, cpos, crow, fka, fkb, dxb, tlo, tcnt, trow, tpos,
-                        pix, orow, wt, wk, all};
+    B->c = (direct_ctx){cls, ncls, koff, koffn, npos, cposn, cpos, crow, fka, fkb, dxb, tlo, tcnt,
+                        trow, tpos, pix, orow, wt, wk, all};
     return true;
 }
 
@@ -1241,7 +1449,7 @@ static void direct_forward(const direct_plan *P, const direct_bufs *B, const flo
     const conv_dims *d = &P->d;
     conv_job j = {.d = d, .plan = P, .tables = &B->c, .g = P->g_fwd, .x = x, .w = w, .b = b,
                   .y = y};
-    j.ws = P->g_fwd * (P->img + d->ohw * P->ldf);
+    j.ws = P->g_fwd * d->ohw * P->ldf;
     const int64_t groups = cdiv(d->n, j.g);
     cg_guarded_for_setup(threads_for(conv_flops(d), groups), groups, 4, warm_pool,
                          direct_forward_part, &j);
@@ -1254,11 +1462,11 @@ static bool direct_backward(const conv_dims *d, const float *x, const float *w, 
     if (!direct_bufs_make(&P, w, P.g_bwd, false, gx != NULL, gw != NULL, &B)) return false;
     conv_job j = {.d = d, .plan = &P, .tables = &B.c, .g = P.g_bwd, .x = x, .w = w, .dy = dy,
                   .gx = gx, .want_x = gx != NULL, .want_w = gw != NULL, .want_b = gb != NULL};
-    j.ws = P.g_bwd * (2 * P.img + d->ohw * P.ldg);
+    j.ws = P.g_bwd * (d->ohw * P.ldg + P.img + (P.dwm == DW_TAPS ? 0 : P.img));
     const int64_t groups = cdiv(d->n, j.g);
-    /* rows = o: [O][K]; rows = k: [K][ldg], k = t*C + c either way */
-    j.lw = P.dw_rows_o ? (part_layout){d->k, 1, d->c, d->o * d->k}
-                       : (part_layout){1, P.ldg, d->c * P.ldg, d->k * P.ldg};
+    /* rows = o: [O][K]; else [K][ldg]; k = t*C + c either way */
+    j.lw = P.dwm == DW_ROWS_O ? (part_layout){d->k, 1, d->c, d->o * d->k}
+                              : (part_layout){1, P.ldg, d->c * P.ldg, d->k * P.ldg};
     conv_parts parts;
     if (!parts_alloc(&parts, gw ? groups * j.lw.size : 0, gb ? groups * d->o : 0)) {
         cg_floats_free(B.mem, B.len);
@@ -1285,18 +1493,23 @@ static atomic_int forced_path;
 
 bool cg_conv_use_path(const char *name) {
     int p;
+    bool avx2_only = false;
     if (!name)
         p = PATH_AUTO;
     else if (strcmp(name, "im2col") == 0)
         p = PATH_IM2COL;
     else if (strcmp(name, "direct") == 0)
         p = PATH_DIRECT;
+    else if (strcmp(name, "direct-avx2") == 0)
+        p = PATH_DIRECT, avx2_only = true;
     else
         return false;
 #ifdef CONV_DIRECT
     if (p == PATH_DIRECT && !cpu_has_avx2()) return false;
+    atomic_store(&zmm_ok, avx2_only ? 0 : cpu_has_avx512());
 #else
     if (p == PATH_DIRECT) return false;
+    (void)avx2_only;
 #endif
     atomic_store(&forced_path, p);
     return true;
