@@ -17,32 +17,37 @@
  *
  * Two implementations compute this:
  *
- *  - "im2col": the formulas as written, cols of a group of images through
- *    cg_gemm. Portable (cg_gemm's kernels), and the fallback where the CPU
- *    lacks AVX2 + FMA or the generic GEMM kernel was asked for.
+ *  - "im2col": the formulas as written, the columns of a group of images
+ *    through cg_gemm. Portable (cg_gemm's kernels): the path where the CPU
+ *    lacks AVX2 + FMA or the generic GEMM kernel was asked for, and for dX
+ *    when C % 8 != 0 (see use_direct).
  *
- *  - "direct": the same products without cols. A group of images is copied
- *    once into a zero-padded NHWC buffer (channels innermost), so the K
- *    values of one output position are the KH*KW runs of C floats starting
- *    at one address plus fixed tap offsets: koff[k] for k = (kh, kw, c) and
- *    pos[q] for output position q (tables built once per call). A register
- *    tile of 6 x 16 (or 8 x 8) outputs then runs one FMA chain per element,
- *    reading its "A" operand as broadcasts from a[row offset + step offset]
- *    and its "B" operand as 8-float vectors, e.g. forward: rows = positions
- *    (A(i, k) = xp[pos[i] + koff[k]]), columns = 16 output channels (B =
- *    the weights, packed [k][16]), chain over K. The backward products are
- *    the same tile with the tables swapped: dW chains over positions (rows =
- *    taps, A(i, q) = xp[koff[i] + pos[q]], B = G in NHWC; or rows = output
- *    channels when that wastes fewer lanes), dX chains over O (rows =
- *    positions, B = W as [O][K]) and adds each finished row of 8 channels
- *    straight onto the padded NHWC input gradient (col2im in the tile's
- *    epilogue). Im2col writes and then reads K/(s*s) floats per input pixel,
- *    and cg_gemm packs them again; here the only copies are one NHWC
- *    transpose of x (and of G), in cache, per group.
+ *  - "direct" (x86 with AVX2 + FMA): no columns. A register tile of MR x NW
+ *    outputs (6 x 16 or 8 x 8 with AVX2; 8 x 16 or 8 x 32 with AVX-512,
+ *    where the CPU has it) runs one FMA chain per element, its "A" operand
+ *    broadcast from a[row offset + step offset], its "B" operand loaded as
+ *    vectors; the offsets come from tables built once per call:
+ *      forward  rows = output positions, A(i, k) = x[win(i) + koffn(k)]:
+ *               x read in place (NCHW); B = w packed [k][NW]; chain over k.
+ *               Finished rows (NHWC) go to y 8 x 8 at a time, with the bias.
+ *      dW       rows = channels of one tap, A(i, p) = x[koffn(i) + win(p)],
+ *               x in place again; B = dL/dy in NHWC (one transpose per
+ *               group); chain over the positions. (Rows = output channels,
+ *               or any taps over a padded NHWC copy of x, where C does not
+ *               allow rows within one tap: see dw_mode.)
+ *      dX       rows = positions, A = dL/dy in NHWC, B = w as [O][K]; chain
+ *               over O; each finished row of one tap's channels is added
+ *               onto a padded NHWC dL/dx (col2im in the tile's epilogue),
+ *               which then goes back onto x's gradient, NCHW.
+ *    Output positions are sorted into classes by which taps fall inside the
+ *    input, and tiles skip the taps in the padding: a third of the work in
+ *    simple_cnn's conv3 and conv4, more than half in conv5.
  *
- * Measured (bench/bench_conv.c, batch 512, the five layers of fastbook's
- * simple_cnn, 2 threads): see the table in bench/bench_conv.c's comment and
- * the choice in pick_path() below.
+ * Measured, bench/bench_conv.c (batch 512, simple_cnn's five layers,
+ * medians; see the reply / bench/README notes for the table): the direct
+ * path ran each pass 1.5x to 5x faster than im2col + cg_gemm on every
+ * shape, so it is the default wherever it runs, but for dX with C % 8 != 0
+ * (conv1: 4.6 ms direct, 2.6 ms im2col; training never asks for it).
  *
  * Threads: the batch is cut into groups of g images, g from the shape alone,
  * and groups go through cg_guarded_for (work stealing). Forward: each output
@@ -106,13 +111,13 @@ static int threads_for(double flops, int64_t units) {
     return nt < 1 ? 1 : nt;
 }
 
-/* What a pass's groups share (both paths). */
 /* Where dL/dw[o][c][kh][kw] sits in a group's partial: o*so + c*sc + t*st,
  * t = kh*KW + kw (each path has its own layout). */
 typedef struct part_layout {
     int64_t so, sc, st, size;
 } part_layout;
 
+/* What a pass's groups share (all paths). */
 typedef struct conv_job {
     const conv_dims *d;
     const struct direct_plan *plan;  /* direct path only */
@@ -161,6 +166,7 @@ static void weight_reduce(const conv_dims *d, float *part, part_layout L, int64_
         const float *src = part + q * L.size;
         for (int64_t e = 0; e < L.size; e++) part[e] += src[e];
     }
+    /* gw in order (its writes contiguous; strided reads cost less). */
     const int64_t T = d->kh * d->kw;
     for (int64_t o = 0; o < d->o; o++)
         for (int64_t c = 0; c < d->c; c++)
@@ -376,7 +382,7 @@ static bool im2col_backward(const conv_dims *d, const float *x, const float *w, 
 }
 
 /* ------------------------------------------------------------------ */
-/* Direct: NHWC tiles (AVX2 + FMA)                                     */
+/* Direct: register tiles (AVX2 + FMA; AVX-512 where the CPU has it)   */
 /* ------------------------------------------------------------------ */
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -393,9 +399,10 @@ static bool im2col_backward(const conv_dims *d, const float *x, const float *w, 
  *   A(i, p) = a[ri[i] + (sa ? sa[p] : p * lda)]
  *   B(p, j) = b[(sb ? sb[p] : p * ldb) + j]
  *
- * then, for rows i < mr and 8-column vectors v < nv, the 8 floats at
- * c + crow[i] + ccol[v] are set to (or, with add, added to) T(i, 8v..8v+7).
- * Rows mr..MR-1 are computed and dropped: their ri must still be readable.
+ * then, for rows i < mr and vectors v < nv (of VW = 8 or 16 columns), the
+ * VW floats at c + crow[i] + ccol[v] are set to (or, with add, added to)
+ * T(i, v*VW ..). Rows mr..MR-1 are computed and dropped: their ri must
+ * still be readable.
  */
 typedef struct tile_job {
     const float *a;
@@ -1363,16 +1370,22 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
         for (int64_t c = 0; c < nc; c++) {
             conv_class *cl = &cls[r * nc + c];
             *cl = (conv_class){rlo[r], rhi[r], clo[c], chi[c], 0, off, klo, 0, blo, 0};
-            for (int64_t gi = 0; gi < g; gi++)
-                for (int64_t i = 0; i < d->oh; i++)
-                    for (int64_t jj = 0; jj < d->ow; jj++)
-                        if (rid[i] == r && cid[jj] == c) {
-                            cposn[off] = (int32_t)WIN_X(gi, i, jj);
-                            cpos[off] = (int32_t)WIN_PADDED(gi, i, jj);
-                            crow[off] = (int32_t)(gi * d->ohw + i * d->ow + jj);
-                            off++;
-                            if (gi == 0) cl->m++;
-                        }
+            /* The first image's entries, then the others' by offsets. */
+            for (int64_t i = 0; i < d->oh; i++)
+                for (int64_t jj = 0; rid[i] == r && jj < d->ow; jj++)
+                    if (cid[jj] == c) {
+                        cposn[off + cl->m] = (int32_t)WIN_X(0, i, jj);
+                        cpos[off + cl->m] = (int32_t)WIN_PADDED(0, i, jj);
+                        crow[off + cl->m] = (int32_t)(i * d->ow + jj);
+                        cl->m++;
+                    }
+            for (int64_t gi = 1; gi < g; gi++)
+                for (int64_t e = 0; e < cl->m; e++) {
+                    cposn[off + gi * cl->m + e] = cposn[off + e] + (int32_t)(gi * x_img);
+                    cpos[off + gi * cl->m + e] = cpos[off + e] + (int32_t)(gi * P->img);
+                    crow[off + gi * cl->m + e] = crow[off + e] + (int32_t)(gi * d->ohw);
+                }
+            off += g * cl->m;
             for (int64_t kh = cl->kh0; kh < cl->kh1; kh++)
                 for (int64_t kw = cl->kw0; kw < cl->kw1; kw++)
                     for (int64_t ch = 0; ch < C; ch++, cl->kn++) {
@@ -1400,16 +1413,24 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
         tlo[tap] = (int32_t)e;
         tcnt[tap] = 0;
         if (!per_tap) continue;
-        for (int64_t gi = 0; gi < g; gi++)
-            for (int64_t i = 0; i < d->oh; i++)
-                for (int64_t jj = 0; jj < d->ow; jj++) {
-                    if (kh < rlo[rid[i]] || kh >= rhi[rid[i]] || kw < clo[cid[jj]] || kw >= chi[cid[jj]])
-                        continue;
-                    trow[e] = (int32_t)((gi * d->ohw + i * d->ow + jj) * P->ldg);
-                    tpos[e] = (int32_t)(P->dwm == DW_TAPS ? WIN_X(gi, i, jj) : WIN_PADDED(gi, i, jj));
-                    e++;
-                    if (gi == 0) tcnt[tap]++;
-                }
+        /* The first image's positions, then the others' by offsets. */
+        for (int64_t i = 0; i < d->oh; i++) {
+            if (kh < rlo[rid[i]] || kh >= rhi[rid[i]]) continue;
+            for (int64_t jj = 0; jj < d->ow; jj++) {
+                if (kw < clo[cid[jj]] || kw >= chi[cid[jj]]) continue;
+                trow[e + tcnt[tap]] = (int32_t)((i * d->ow + jj) * P->ldg);
+                tpos[e + tcnt[tap]] = (int32_t)(P->dwm == DW_TAPS ? WIN_X(0, i, jj) : WIN_PADDED(0, i, jj));
+                tcnt[tap]++;
+            }
+        }
+        const int64_t m = tcnt[tap];
+        const int32_t dpos = (int32_t)(P->dwm == DW_TAPS ? x_img : P->img);
+        for (int64_t gi = 1; gi < g; gi++)
+            for (int64_t q = 0; q < m; q++) {
+                trow[e + gi * m + q] = trow[e + q] + (int32_t)(gi * d->ohw * P->ldg);
+                tpos[e + gi * m + q] = tpos[e + q] + (int32_t)gi * dpos;
+            }
+        e += g * m;
     }
 #undef WIN_PADDED
 #undef WIN_X
