@@ -560,15 +560,19 @@ TILE_FN(t8x8_tt, tile_8x8, true, true)
  * broadcasts, 2 loads and 16 FMAs of twice the width. Measured alone on
  * L1-resident data (Xeon, model 207): 8x32 ran 1.7x the 6x16 AVX2 tile.
  */
-#define CV_Z __attribute__((target("avx512f")))
-#define CV_ZINLINE __attribute__((target("avx512f"), always_inline)) static inline
+#define CV_Z __attribute__((target("avx512f,avx2,fma")))
+#define CV_ZINLINE __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline
 
 CV_ZINLINE void out16(float *p, __m512 v, bool add) {
     if (add) v = _mm512_add_ps(_mm512_loadu_ps(p), v);
     _mm512_storeu_ps(p, v);
 }
 
-CV_ZINLINE void tile_8xz(const tile_job *t, const int NV, const bool has_sa, const bool has_sb) {
+/* NV vectors of 16 columns; with SPLIT (NV = 1), the 16 columns go out as
+ * two vectors of 8 at ccol[0] and ccol[1] (dX with C % 16 != 0: each 8 is
+ * one tap's channels). */
+CV_ZINLINE void tile_8xz(const tile_job *t, const int NV, const bool SPLIT, const bool has_sa,
+                         const bool has_sb) {
     const int64_t *ri = t->ri;
     const float *a0 = row_ptr(t->a, ri[0]), *a1 = row_ptr(t->a, ri[1]);
     const float *a2 = row_ptr(t->a, ri[2]), *a3 = row_ptr(t->a, ri[3]);
@@ -598,26 +602,38 @@ CV_ZINLINE void tile_8xz(const tile_job *t, const int NV, const bool has_sa, con
     const int64_t *crow = t->crow, *ccol = t->ccol;
     const int mr = t->mr, nv = t->nv;
     const bool add = t->add;
-#define ROWZ(i)                                              \
-    if (i < mr) {                                            \
-        float *r = c + crow[i];                              \
-        out16(r + ccol[0], c##i##0, add);                    \
-        if (NV > 1 && nv > 1) out16(r + ccol[1], c##i##1, add); \
+#define ROWZ(i)                                                                        \
+    if (i < mr) {                                                                      \
+        float *r = c + crow[i];                                                        \
+        if (SPLIT) {                                                                   \
+            out8(r + ccol[0], _mm512_castps512_ps256(c##i##0), add);                   \
+            if (nv > 1)                                                                \
+                out8(r + ccol[1],                                                      \
+                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c##i##0), 1)), \
+                     add);                                                             \
+        } else {                                                                       \
+            out16(r + ccol[0], c##i##0, add);                                          \
+            if (NV > 1 && nv > 1) out16(r + ccol[1], c##i##1, add);                    \
+        }                                                                              \
     }
     ROWZ(0) ROWZ(1) ROWZ(2) ROWZ(3) ROWZ(4) ROWZ(5) ROWZ(6) ROWZ(7)
 #undef ROWZ
 }
 
-#define TILE_ZFN(NAME, NV, SA, SB) \
-    CV_Z static void NAME(const tile_job *t) { tile_8xz(t, NV, SA, SB); }
-TILE_ZFN(z8x16_ss, 1, false, false)
-TILE_ZFN(z8x16_ts, 1, true, false)
-TILE_ZFN(z8x16_st, 1, false, true)
-TILE_ZFN(z8x16_tt, 1, true, true)
-TILE_ZFN(z8x32_ss, 2, false, false)
-TILE_ZFN(z8x32_ts, 2, true, false)
-TILE_ZFN(z8x32_st, 2, false, true)
-TILE_ZFN(z8x32_tt, 2, true, true)
+#define TILE_ZFN(NAME, NV, SPLIT, SA, SB) \
+    CV_Z static void NAME(const tile_job *t) { tile_8xz(t, NV, SPLIT, SA, SB); }
+TILE_ZFN(z8x16_ss, 1, false, false, false)
+TILE_ZFN(z8x16_ts, 1, false, true, false)
+TILE_ZFN(z8x16_st, 1, false, false, true)
+TILE_ZFN(z8x16_tt, 1, false, true, true)
+TILE_ZFN(z8x32_ss, 2, false, false, false)
+TILE_ZFN(z8x32_ts, 2, false, true, false)
+TILE_ZFN(z8x32_st, 2, false, false, true)
+TILE_ZFN(z8x32_tt, 2, false, true, true)
+TILE_ZFN(y8x16_ss, 1, true, false, false)
+TILE_ZFN(y8x16_ts, 1, true, true, false)
+TILE_ZFN(y8x16_st, 1, true, false, true)
+TILE_ZFN(y8x16_tt, 1, true, true, true)
 #undef TILE_ZFN
 
 /* The tiles: rows (MR), columns (NW) in vectors of VW; RATE, the
@@ -626,18 +642,21 @@ TILE_ZFN(z8x32_tt, 2, true, true)
  * against 1.3-1.5 ms by 6x16 tiles over the padded buffer); the AVX-512
  * 8x32 runs ~1.7x the 6x16, and 8x16 twice the 8x8 (the same
  * instructions on vectors twice as wide), so that a half-empty 8x16 does not
- * win over the 8x8 whose dL/dy rows are half as long. */
-typedef enum tile_kind { T6X16, T8X8, Z8X16, Z8X32, TILE_KINDS } tile_kind;
-static const int TILE_MR[TILE_KINDS] = {6, 8, 8, 8};
-static const int TILE_NW[TILE_KINDS] = {16, 8, 16, 32};
-static const int TILE_VW[TILE_KINDS] = {8, 8, 16, 16};
-static const double TILE_RATE[TILE_KINDS] = {0.5, 0.35, 0.7, 0.85};
+ * win over the 8x8 whose dL/dy rows are half as long. Y8X16 is Z8X16 with
+ * its 16 columns stored as two vectors of 8 (for dX with C = 8, 24, ...). */
+typedef enum tile_kind { T6X16, T8X8, Z8X16, Z8X32, Y8X16, TILE_KINDS } tile_kind;
+static const int TILE_MR[TILE_KINDS] = {6, 8, 8, 8, 8};
+static const int TILE_NW[TILE_KINDS] = {16, 8, 16, 32, 16};
+static const int TILE_VW[TILE_KINDS] = {8, 8, 16, 16, 8};
+static const bool TILE_ZMM[TILE_KINDS] = {false, false, true, true, true};
+static const double TILE_RATE[TILE_KINDS] = {0.5, 0.35, 0.7, 0.85, 0.6};
 typedef void (*tile_fn)(const tile_job *);
 static const tile_fn TILE_FNS[TILE_KINDS][2][2] = {
     {{t6x16_ss, t6x16_st}, {t6x16_ts, t6x16_tt}},
     {{t8x8_ss, t8x8_st}, {t8x8_ts, t8x8_tt}},
     {{z8x16_ss, z8x16_st}, {z8x16_ts, z8x16_tt}},
     {{z8x32_ss, z8x32_st}, {z8x32_ts, z8x32_tt}},
+    {{y8x16_ss, y8x16_st}, {y8x16_ts, y8x16_tt}},
 };
 
 static inline void run_tile(tile_kind kind, const tile_job *t) {
@@ -894,7 +913,7 @@ static int best_tile(int64_t rows, int64_t cols, int64_t nw_div, int64_t vw_div,
     int best = -1;
     double use = -1.0;
     for (int k = 0; k < TILE_KINDS; k++) {
-        if (TILE_VW[k] == 16 && !use_zmm()) continue;
+        if (TILE_ZMM[k] && !use_zmm()) continue;
         if ((nw_div && nw_div % TILE_NW[k] != 0) || (vw_div && vw_div % TILE_VW[k] != 0) ||
             (mr_div && mr_div % TILE_MR[k] != 0))
             continue;
