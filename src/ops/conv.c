@@ -44,10 +44,14 @@
  *    simple_cnn's conv3 and conv4, more than half in conv5.
  *
  * Measured, bench/bench_conv.c (batch 512, simple_cnn's five layers,
- * medians; see the reply / bench/README notes for the table): the direct
- * path ran each pass 1.5x to 5x faster than im2col + cg_gemm on every
- * shape, so it is the default wherever it runs, but for dX with C % 8 != 0
- * (conv1: 4.6 ms direct, 2.6 ms im2col; training never asks for it).
+ * medians, a 2-core Xeon shared with other work): one thread, the direct
+ * path ran every pass 2x to 24x faster than im2col + cg_gemm (an epoch's
+ * convolutions: 1.1-1.5 s, 1.4-1.7 s with the AVX2 tiles only, 6.4-7.5 s by
+ * im2col), but dX with C % 8 != 0, which adds its tiles onto the input a
+ * float at a time (conv1: 3.2-4.4 ms direct, 2.7-3.6 ms by im2col; training
+ * never asks for it): use_direct sends that one to im2col.
+ * Two threads: 0.62 s an epoch (AVX2 tiles only: 0.77 s); PyTorch 1.13
+ * (oneDNN, AVX-512) took 1.09 s for the same passes.
  *
  * Threads: the batch is cut into groups of g images, g from the shape alone,
  * and groups go through cg_guarded_for (work stealing). Forward: each output
@@ -1571,7 +1575,8 @@ static bool use_direct(const conv_dims *d, int pass) {
     /* The generic GEMM kernel asked for (CGRAD_GEMM=generic, tests): portable. */
     if (strcmp(cg_gemm_kernel_name(), "generic") == 0) return false;
     /* dX with C % 8 != 0 adds its tiles onto the input one float at a time:
-     * simple_cnn's conv1 (C = 1) took 4.6 ms that way, 2.6 ms by im2col. */
+     * simple_cnn's conv1 (C = 1) took 3.2-4.6 ms that way, 2.6-3.6 ms by
+     * im2col (batch 512, one thread). */
     if (pass == PASS_DATA && d->c % 8 != 0) return false;
     return true;
 #else
