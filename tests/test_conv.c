@@ -122,8 +122,8 @@ static const conv_case CASES[] = {
     {1, 64, 3, 3, 96, 3, 3, 1, 1, true}, /* wide tiles everywhere */
     /* Few channels, long rows. */
     {2, 1, 28, 28, 8, 5, 5, 2, 2, true},  /* simple_cnn's conv1 */
-    {2, 3, 10, 37, 5, 3, 3, 1, 1, true},  /* OW = 37: three vectors of 16, a tail */
-    {3, 2, 9, 40, 12, 3, 3, 2, 0, false}, /* O = 12: a full block and a part */
+    {2, 3, 10, 37, 5, 3, 3, 1, 1, true},  /* OW = 37 */
+    {3, 2, 9, 40, 12, 3, 3, 2, 0, false}, /* O = 12: a tile and part of one */
     {1, 4, 12, 30, 9, 5, 3, 3, 2, true},  /* stride 3, KH != KW */
 };
 
