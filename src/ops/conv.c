@@ -863,7 +863,7 @@ typedef struct conv_class {
     int64_t kh0, kh1, kw0, kw1; /* the taps inside the input */
     int64_t m;                  /* positions per image */
     int64_t off;                /* its first entry in cposn / cpos / crow (g images' worth) */
-    int64_t klo, kn;            /* its taps' k in fka / fkb */
+    int64_t klo, kn;            /* its taps in fka and in the forward's packed weights */
     int64_t blo, bn;            /* its dX column blocks in dxb */
 } conv_class;
 
@@ -997,13 +997,14 @@ typedef struct direct_ctx {
     const int32_t *npos;  /* [g*OHW]: output q's window in a group's padded buffer (DW_PADDED) */
     const int32_t *cposn, *cpos, *crow; /* by class: window in x (NCHW) and in the padded
                                            buffer; natural index gi*OHW + s */
-    const int32_t *fka, *fkb;   /* forward: by class, koffn[k] and k*NW of the taps inside */
+    const int32_t *fka;         /* forward: by class, koffn[k] of the taps inside */
     const int32_t *dxb;         /* dX: by class, the column blocks k0 with a tap inside */
     const int32_t *tlo, *tcnt;  /* dW: per tap, first entry and positions per image */
     const int32_t *trow, *tpos; /* ... gt row * ldg and window (x for DW_TAPS, else padded) */
     const int32_t *pix;  /* [H*W]: input pixel (h, w)'s C floats in a padded image, or -1 */
     const int32_t *orow; /* [OHW]: output position s's row in an image's NHWC block (s*ld) */
-    const float *wt;     /* forward: [O/NW][K][NW], zero past O */
+    const float *wt;     /* forward: [O/NW][class taps][NW], zero past O */
+    int64_t nk;          /* forward: the classes' taps, all together */
     const float *wk;     /* dX: [O][kpad], zero past K */
     bool pix_all;        /* every input pixel has a place (no -1 in pix) */
 } direct_ctx;
@@ -1076,7 +1077,7 @@ static void direct_forward_part(void *ctx, int64_t lo, int64_t hi) {
     const tile_kind kind = P->fwd;
     const int MR = TILE_MR[kind], NW = TILE_NW[kind];
     int64_t ri[8], crow[8], ccol[2];
-    tile_job t = {.c = yt, .crow = crow, .ri = ri, .ccol = ccol};
+    tile_job t = {.c = yt, .crow = crow, .ri = ri, .ccol = ccol, .ldb = NW};
     for (int64_t q = lo; q < hi; q++) {
         const int64_t n0 = q * j->g, gn = min64(j->g, d->n - n0);
         t.a = j->x + n0 * d->c * d->h * d->w;
@@ -1084,7 +1085,7 @@ static void direct_forward_part(void *ctx, int64_t lo, int64_t hi) {
             const conv_class *cl = &dc->cls[c];
             const int32_t *cpos = dc->cposn + cl->off, *crw = dc->crow + cl->off;
             const int64_t ne = gn * cl->m;
-            t.sa = dc->fka + cl->klo, t.sb = dc->fkb + cl->klo, t.k = cl->kn;
+            t.sa = dc->fka + cl->klo, t.k = cl->kn;
             for (int64_t e0 = 0; e0 < ne; e0 += MR) {
                 t.mr = (int)min64(MR, ne - e0);
                 for (int i = 0; i < MR; i++) {
@@ -1093,7 +1094,7 @@ static void direct_forward_part(void *ctx, int64_t lo, int64_t hi) {
                     crow[i] = crw[e] * P->ldf;
                 }
                 for (int64_t o0 = 0; o0 < d->o; o0 += NW) {
-                    t.b = dc->wt + o0 * d->k;
+                    t.b = dc->wt + (o0 * dc->nk + cl->klo * NW);
                     t.nv = (int)cdiv(min64(NW, d->o - o0), TILE_VW[kind]);
                     tile_cols(kind, o0, ccol);
                     run_tile(kind, &t);
@@ -1355,9 +1356,9 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
                 ntap += (rhi[rid[i]] - rlo[rid[i]]) * (chi[cid[jj]] - clo[cid[jj]]);
     ntap *= g;
     const int64_t n_cls = round_up(ncls * (int64_t)(sizeof(conv_class) / sizeof(float)), 16);
-    const int64_t nint = 2 * K + 4 * np + (fwd ? 2 * nk : 0) + (dx ? nb : 0) + 2 * T + 2 * ntap +
+    const int64_t nint = 2 * K + 4 * np + (fwd ? nk : 0) + (dx ? nb : 0) + 2 * T + 2 * ntap +
                          hw + d->ohw;
-    const int64_t nwt = fwd ? round_up(max64(O, 1), TILE_NW[P->fwd]) * K : 0;
+    const int64_t nwt = fwd ? round_up(max64(O, 1), TILE_NW[P->fwd]) * nk : 0;
     const int64_t nwk = dx ? O * P->kpad : 0;
     B->len = n_cls + nint + nwt + nwk + 1;
     B->mem = cg_floats_alloc(B->len);
@@ -1368,7 +1369,7 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
     conv_class *cls = (conv_class *)B->mem;
     int32_t *koff = (int32_t *)(B->mem + n_cls), *koffn = koff + K, *npos = koffn + K,
             *cposn = npos + np, *cpos = cposn + np, *crow = cpos + np, *fka = crow + np,
-            *fkb = fka + (fwd ? nk : 0), *dxb = fkb + (fwd ? nk : 0), *tlo = dxb + (dx ? nb : 0),
+            *dxb = fka + (fwd ? nk : 0), *tlo = dxb + (dx ? nb : 0),
             *tcnt = tlo + T, *trow = tcnt + T, *tpos = trow + ntap, *pix = tpos + ntap,
             *orow = pix + hw;
     float *wt = B->mem + n_cls + nint, *wk = wt + nwt;
@@ -1413,7 +1414,14 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
                 for (int64_t kw = cl->kw0; kw < cl->kw1; kw++)
                     for (int64_t ch = 0; ch < C; ch++, cl->kn++) {
                         const int64_t k = (kh * d->kw + kw) * C + ch;
-                        if (fwd) fka[klo + cl->kn] = koffn[k], fkb[klo + cl->kn] = (int32_t)(k * NW);
+                        if (fwd) {
+                            fka[klo + cl->kn] = koffn[k];
+                            /* wt[o0/NW][klo + p][j] = w[o0 + j][c][kh][kw] for the class's p-th tap */
+                            for (int64_t o0 = 0; o0 < O; o0 += NW)
+                                for (int64_t jj = 0; jj < NW; jj++)
+                                    wt[o0 * nk + (klo + cl->kn) * NW + jj] =
+                                        o0 + jj < O ? w[((o0 + jj) * C + ch) * T + kh * d->kw + kw] : 0.0f;
+                        }
                     }
             klo += cl->kn;
             for (int64_t k0 = 0; k0 < K; k0 += TILE_NW[P->dx]) {
@@ -1467,23 +1475,14 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
         }
     const int64_t ld = fwd ? P->ldf : P->ldg;
     for (int64_t s = 0; s < d->ohw; s++) orow[s] = (int32_t)(s * ld);
-    if (fwd)
-        /* wt[o0/NW][k][j] = w[o0 + j][c][kh][kw], k = (kh*KW + kw)*C + c */
-        for (int64_t o0 = 0; o0 < O; o0 += NW)
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t t = 0; t < T; t++)
-                    for (int64_t jj = 0; jj < NW; jj++) {
-                        const int64_t o = o0 + jj;
-                        wt[o0 * K + (t * C + c) * NW + jj] = o < O ? w[(o * C + c) * T + t] : 0.0f;
-                    }
     if (dx)
         for (int64_t o = 0; o < O; o++) {
             for (int64_t c = 0; c < C; c++)
                 for (int64_t t = 0; t < T; t++) wk[o * P->kpad + t * C + c] = w[(o * C + c) * T + t];
             for (int64_t k = K; k < P->kpad; k++) wk[o * P->kpad + k] = 0.0f;
         }
-    B->c = (direct_ctx){cls, ncls, koff, koffn, npos, cposn, cpos, crow, fka, fkb, dxb, tlo, tcnt,
-                        trow, tpos, pix, orow, wt, wk, all};
+    B->c = (direct_ctx){cls, ncls, koff, koffn, npos, cposn, cpos, crow, fka, dxb, tlo, tcnt,
+                        trow, tpos, pix, orow, wt, nk, wk, all};
     return true;
 }
 
