@@ -204,4 +204,13 @@ void cg_gemm_sparse_enable(bool on);
 /* How many pieces of GEMM work have run sparse so far (for tests). */
 int64_t cg_gemm_sparse_pieces(void);
 
+/* ---- convolution path (src/ops/conv.c) ---- */
+/* Makes cg_tensor_conv2d use "direct" (its kernels on NHWC tiles: AVX-512
+ * ones where the CPU has them, else AVX2), "direct-avx2" (AVX2 ones only),
+ * "im2col" (columns through cg_gemm), or with NULL the default: per shape
+ * and pass, whichever measured faster. Returns false, changing nothing, if
+ * that path cannot run here (direct needs AVX2 + FMA). For tests and
+ * benchmarks. */
+bool cg_conv_use_path(const char *name);
+
 #endif /* CGRAD_INTERNAL_H */

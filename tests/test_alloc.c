@@ -310,6 +310,47 @@ static void norm_pool_step_allocates_nothing(void **state) {
     norm_pool_steady_state(2);
 }
 
+/* Convolutions (src/ops/conv.c): simple_cnn's first two layers on a batch
+ * of 64, forward, backward (the first without dL/dx, as on images), SGD. */
+static void conv_steady_state(int threads) {
+    cg_guard_enable(false);
+    cg_set_num_threads(threads);
+    enum { N = 64 };
+    cg_tensor *x = cg_test_uniform((int64_t[]){N, 1, 28, 28}, 4, 0.0f, 1.0f, 5, false);
+    cg_tensor *w1 = cg_test_uniform((int64_t[]){8, 1, 5, 5}, 4, -0.2f, 0.2f, 6, true);
+    cg_tensor *b1 = cg_test_uniform((int64_t[]){8}, 1, -0.2f, 0.2f, 7, true);
+    cg_tensor *w2 = cg_test_uniform((int64_t[]){16, 8, 3, 3}, 4, -0.2f, 0.2f, 8, true);
+    cg_tensor *b2 = cg_test_uniform((int64_t[]){16}, 1, -0.2f, 0.2f, 9, true);
+    cg_tensor *params[4] = {w1, b1, w2, b2};
+    for (int step = 0; step < 5; step++) {
+        if (step == 3) {
+            atomic_store(&calls, 0);
+            atomic_store(&counting, true);
+        }
+        cg_scope_begin();
+        cg_tensor *h = cg_tensor_relu(cg_tensor_conv2d(x, w1, b1, 2, 2));
+        cg_tensor *loss = cg_tensor_mean(cg_tensor_conv2d(h, w2, b2, 2, 1));
+        assert_int_equal(cg_backward(loss), CG_OK);
+        cg_sgd_step(params, 4, 1e-3f);
+        for (int i = 0; i < 4; i++) cg_tensor_zero_grad(params[i]);
+        cg_scope_end();
+    }
+    atomic_store(&counting, false);
+    for (int i = 0; i < 4; i++) cg_tensor_release(params[i]);
+    cg_tensor_release(x);
+    cg_set_num_threads(0);
+    cg_guard_enable(true);
+    if (atomic_load(&calls) != 0)
+        fail_msg("conv2d, %d thread(s): %ld allocator calls in two warm steps", threads,
+                 atomic_load(&calls));
+}
+
+static void conv_step_allocates_nothing(void **state) {
+    (void)state;
+    conv_steady_state(1);
+    conv_steady_state(2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(wrappers_see_library_calls),
@@ -317,6 +358,7 @@ int main(void) {
         cmocka_unit_test(mlp_step_allocates_nothing),
         cmocka_unit_test(ce_adam_step_allocates_nothing),
         cmocka_unit_test(norm_pool_step_allocates_nothing),
+        cmocka_unit_test(conv_step_allocates_nothing),
     };
     cg_test_setup_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -263,6 +263,12 @@ cg_tensor *cg_tensor_row_distance(cg_tensor *x, cg_tensor *y, cg_distance kind);
 /* 2-D @ 2-D, 1-D @ 2-D, 2-D @ 1-D and 1-D @ 1-D, like torch.matmul. */
 cg_tensor *cg_tensor_matmul(cg_tensor *a, cg_tensor *b);
 
+/* ---- convolution (src/ops/conv.c) ---- */
+/* 2-D convolution (cross-correlation, as torch.nn.functional.conv2d), NCHW:
+ * x [N, C, H, W], w [O, C, KH, KW], b [O] or NULL -> [N, O, OH, OW] with
+ * OH = (H + 2*pad - KH) / stride + 1 (likewise OW); zero padding. Differentiable in x, w, b. */
+cg_tensor *cg_tensor_conv2d(cg_tensor *x, cg_tensor *w, cg_tensor *b, int stride, int pad);
+
 /*
  * The GEMM kernel behind matmul, public for benchmarks and embedding:
  * C = alpha * op(A) @ op(B) + beta * C, row-major, op(X) = X or X^T.

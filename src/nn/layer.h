@@ -67,7 +67,8 @@ const cg_layer_kind *cg_layer_kind_find(const char *name);
 
 /* The rows, each defined in src/nn/layers/<file>.c. */
 extern const cg_layer_kind CG_LAYER_LINEAR, CG_LAYER_RELU, CG_LAYER_SIGMOID, CG_LAYER_FLATTEN,
-    CG_LAYER_DROPOUT, CG_LAYER_BATCHNORM, CG_LAYER_MAXPOOL, CG_LAYER_AVGPOOL, CG_LAYER_GAP;
+    CG_LAYER_DROPOUT, CG_LAYER_BATCHNORM, CG_LAYER_MAXPOOL, CG_LAYER_AVGPOOL, CG_LAYER_GAP,
+    CG_LAYER_CONV, CG_LAYER_RESIDUAL;
 
 /* Shared by the kinds: a weight w and bias b drawn as `init` says for a
  * layer with fan_in inputs per output (w first, element by element, then

@@ -9,7 +9,7 @@
 const cg_layer_kind *const CG_LAYER_KINDS[] = {
     &CG_LAYER_LINEAR,  &CG_LAYER_RELU,    &CG_LAYER_SIGMOID, &CG_LAYER_FLATTEN,
     &CG_LAYER_DROPOUT, &CG_LAYER_BATCHNORM, &CG_LAYER_MAXPOOL, &CG_LAYER_AVGPOOL,
-    &CG_LAYER_GAP,     NULL,
+    &CG_LAYER_GAP,     &CG_LAYER_CONV,    &CG_LAYER_RESIDUAL, NULL,
 };
 
 const cg_layer_kind *cg_layer_kind_find(const char *name) {
