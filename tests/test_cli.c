@@ -957,6 +957,39 @@ static void test_cli_idx_layout(void **state) {
 }
 
 
+/* The image models (cnn, resnet, --arch with convolutions) on a small
+ * fixture of three classes: they train, save, load, score and predict,
+ * and the saved model scores what training reported. */
+static void test_cli_image_models_train_eval_predict(void **state) {
+    (void)state;
+    char root[256];
+    snprintf(root, sizeof root, "%s", cg_test_tmpdir());
+    const int n_train[3] = {12, 12, 12}, n_valid[3] = {4, 4, 4};
+    make_png_fixture(root, "train", "valid", n_train, n_valid);
+    const char *models[] = {"--model cnn", "--model resnet",
+                            "--arch 'conv:4:3,bn,relu,maxpool:2,conv:8:3:2,relu,avgpool:2,gap,linear'"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        run_result r = run("train %s --data '%s' --epochs 2 --bs 8 --json --quiet --save '%s/m.cgm'",
+                           models[i], root, root);
+        expect_status(&r, 0, models[i]);
+        const char *sum = line_with(r.out, "\"command\":\"train\"");
+        assert_true(json_number(sum, "n_classes") == 3);
+        expect_contains(sum, "\"loss\":\"ce\"", models[i]);
+        char train_correct[64], eval_correct[64];
+        json_raw(sum, "correct", train_correct, sizeof train_correct);
+        run_free(&r);
+        r = run("eval '%s/m.cgm' --data '%s' --json", root, root);
+        expect_status(&r, 0, models[i]);
+        json_raw(r.out, "correct", eval_correct, sizeof eval_correct);
+        assert_string_equal(eval_correct, train_correct);
+        run_free(&r);
+        r = run("predict '%s/m.cgm' '%s/valid/b/0.png' --json", root, root);
+        expect_status(&r, 0, models[i]);
+        expect_contains(r.out, "\"probabilities\":{\"a\":", models[i]);
+        run_free(&r);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* All ten digits (CTest label ten_classes)                            */
 /* ------------------------------------------------------------------ */
@@ -1062,6 +1095,15 @@ static void test_cli_ten_classes_mlp_eval_predict(void **state) {
     run_free(&r);
 }
 
+
+/* `cgrad train --model cnn --dataset mnist`: fastbook ch.13's simple_cnn,
+ * fit_one_cycle(5, 0.1), batch size 512. */
+static void test_cli_ten_classes_cnn(void **state) {
+    (void)state;
+    mnist_root();
+    free(train_ten("cnn", "", 0.992));
+}
+
 /* --arch with dropout, AdamW and --summary: trains, prints the layers. */
 static void test_cli_ten_classes_arch(void **state) {
     (void)state;
@@ -1097,7 +1139,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_layout_errors),
     cmocka_unit_test(test_cli_training_testing_layout),
     cmocka_unit_test(test_cli_idx_layout),
+    cmocka_unit_test(test_cli_image_models_train_eval_predict),
     cmocka_unit_test(test_cli_ten_classes_linear),
+    cmocka_unit_test(test_cli_ten_classes_cnn),
     cmocka_unit_test(test_cli_ten_classes_mlp_eval_predict),
     cmocka_unit_test(test_cli_ten_classes_arch),
 };

@@ -25,9 +25,25 @@
 #include "nn/layer.h"
 #include "util/file.h"
 
-/* Rows scored at a time when a split has no float copy (bytes only): a
- * validation set of MNIST_SAMPLE's size in one go, 12.5 MB of floats. */
-#define EVAL_CHUNK 4096
+/* Numbers a scoring pass may hold at once (a forward pass with no graph
+ * keeps every layer's output until its chunk is done): 16 MB of floats. */
+#define EVAL_BUDGET ((int64_t)1 << 22)
+#define EVAL_CHUNK_MAX 4096
+
+/* Rows scored at a time when a split has no float copy (bytes only): as
+ * many as the budget holds of the model's outputs per item, at most 4096 -
+ * MNIST_SAMPLE's validation set in one go for the chapter's models, a few
+ * hundred images at a time for a CNN. */
+static int64_t eval_chunk(const cg_model *m) {
+    int64_t per_item = m->n_inputs;
+    for (int i = 0; i < m->n_layers; i++) {
+        int64_t n = 1;
+        for (int d = 0; d < m->layers[i].out_ndim; d++) n *= m->layers[i].out_shape[d];
+        per_item += n;
+    }
+    int64_t rows = EVAL_BUDGET / (per_item > 0 ? per_item : 1);
+    return rows < 64 ? 64 : rows > EVAL_CHUNK_MAX ? EVAL_CHUNK_MAX : rows;
+}
 
 /* ------------------------------------------------------------------ */
 /* Scoring                                                             */
@@ -84,7 +100,7 @@ cg_status cg_model_evaluate(cg_model *m, const cg_dataset *ds, cg_loss_kind loss
     double loss_sum = 0.0;
     /* The whole split in one pass when it has floats (the article's
      * validate), else in chunks made from its bytes. */
-    const int64_t chunk = ds->x ? (n > 0 ? n : 1) : EVAL_CHUNK;
+    const int64_t chunk = ds->x ? (n > 0 ? n : 1) : eval_chunk(m);
     int64_t *idx = ds->x ? NULL : malloc(sizeof *idx * (size_t)chunk);
     if (!ds->x && !idx) st = cg_fail(CG_ERR_NOMEM, "evaluate: out of memory");
     for (int64_t lo = 0; st == CG_OK && lo < n; lo += chunk) {

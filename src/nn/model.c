@@ -363,10 +363,11 @@ cg_model *cg_model_for_images(const char *spec, const char *name, int64_t c, int
  *     simple_cnn = sequential(conv(1,8, ks=5), conv(8,16), conv(16,32), conv(32,64),
  *                             conv(64,10, act=False), Flatten())
  * 28x28 -> 14 -> 7 -> 4 -> 2 -> 1: 30,542 parameters for 10 classes. The
- * ResNet (He et al. 2016, fastai's ResBlock) is a stem of one 3x3 conv,
- * three residual stages that halve the image and double the channels
- * (28 -> 14 -> 7 -> 4, 16 -> 32 -> 64 channels, two blocks each), global
- * average pooling and one linear layer.
+ * ResNet (He et al. 2016, fastai's ResBlock) is sized for 28x28 digits on
+ * a CPU: a stem of one stride-2 5x5 conv (28 -> 14, 8 channels), residual
+ * blocks that halve the image and double the channels (14 -> 7 -> 4, 16
+ * then 32 channels) and one more at 4x4, global average pooling and one
+ * linear layer: about 38,000 parameters, ~1.5 MFLOP per image forward.
  */
 cg_status cg_model_preset(cg_model_kind kind, int64_t n_hidden, int64_t n_outputs, char *spec,
                           size_t size, const char **name) {
@@ -396,8 +397,7 @@ cg_status cg_model_preset(cg_model_kind kind, int64_t n_hidden, int64_t n_output
     case CG_MODEL_RESNET:
         *name = "resnet";
         snprintf(spec, size,
-                 "conv:16:3,bn,relu,res:16,res:16,res:32:2,res:32,res:64:2,res:64,gap,"
-                 "linear:%lld",
+                 "conv:8:5:2,bn,relu,res:16:2,res:32:2,res:32,gap,linear:%lld",
                  o);
         return CG_OK;
     }
