@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# cgrad vs PyTorch on the article's 3-vs-7 MNIST pipeline (see bench/README.md).
+# cgrad vs PyTorch on the article's 3-vs-7 MNIST pipeline and on all ten digits
+# of the full MNIST (see bench/README.md).
 #
 # Runs each phase of both sides alternately, N times, and prints per phase the
 # median in-process seconds of each side, their ratio, the median process wall
 # time and peak RSS. Phases: load, baseline, linear, mlp, and pipeline (the
-# three cgrad CLI commands one after another vs one PyTorch process doing all).
+# three cgrad CLI commands one after another vs one PyTorch process doing all),
+# on MNIST_SAMPLE; ten_linear and ten_mlp (`cgrad train --model linear|mlp` on
+# the 60,000 + 10,000 images of MNIST's IDX files vs bench/pytorch_ten.py),
+# timed per epoch.
 # With CGRAD_BIN_BLAS set (a cgrad built with -DCGRAD_BLAS=openblas), that binary
 # runs the GEMM phases too, as a third side shown in "PHASE+blas" rows.
 #
@@ -19,14 +23,21 @@ usage() {
 usage: bench/run_bench.sh [options]
   -n, --runs N        runs of each phase per side (default \$BENCH_RUNS or 5)
   --data DIR          the MNIST_SAMPLE folder (default \$CGRAD_DATA/mnist_sample)
+  --mnist DIR         the folder of MNIST's four .gz IDX files, for the ten_*
+                      phases (default \$CGRAD_DATA/mnist)
   --threads T         threads for both sides (default \$BENCH_THREADS or 2)
-  --phases "P ..."    subset of: load baseline linear mlp pipeline (default all;
-                      or \$BENCH_PHASES)
+  --phases "P ..."    subset of: load baseline linear mlp pipeline ten_linear
+                      ten_mlp (default all; or \$BENCH_PHASES)
   --seed S            seed for the PyTorch side (default 42)
   --torch-blas WHICH  auto (default): run PyTorch on OpenBLAS (OpenMP build) when
                       the system BLAS is the slow reference one; system: as found
   --no-install        never apt-get install anything (time, libopenblas0-openmp)
   --keep DIR          keep every run's raw output in DIR
+  --busy-max C        a run during which other processes (and the hypervisor's
+                      steal) took more than C cores on average is "busy": it is
+                      redone after a quiet moment, and left out of the medians
+                      while the side has runs that were not (default 0.25; 0: off)
+  --retries R         redo a busy run at most R times (default 2)
 environment: CGRAD_BIN (default $ROOT/build/cgrad), CGRAD_BENCH_LOAD (default
   bench_load beside CGRAD_BIN), CGRAD_BIN_BLAS (optional: a second cgrad, e.g.
   ./build-blas/cgrad, timed on every phase but load, in extra "+blas" rows),
@@ -36,46 +47,99 @@ EOF
 
 RUNS=${BENCH_RUNS:-5}
 THREADS=${BENCH_THREADS:-2}
-PHASES=${BENCH_PHASES:-"load baseline linear mlp pipeline"}
+PHASES=${BENCH_PHASES:-"load baseline linear mlp pipeline ten_linear ten_mlp"}
 SEED=42
 TORCH_BLAS=auto
 INSTALL=1
 KEEP=""
+BUSY_MAX=0.25
+RETRIES=2
+PHASES_SET=0
 DATA=""
-[ -n "${CGRAD_DATA:-}" ] && DATA="$CGRAD_DATA/mnist_sample"
+MNIST=""
+[ -n "${CGRAD_DATA:-}" ] && DATA="$CGRAD_DATA/mnist_sample" && MNIST="$CGRAD_DATA/mnist"
 while [ $# -gt 0 ]; do
   case "$1" in
     -n|--runs) RUNS=$2; shift 2 ;;
     --data) DATA=$2; shift 2 ;;
+    --mnist) MNIST=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
-    --phases) PHASES=$2; shift 2 ;;
+    --phases) PHASES=$2; PHASES_SET=1; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
     --torch-blas) TORCH_BLAS=$2; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
     --keep) KEEP=$2; shift 2 ;;
+    --busy-max) BUSY_MAX=$2; shift 2 ;;
+    --retries) RETRIES=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_bench.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
 case "$RUNS" in ''|*[!0-9]*|0) echo "run_bench.sh: --runs wants a positive integer" >&2; exit 2 ;; esac
 case "$THREADS" in ''|*[!0-9]*|0) echo "run_bench.sh: --threads wants a positive integer" >&2; exit 2 ;; esac
+case "$RETRIES" in ''|*[!0-9]*) echo "run_bench.sh: --retries wants a count" >&2; exit 2 ;; esac
+awk -v c="$BUSY_MAX" 'BEGIN { exit !(c ~ /^[0-9]*\.?[0-9]+$/) }' ||
+  { echo "run_bench.sh: --busy-max wants a number of cores (e.g. 0.25)" >&2; exit 2; }
+CHOSEN=1; [ "$PHASES_SET" = 0 ] && [ -z "${BENCH_PHASES:-}" ] && CHOSEN=0
+SAMPLE_PHASES="load baseline linear mlp pipeline" TEN_PHASES="ten_linear ten_mlp"
 for p in $PHASES; do
-  case "$p" in load|baseline|linear|mlp|pipeline) ;;
+  case " $SAMPLE_PHASES $TEN_PHASES " in *" $p "*) ;;
     *) echo "run_bench.sh: unknown phase '$p'" >&2; exit 2 ;; esac
 done
-if [ -z "$DATA" ] || [ ! -d "$DATA/train/3" ]; then
-  echo "run_bench.sh: no MNIST_SAMPLE at '${DATA}': set CGRAD_DATA (its mnist_sample/) or pass --data DIR" >&2
-  exit 2
+# drop_phases "P ...": takes them out of $PHASES
+drop_phases() {
+  local p q keep=""
+  for p in $PHASES; do
+    for q in $1; do [ "$p" = "$q" ] && continue 2; done
+    keep="$keep $p"
+  done
+  PHASES=${keep# }
+}
+wants() {  # wants "P ...": whether $PHASES has one of them
+  local p q
+  for p in $PHASES; do for q in $1; do [ "$p" = "$q" ] && return 0; done; done
+  return 1
+}
+# Each data set is needed only by its phases. When it is missing, phases asked
+# for by name (--phases, BENCH_PHASES) are an error; the default list (make
+# bench) drops them with a note instead.
+IDX_FILES=(train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz)
+if wants "$TEN_PHASES"; then
+  for f in "${IDX_FILES[@]}"; do
+    if [ -z "$MNIST" ] || [ ! -f "$MNIST/$f" ]; then
+      msg="no MNIST IDX files at '${MNIST}' (wants $f): set CGRAD_DATA (its mnist/) or pass --mnist DIR"
+      if [ "$CHOSEN" = 1 ]; then
+        echo "run_bench.sh: $msg; or leave ten_linear and ten_mlp out of --phases" >&2; exit 2
+      fi
+      echo "run_bench.sh: $msg; skipping ten_linear and ten_mlp" >&2
+      drop_phases "$TEN_PHASES"
+      break
+    fi
+  done
 fi
-DATA=$(cd "$DATA" && pwd)
-# bench_load takes its data from $CGRAD_DATA/mnist_sample when --data is not understood
-export CGRAD_DATA=${CGRAD_DATA:-$(dirname "$DATA")}
-[ "$(basename "$DATA")" = mnist_sample ] && CGRAD_DATA=$(dirname "$DATA")
+if wants "$SAMPLE_PHASES" && { [ -z "$DATA" ] || [ ! -d "$DATA/train/3" ]; }; then
+  msg="no MNIST_SAMPLE at '${DATA}': set CGRAD_DATA (its mnist_sample/) or pass --data DIR"
+  if [ "$CHOSEN" = 1 ] || ! wants "$TEN_PHASES"; then echo "run_bench.sh: $msg" >&2; exit 2; fi
+  echo "run_bench.sh: $msg; skipping $SAMPLE_PHASES" >&2
+  drop_phases "$SAMPLE_PHASES"
+fi
+if [ -z "$PHASES" ]; then echo "run_bench.sh: no phases to run" >&2; exit 2; fi
+NEED_SAMPLE=0 NEED_MNIST=0   # which data the phases left read
+wants "$SAMPLE_PHASES" && NEED_SAMPLE=1
+wants "$TEN_PHASES" && NEED_MNIST=1
+[ "$NEED_MNIST" = 1 ] && MNIST=$(cd "$MNIST" && pwd)
+if [ "$NEED_SAMPLE" = 1 ]; then
+  DATA=$(cd "$DATA" && pwd)
+  # bench_load takes its data from $CGRAD_DATA/mnist_sample when --data is not understood
+  export CGRAD_DATA=${CGRAD_DATA:-$(dirname "$DATA")}
+  [ "$(basename "$DATA")" = mnist_sample ] && CGRAD_DATA=$(dirname "$DATA")
+fi
 
 CGRAD_BIN=${CGRAD_BIN:-$ROOT/build/cgrad}
 BENCH_LOAD=${CGRAD_BENCH_LOAD:-$(dirname "$CGRAD_BIN")/bench_load}
 PYTHON=${PYTHON:-/usr/bin/python3}
 TORCH_REF="$ROOT/bench/pytorch_ref.py"
+TORCH_TEN="$ROOT/bench/pytorch_ten.py"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cgrad-bench.XXXXXX") || exit 1
 # shellcheck disable=SC2317  # called by the trap
@@ -109,9 +173,10 @@ if [ ! -x "$CGRAD_BIN" ]; then
   echo "run_bench.sh: no cgrad binary at $CGRAD_BIN (build it, or set CGRAD_BIN); PyTorch side only" >&2
 fi
 HAVE_TORCH=1
-if ! "$PYTHON" -c 'import torch, numpy, PIL' >/dev/null 2>&1; then
+PYMODS="torch, numpy"; [ "$NEED_SAMPLE" = 1 ] && PYMODS="$PYMODS, PIL"   # PIL: the PNG phases only
+if ! "$PYTHON" -c "import $PYMODS" >/dev/null 2>&1; then
   HAVE_TORCH=0
-  echo "run_bench.sh: $PYTHON cannot import torch/numpy/PIL; install with:" \
+  echo "run_bench.sh: $PYTHON cannot import $PYMODS; install with:" \
        "apt-get install python3-torch python3-pil (or set PYTHON); cgrad side only" >&2
 fi
 CGRAD_BIN_BLAS=${CGRAD_BIN_BLAS:-}
@@ -159,20 +224,45 @@ if [ "$HAVE_TORCH" = 1 ]; then
 fi
 
 # ---- running and parsing --------------------------------------------------
-# run_timed OUT ERR CMD...: sets T_RC, T_WALL (s, from bash's clock) and T_RSS (KiB)
+# cpu_busy: the jiffies the whole machine has spent busy so far (user, nice,
+# system, irq, softirq, and steal: time the hypervisor gave our vCPUs to others)
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_busy() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat 2>/dev/null; }
+# wait_quiet MAX: waits (at most MAX seconds) for a second in which the machine
+# is busy under 0.15 cores
+wait_quiet() {
+  local end=$((SECONDS + $1)) a b
+  while [ "$SECONDS" -lt "$end" ]; do
+    a=$(cpu_busy); sleep 1; b=$(cpu_busy)
+    [ -n "$a" ] && [ -n "$b" ] && [ $((b - a)) -lt $((HZ * 15 / 100)) ] && return 0
+  done
+  return 1
+}
+# run_timed OUT ERR CMD...: sets T_RC, T_WALL (s, from bash's clock), T_RSS (KiB)
+# and T_OTHERS: the cores that everything else took on average meanwhile (the
+# machine's busy time less the command's user + system time, less two clock
+# ticks for the counters' rounding, over the wall time; "-" when unknown)
 now() { if [ -n "${EPOCHREALTIME:-}" ]; then echo "$EPOCHREALTIME"; else date +%s.%N; fi; }
 run_timed() {
-  local out=$1 err=$2 t0 t1; shift 2
+  local out=$1 err=$2 t0 t1 b0 b1 us=""; shift 2
+  b0=$(cpu_busy)
   t0=$(now)
   if [ -n "$TIME_BIN" ]; then
-    "$TIME_BIN" -f '%M' -o "$TMP/rss" "$@" >"$out" 2>"$err"; T_RC=$?
-    T_RSS=$(tail -n1 "$TMP/rss" 2>/dev/null)
-    case "$T_RSS" in ''|*[!0-9]*) T_RSS=- ;; esac
+    "$TIME_BIN" -f '%M %U %S' -o "$TMP/rss" "$@" >"$out" 2>"$err"; T_RC=$?
+    read -r T_RSS us <<<"$(tail -n1 "$TMP/rss" 2>/dev/null)"
+    case "$T_RSS" in ''|*[!0-9]*) T_RSS=- us="" ;; esac
   else
     "$@" >"$out" 2>"$err"; T_RC=$?; T_RSS=-
   fi
   t1=$(now)
+  b1=$(cpu_busy)
   T_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+  T_OTHERS=-
+  if [ -n "$us" ] && [ -n "$b0" ] && [ -n "$b1" ]; then
+    # shellcheck disable=SC2086  # $us is "USER SYS"
+    T_OTHERS=$(awk -v d=$((b1 - b0)) -v hz="$HZ" -v w="$T_WALL" -v u="${us% *}" -v s="${us#* }" \
+      'BEGIN { o = (d / hz - u - s - 2 / hz) / (w > 0.05 ? w : 0.05); printf "%.2f", o < 0 ? 0 : o }')
+  fi
 }
 
 # json_num KEY FILE [PHASE]: the number under "KEY" on the last line that has it
@@ -183,6 +273,24 @@ json_num() {
     match($0, "\"" k "\"[ \t]*:[ \t]*-?[0-9][0-9.]*([eE][-+]?[0-9]+)?") {
       s = substr($0, RSTART, RLENGTH); sub(/^[^:]*:[ \t]*/, "", s); v = s }
     END { if (v != "") print v }' "$2"
+}
+# epoch_stats FILE [PHASE]: "MEDIAN SUM COUNT" of the "seconds" of the per-epoch
+# JSON lines (those with an "epoch" key; only phase PHASE's, when given), epoch 0
+# left out (cgrad's row 0 scores the untrained model, it trains nothing); empty
+# when there is none
+epoch_stats() {
+  awk -v ph="${2:-}" '
+    function num(k,   s) {
+      if (!match($0, "\"" k "\"[ \t]*:[ \t]*-?[0-9][0-9.]*([eE][-+]?[0-9]+)?")) return ""
+      s = substr($0, RSTART, RLENGTH); sub(/^[^:]*:[ \t]*/, "", s); return s }
+    ph != "" && $0 !~ ("\"phase\"[ \t]*:[ \t]*\"" ph "\"") { next }
+    { e = num("epoch"); s = num("seconds") }
+    e != "" && s != "" && e + 0 > 0 { n++; v[n] = s + 0; sum += s }
+    END {
+      if (n == 0) exit
+      for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+      med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      printf "%.6f %.6f %d\n", med, sum, n }' "$1"
 }
 # loose_seconds FILE: for a bench_load without --json (best effort): the first
 # "<number> s" on a line naming "$THREADS thread(s)", else the first anywhere
@@ -198,13 +306,18 @@ loose_seconds() {
     END { if (pref != "") print pref; else if (first != "") print first }' "$1"
 }
 
-record() {  # record SIDE PHASE RUN SECONDS ACCURACY (uses T_RC T_WALL T_RSS)
+record() {  # record SIDE PHASE RUN SECONDS ACCURACY (uses T_RC T_WALL T_RSS T_OTHERS)
   local sec=${4:-} acc=${5:-} st=ok
   [ "$T_RC" = 0 ] || st="exit$T_RC"
   if [ -z "$sec" ]; then [ "$st" = ok ] && st=noparse; sec=-; fi
   [ -n "$acc" ] || acc=-
-  echo "$1 $2 $3 $sec $T_WALL $T_RSS $acc $st" >>"$RES"
-  if [ "$st" != ok ] && [ ! -e "$TMP/warned.$1.$2" ]; then
+  if [ "$st" = ok ] && [ "$T_OTHERS" != - ] &&
+     awk -v o="$T_OTHERS" -v m="$BUSY_MAX" 'BEGIN { exit !(m > 0 && o > m) }'; then
+    st=busy
+  fi
+  LAST_STATUS=$st
+  echo "$1 $2 $3 $sec $T_WALL $T_RSS $acc $st $T_OTHERS" >>"$RES"
+  if [ "$st" != ok ] && [ "$st" != busy ] && [ ! -e "$TMP/warned.$1.$2" ]; then
     : >"$TMP/warned.$1.$2"
     echo "run_bench.sh: $1 $2 run $3 failed ($st); its last output:" >&2
     tail -n 5 "$TMP/out" "$TMP/err" 2>/dev/null | sed 's/^/    /' >&2
@@ -214,14 +327,24 @@ record() {  # record SIDE PHASE RUN SECONDS ACCURACY (uses T_RC T_WALL T_RSS)
   fi
 }
 
+# record_fit SIDE PHASE RUN SECONDS: the ten_* phases' second row, "PHASE:fit", the
+# sum of the training epochs (same process, so the same wall, RSS and accuracy)
+record_fit() {
+  local sec=${4:-} st=$LAST_STATUS acc
+  acc=$(tail -n1 "$RES" | cut -d' ' -f7)
+  if [ -z "$sec" ]; then [ "$st" = ok ] || [ "$st" = busy ] && st=noparse; sec=-; fi
+  echo "$1 $2:fit $3 $sec $T_WALL $T_RSS $acc $st $T_OTHERS" >>"$RES"
+}
+
 CENV=(env OMP_NUM_THREADS="$THREADS")
 TENV=(env OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS")
 [ -n "$TORCH_LDPATH" ] && TENV+=(LD_LIBRARY_PATH="$TORCH_LDPATH")
 TCMD=("${TENV[@]}" "$PYTHON" "$TORCH_REF" --data "$DATA" --threads "$THREADS" --seed "$SEED" --json)
+TTEN=("${TENV[@]}" "$PYTHON" "$TORCH_TEN" --data "$MNIST" --threads "$THREADS" --seed "$SEED" --json)
 
 LOAD_ARGS=""   # the bench_load invocation that worked: json_data, json or plain
 run_cgrad() {  # run_cgrad PHASE RUN [SIDE BINARY] (default: cgrad "$CGRAD_BIN")
-  local o="$TMP/out" e="$TMP/err" sec acc side=${3:-cgrad} bin=${4:-$CGRAD_BIN}
+  local o="$TMP/out" e="$TMP/err" sec acc med sum side=${3:-cgrad} bin=${4:-$CGRAD_BIN}
   case "$1" in
     load)
       local try
@@ -251,13 +374,24 @@ run_cgrad() {  # run_cgrad PHASE RUN [SIDE BINARY] (default: cgrad "$CGRAD_BIN")
         "$0" train --model linear --data "$1" --json --quiet &&
         "$0" train --model mlp --data "$1" --json --quiet' "$bin" "$DATA"
       record "$side" pipeline "$2" "$T_WALL" "" ;;
+    ten_linear|ten_mlp)
+      # the default ten-class recipe; not --quiet: the epoch rows are the measure
+      run_timed "$o" "$e" "${CENV[@]}" "$bin" train --model "${1#ten_}" --data "$MNIST" --json
+      read -r med sum _ <<<"$(epoch_stats "$o")"
+      record "$side" "$1" "$2" "$med" "$(json_num accuracy "$o")"
+      record_fit "$side" "$1" "$2" "$sum" ;;
   esac
 }
 run_torch() {  # run_torch PHASE RUN
-  local o="$TMP/out" e="$TMP/err"
+  local o="$TMP/out" e="$TMP/err" med sum
   if [ "$1" = pipeline ]; then
     run_timed "$o" "$e" "${TCMD[@]}" --phase all
     record pytorch pipeline "$2" "$T_WALL" ""
+  elif [ "${1#ten_}" != "$1" ]; then
+    run_timed "$o" "$e" "${TTEN[@]}" --phase "$1"
+    read -r med sum _ <<<"$(epoch_stats "$o" "$1")"
+    record pytorch "$1" "$2" "$med" "$(json_num accuracy "$o" "$1")"
+    record_fit pytorch "$1" "$2" "$sum"
   else
     run_timed "$o" "$e" "${TCMD[@]}" --phase "$1"
     record pytorch "$1" "$2" "$(json_num seconds "$o" "$1")" "$(json_num accuracy "$o" "$1")"
@@ -267,10 +401,14 @@ run_torch() {  # run_torch PHASE RUN
 # ---- the runs ---------------------------------------------------------------
 [ -n "$KEEP" ] && mkdir -p "$KEEP"
 # warm the page cache so that neither side's first load pays for the disk
-find "$DATA" -name '*.png' -exec cat {} + >/dev/null 2>&1
+[ "$NEED_SAMPLE" = 1 ] && find "$DATA" -name '*.png' -exec cat {} + >/dev/null 2>&1
+[ "$NEED_MNIST" = 1 ] && (cd "$MNIST" && cat "${IDX_FILES[@]}" >/dev/null 2>&1)
 
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-echo "cgrad vs PyTorch: $RUNS runs per phase, $THREADS threads, data $DATA"
+used=""
+[ "$NEED_SAMPLE" = 1 ] && used=" $DATA"
+[ "$NEED_MNIST" = 1 ] && used="$used $MNIST"
+echo "cgrad vs PyTorch: $RUNS runs per phase, $THREADS threads, data$used"
 echo "  machine: $(nproc) cores${cpu:+, $cpu}"
 [ "$HAVE_CGRAD" = 1 ] && echo "  cgrad:   $CGRAD_BIN (load: $BENCH_LOAD)"
 [ "$HAVE_BLAS" = 1 ] && echo "  +blas:   $CGRAD_BIN_BLAS (no load phase: it has no GEMM)"
@@ -281,18 +419,37 @@ if [ -n "$load1" ] && awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > 0.5 
   echo "  WARNING: the machine is busy (load average $load1 on $(nproc) cores): timings will be" \
        "noisy, and OpenMP code (both sides) slows down far more than in proportion"
 fi
+REDONE=0 LAST_STATUS=ok
+# run_side SIDE PHASE RUN: one run, redone (up to $RETRIES times, after waiting
+# for a quiet second) while other processes took more than $BUSY_MAX cores
+run_side() {
+  local try=0
+  while :; do
+    case "$1" in
+      cgrad) run_cgrad "$2" "$3" ;;
+      cgrad_blas) run_cgrad "$2" "$3" cgrad_blas "$CGRAD_BIN_BLAS" ;;
+      pytorch) run_torch "$2" "$3" ;;
+    esac
+    [ "$LAST_STATUS" = busy ] && [ "$try" -lt "$RETRIES" ] || return 0
+    try=$((try + 1)) REDONE=$((REDONE + 1))
+    echo "  ($1 $2 run $3: others took $T_OTHERS cores; redoing it)" >&2
+    awk -v s="$1" -v p="$2" -v r="$3" '!($1 == s && ($2 == p || $2 == p ":fit") && $3 == r)' \
+      "$RES" >"$RES.tmp" && mv "$RES.tmp" "$RES"
+    wait_quiet 60 || echo "  (still busy after 60 s; going on)" >&2
+  done
+}
 for ((i = 1; i <= RUNS; i++)); do
   echo "  run $i/$RUNS ..." >&2
   for p in $PHASES; do
     # alternate which side goes first, so neither always inherits the other's caches
     if ((i % 2)); then
-      [ "$HAVE_CGRAD" = 1 ] && run_cgrad "$p" "$i"
-      [ "$HAVE_BLAS" = 1 ] && [ "$p" != load ] && run_cgrad "$p" "$i" cgrad_blas "$CGRAD_BIN_BLAS"
-      [ "$HAVE_TORCH" = 1 ] && run_torch "$p" "$i"
+      [ "$HAVE_CGRAD" = 1 ] && run_side cgrad "$p" "$i"
+      [ "$HAVE_BLAS" = 1 ] && [ "$p" != load ] && run_side cgrad_blas "$p" "$i"
+      [ "$HAVE_TORCH" = 1 ] && run_side pytorch "$p" "$i"
     else
-      [ "$HAVE_TORCH" = 1 ] && run_torch "$p" "$i"
-      [ "$HAVE_BLAS" = 1 ] && [ "$p" != load ] && run_cgrad "$p" "$i" cgrad_blas "$CGRAD_BIN_BLAS"
-      [ "$HAVE_CGRAD" = 1 ] && run_cgrad "$p" "$i"
+      [ "$HAVE_TORCH" = 1 ] && run_side pytorch "$p" "$i"
+      [ "$HAVE_BLAS" = 1 ] && [ "$p" != load ] && run_side cgrad_blas "$p" "$i"
+      [ "$HAVE_CGRAD" = 1 ] && run_side cgrad "$p" "$i"
     fi
   done
 done
@@ -301,17 +458,24 @@ done
 # col SIDE PHASE FIELD: median over the runs that succeeded, "-" when none
 median() { sort -g | awk '{ a[NR] = $1 } END {
   if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# runs SIDE PHASE: the statuses whose runs count: "ok", or "busy" when no run was ok
+runs() {
+  awk -v s="$1" -v p="$2" '$1 == s && $2 == p && $8 == "ok" { ok = 1 } END { print ok ? "ok" : "busy" }' "$RES"
+}
 col() {
-  awk -v s="$1" -v p="$2" -v f="$3" '$1 == s && $2 == p && $8 == "ok" && $f != "-" { print $f }' "$RES" | median
+  awk -v s="$1" -v p="$2" -v f="$3" -v st="$(runs "$1" "$2")" \
+    '$1 == s && $2 == p && $8 == st && $f != "-" { print $f }' "$RES" | median
 }
 # pair_ratios SIDE PHASE: pytorch / SIDE for each run number both sides
 # finished; the two ran back to back, so each ratio sees the same machine
 pair_ratios() {
-  awk -v s="$1" -v p="$2" '$2 == p && $8 == "ok" && $4 != "-" {
-      if ($1 == s) c[$3] = $4; else if ($1 == "pytorch") t[$3] = $4 }
+  awk -v s="$1" -v p="$2" -v cs="$(runs "$1" "$2")" -v ts="$(runs pytorch "$2")" '
+    $2 == p && $4 != "-" {
+      if ($1 == s && $8 == cs) c[$3] = $4; else if ($1 == "pytorch" && $8 == ts) t[$3] = $4 }
     END { for (r in c) if ((r in t) && c[r] > 0) print t[r] / c[r] }' "$RES"
 }
-fails() { awk -v s="$1" -v p="$2" '$1 == s && $2 == p && $8 != "ok" { n++ } END { print n + 0 }' "$RES"; }
+fails() { awk -v s="$1" -v p="$2" '$1 == s && $2 == p && $8 != "ok" && $8 != "busy" { n++ } END { print n + 0 }' "$RES"; }
+busies() { awk -v s="$1" -v p="$2" '$1 == s && $2 == p && $8 == "busy" { n++ } END { print n + 0 }' "$RES"; }
 fmt() { case "$1" in -) echo - ;; *) awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }' ;; esac; }
 mb() { case "$1" in -) echo - ;; *) awk -v v="$1" 'BEGIN { printf "%.1f", v / 1024 }' ;; esac; }
 
@@ -321,7 +485,17 @@ echo "wall: the whole process (start-up and loading included); ratio = pytorch /
 echo "paired: the median over runs of pytorch / cgrad within each run (the two sides ran back to"
 echo "back, so each ratio sees the same machine: steadier than 'ratio' when the machine drifts)"
 [ "$HAVE_BLAS" = 1 ] && echo "PHASE+blas rows: the cgrad columns are $CGRAD_BIN_BLAS's (the PyTorch ones repeated)"
-W=9; [ "$HAVE_BLAS" = 1 ] && W=14   # the phase column's width
+if [ "$NEED_MNIST" = 1 ]; then
+  echo "ten_*: all ten digits, 60,000 training images, 10,000 scored after each epoch; seconds = the"
+  echo "median over a run's epochs of one epoch's training + scoring (cgrad's row 0, which scores the"
+  echo "untrained model, left out), then the median over runs; ten_*:fit: the sum of those epochs"
+fi
+W=9   # the phase column's width
+for p in $PHASES; do
+  l=$p; case "$p" in ten_*) l="$p:fit" ;; esac
+  [ "$HAVE_BLAS" = 1 ] && [ "$p" != load ] && l="$l+blas"
+  [ ${#l} -gt "$W" ] && W=${#l}
+done
 printf '%-*s %10s %10s %7s %7s %9s %9s %9s %9s %8s %8s\n' "$W" \
   phase cgrad_s torch_s ratio paired cgrad_wall torch_wall cgrad_MB torch_MB cgrad_acc torch_acc
 row() {  # row LABEL CGRAD_SIDE PHASE: one line of the table
@@ -335,9 +509,12 @@ row() {  # row LABEL CGRAD_SIDE PHASE: one line of the table
   paired=$(pair_ratios "$2" "$p" | median)
   [ "$paired" != - ] && paired=$(fmt "$paired" %.2f)
   cf=$(fails "$2" "$p"); tf=$(fails pytorch "$p")
+  cb=$(busies "$2" "$p"); tb=$(busies pytorch "$p")
   cs=$(fmt "$cs" %.3f); ts=$(fmt "$ts" %.3f)
   [ "$cf" != 0 ] && cs="$cs!$cf"
   [ "$tf" != 0 ] && ts="$ts!$tf"
+  [ "$cb" != 0 ] && cs="$cs~$cb"
+  [ "$tb" != 0 ] && ts="$ts~$tb"
   printf '%-*s %10s %10s %7s %7s %9s %9s %9s %9s %8s %8s\n' "$W" "$1" "$cs" "$ts" "$ratio" "$paired" \
     "$(fmt "$cw" %.3f)" "$(fmt "$tw" %.3f)" \
     "$(mb "$cr")" "$(mb "$tr")" \
@@ -346,12 +523,23 @@ row() {  # row LABEL CGRAD_SIDE PHASE: one line of the table
 for p in $PHASES; do
   row "$p" cgrad "$p"
   [ "$HAVE_BLAS" = 1 ] && [ "$p" != load ] && row "$p+blas" cgrad_blas "$p"
+  case "$p" in ten_*)
+    row "$p:fit" cgrad "$p:fit"
+    [ "$HAVE_BLAS" = 1 ] && row "$p:fit+blas" cgrad_blas "$p:fit" ;;
+  esac
 done
 if [ -e "$TMP/load_was_text" ]; then
   echo "(load: cgrad's bench_load printed no JSON; its seconds were read from text, best effort)"
 fi
-if grep -qv ' ok$' "$RES"; then
+if awk '$8 != "ok" && $8 != "busy" { f = 1 } END { exit !f }' "$RES"; then
   echo "(!N: N runs of that side failed or printed no seconds; the median is over the rest)"
 fi
+if awk '$8 == "busy" { f = 1 } END { exit !f }' "$RES"; then
+  echo "(~N: N runs of that side were busy - other processes took over $BUSY_MAX cores - even when"
+  echo " redone; the median is over the others, or over those when every run was busy)"
+fi
+[ "$REDONE" -gt 0 ] && echo "($REDONE runs were redone because other processes took over $BUSY_MAX cores meanwhile)"
+others=$(awk '$9 != "-" && $9 != "" { print $9 }' "$RES" | median)
+[ "$others" != - ] && echo "(other processes took $others cores in the median run)"
 [ -n "$KEEP" ] && cp "$RES" "$KEEP/results.txt" && echo "raw output in $KEEP"
 exit 0
