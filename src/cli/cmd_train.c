@@ -201,6 +201,14 @@ static int parse(int argc, char **argv, train_cfg *c) {
             return cg_usage_error("train", "--one-cycle and --sched constant disagree");
         c->sched = SCHED_ONE_CYCLE;
     }
+    /* --std with a model whose init is never randn*std: said now, before
+     * the data is read (the others' init depends on the class count). */
+    int model = c->model < 0 ? MODEL_ARCH : c->model;
+    if (!isnan(c->std) && (c->init >= 0 ? c->init != INIT_NORMAL
+                                        : RECIPES[model][0].init != INIT_NORMAL &&
+                                              RECIPES[model][1].init != INIT_NORMAL))
+        return cg_usage_error("train", "--std is for --init normal (--init %s has no std)",
+                              INIT_NAMES[c->init >= 0 ? c->init : RECIPES[model][1].init]);
     if (c->opt == OPT_SGD && !isnan(c->mom) && c->mom > 0)
         return cg_usage_error("train", "--mom with --opt sgd: use --opt momentum");
     if (c->history) {
