@@ -205,8 +205,8 @@ void cg_gemm_sparse_enable(bool on);
 int64_t cg_gemm_sparse_pieces(void);
 
 /* ---- convolution path (src/ops/conv.c) ---- */
-/* Makes cg_tensor_conv2d use "direct" (its kernels on NHWC tiles: AVX-512
- * ones where the CPU has them, else AVX2), "direct-avx2" (AVX2 ones only),
+/* Makes cg_tensor_conv2d use "direct" (its own register-tile kernels:
+ * AVX-512 ones where the CPU has them, else AVX2), "direct-avx2" (AVX2 ones only),
  * "im2col" (columns through cg_gemm), or with NULL the default: per shape
  * and pass, whichever measured faster. Returns false, changing nothing, if
  * that path cannot run here (direct needs AVX2 + FMA). For tests and
