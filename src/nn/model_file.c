@@ -252,6 +252,16 @@ static uint64_t payload_size(const cg_model *m, const cg_layer_plan *plans) {
     return n;
 }
 
+/* The end of a load: the scratch freed, and the model returned, or freed
+ * when something failed. */
+static cg_model *loaded(cg_model *m, cg_layer_plan *plans, uint8_t *buf, bool ok) {
+    free(plans);
+    free(buf);
+    if (ok) return m;
+    cg_model_free(m);
+    return NULL;
+}
+
 /* A version-2 file of flen bytes, its first `got` bytes in head. */
 static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t got, size_t flen) {
     uint8_t *buf = NULL;
@@ -343,14 +353,9 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
             p += 4 * (size_t)t->numel;
         }
     }
-    free(plans);
-    free(buf);
-    return m;
+    return loaded(m, plans, buf, true);
 fail:
-    free(plans);
-    free(buf);
-    cg_model_free(m);
-    return NULL;
+    return loaded(m, plans, buf, false);
 }
 
 /* Bytes of a whole version-1 file, from its header; 0 if impossible. */
@@ -432,14 +437,9 @@ static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t 
         if (read_floats(t->data, p, t->numel, path, i / 2 + 1, "linear") != CG_OK) goto fail;
         p += 4 * (size_t)t->numel;
     }
-    free(plans);
-    free(buf);
-    return m;
+    return loaded(m, plans, buf, true);
 fail:
-    free(plans);
-    free(buf);
-    cg_model_free(m);
-    return NULL;
+    return loaded(m, plans, buf, false);
 }
 
 cg_model *cg_model_load(const char *path) {
