@@ -16,6 +16,14 @@
  *                         SGD lr 0.1, momentum 0.9, Nesterov, L2 wd 1e-3
  *   mlp2_ce_adamw_1cycle  the same model, AdamW wd 0.01 under one-cycle
  *                         (lr_max 1e-2 over the 5 steps)
+ * and on images (N = 8 images 1x8x8, 4 mini-batches, 3 classes,
+ * cross-entropy, train mode: batch norm on batch statistics), where the
+ * running statistics after the last step are compared too:
+ *   cnn_bn_adamw          "conv:4:3:2,relu,bn,conv:6:3:2,relu,bn,conv:3:3:2,
+ *                         bn,flatten" (fastbook's simple_cnn style), AdamW
+ *                         lr 1e-2, wd 0.01
+ *   resblock_sgd_mom      "conv:4:3,bn,relu,res:6:2,gap,linear" (a res block
+ *                         with its 1x1 projection), SGD lr 0.05, momentum 0.9
  *
  * Fixture format (little-endian; u32 = uint32, f32 = IEEE float32; the
  * script's docstring is the other copy of this):
@@ -33,6 +41,12 @@
  *       f32    grads[P]               after loss.backward(), as params0
  *     f32      params_final[P]        after the last step
  *     char[4]  "END\0"
+ * Version 2 (magic "CGPTFX2\0", the cases with batch norm) adds the
+ * running statistics: u32 n_state after n_params, u32 state_numel[n_state]
+ * after numel (each layer's state in order: bn running_mean, running_var;
+ * res rm1, rv1, rm2, rv2, rm3, rv3), f32 state0[S] after params0 and f32
+ * state_final[S] after params_final (S = sum(state_numel)). A conv weight is
+ * [out, in, kh, kw], PyTorch's layout.
  * The reader checks every count and length first and fails cleanly (no
  * crash) on a short, long or corrupt file.
  *
@@ -63,6 +77,7 @@
 #define FX_MAX_NUMEL (1 << 20) /* one parameter's size   */
 
 static const char FX_MAGIC[8] = {'C', 'G', 'P', 'T', 'F', 'X', '1', '\0'};
+static const char FX_MAGIC2[8] = {'C', 'G', 'P', 'T', 'F', 'X', '2', '\0'};
 static const char FX_END[4] = {'E', 'N', 'D', '\0'};
 
 typedef struct fx_step {
@@ -72,10 +87,12 @@ typedef struct fx_step {
 
 typedef struct fixture {
     char name[33];
-    uint32_t n_rows, n_in, n_out, n_steps, n_params;
-    uint32_t numel[FX_MAX_PARAMS];
-    int64_t total; /* P = sum(numel) */
+    uint32_t n_rows, n_in, n_out, n_steps, n_params, n_state;
+    uint32_t numel[FX_MAX_PARAMS], state_numel[FX_MAX_PARAMS];
+    int64_t total;       /* P = sum(numel)                          */
+    int64_t state_total; /* S = sum(state_numel), 0 for version 1   */
     const float *params0, *final;
+    const float *state0, *state_final; /* NULL for version 1 */
     fx_step steps[FX_MAX_STEPS];
     float *block;  /* every float of the file, decoded */
 } fixture;
@@ -125,20 +142,25 @@ static bool fixture_parse(const uint8_t *buf, size_t len, fixture *fx, char *err
     memset(fx, 0, sizeof *fx);
     reader r = {buf, len, 0};
     char magic[8];
-    if (!rd_bytes(&r, magic, 8) || memcmp(magic, FX_MAGIC, 8) != 0) {
+    if (!rd_bytes(&r, magic, 8) ||
+        (memcmp(magic, FX_MAGIC, 8) != 0 && memcmp(magic, FX_MAGIC2, 8) != 0)) {
         snprintf(err, errsz, "not a fixture (bad magic, or shorter than 8 bytes)");
         return false;
     }
+    const bool v2 = memcmp(magic, FX_MAGIC2, 8) == 0;
     if (!rd_bytes(&r, fx->name, 32)) goto short_file;
     fx->name[32] = '\0';
     if (!rd_u32(&r, &fx->n_rows) || !rd_u32(&r, &fx->n_in) || !rd_u32(&r, &fx->n_out) ||
-        !rd_u32(&r, &fx->n_steps) || !rd_u32(&r, &fx->n_params))
+        !rd_u32(&r, &fx->n_steps) || !rd_u32(&r, &fx->n_params) ||
+        (v2 && !rd_u32(&r, &fx->n_state)))
         goto short_file;
     if (fx->n_rows < 1 || fx->n_rows > FX_MAX_DIM || fx->n_in < 1 || fx->n_in > FX_MAX_DIM ||
         fx->n_out < 1 || fx->n_out > FX_MAX_DIM || fx->n_steps < 1 ||
-        fx->n_steps > FX_MAX_STEPS || fx->n_params < 1 || fx->n_params > FX_MAX_PARAMS) {
-        snprintf(err, errsz, "counts out of range: rows %u in %u out %u steps %u params %u",
-                 fx->n_rows, fx->n_in, fx->n_out, fx->n_steps, fx->n_params);
+        fx->n_steps > FX_MAX_STEPS || fx->n_params < 1 || fx->n_params > FX_MAX_PARAMS ||
+        fx->n_state > FX_MAX_PARAMS || (v2 && fx->n_state < 1)) {
+        snprintf(err, errsz,
+                 "counts out of range: rows %u in %u out %u steps %u params %u state %u",
+                 fx->n_rows, fx->n_in, fx->n_out, fx->n_steps, fx->n_params, fx->n_state);
         return false;
     }
     for (uint32_t j = 0; j < fx->n_params; j++) {
@@ -149,10 +171,18 @@ static bool fixture_parse(const uint8_t *buf, size_t len, fixture *fx, char *err
         }
         fx->total += fx->numel[j];
     }
+    for (uint32_t j = 0; j < fx->n_state; j++) {
+        if (!rd_u32(&r, &fx->state_numel[j])) goto short_file;
+        if (fx->state_numel[j] < 1 || fx->state_numel[j] > FX_MAX_NUMEL) {
+            snprintf(err, errsz, "state tensor %u has %u elements", j, fx->state_numel[j]);
+            return false;
+        }
+        fx->state_total += fx->state_numel[j];
+    }
     /* Every count is bounded above, so none of these products overflow. */
-    const int64_t rows = fx->n_rows, nx = rows * fx->n_in, P = fx->total;
+    const int64_t rows = fx->n_rows, nx = rows * fx->n_in, P = fx->total, S = fx->state_total;
     const int64_t per_step = 2 + nx + rows + 1 + P;
-    const int64_t floats = P + fx->n_steps * per_step + P;
+    const int64_t floats = P + S + fx->n_steps * per_step + P + S;
     if ((uint64_t)floats * 4 + sizeof FX_END != (uint64_t)(len - r.pos)) {
         snprintf(err, errsz, "%zu bytes after the header, the counts say %lld",
                  len - r.pos, (long long)(floats * 4 + (int64_t)sizeof FX_END));
@@ -167,6 +197,8 @@ static bool fixture_parse(const uint8_t *buf, size_t len, fixture *fx, char *err
     bool ok = rd_f32s(&r, f, floats);
     fx->params0 = f;
     f += P;
+    fx->state0 = v2 ? f : NULL;
+    f += S;
     for (uint32_t s = 0; s < fx->n_steps; s++) {
         fx_step *st = &fx->steps[s];
         st->lr = f[0];
@@ -178,6 +210,7 @@ static bool fixture_parse(const uint8_t *buf, size_t len, fixture *fx, char *err
         f += per_step;
     }
     fx->final = f;
+    fx->state_final = v2 ? f + P : NULL;
     char end[4];
     if (!ok || !rd_bytes(&r, end, 4) || memcmp(end, FX_END, 4) != 0 || r.pos != len) {
         fixture_free(fx);
@@ -234,7 +267,7 @@ static void fixture_load(const char *name, fixture *fx) {
 typedef struct worst {
     double max_abs, max_rel, ratio;
     double got, want;
-    char where[64];
+    char where[96];
     int64_t count;
 } worst;
 
@@ -272,9 +305,19 @@ static void assert_within(const char *name, const char *kind, const worst *w) {
                  w->where, w->got, w->want, w->ratio);
 }
 
-/* "w1", "b1", "w2", ...: m->params alternates a linear layer's weight and bias. */
-static const char *param_name(int j, char *buf, size_t size) {
-    snprintf(buf, size, "%c%d", j % 2 == 0 ? 'w' : 'b', j / 2 + 1);
+/* Where m->params[j] (or, state, the j-th state tensor over the layers)
+ * lives: "conv1.p0" - layer 1 (from 1), a conv, its tensor 0. */
+static const char *tensor_name(const cg_model *m, int j, bool state, char *buf, size_t size) {
+    for (int i = 0; i < m->n_layers; i++) {
+        const cg_layer *l = &m->layers[i];
+        const int n = state ? l->n_state : l->n_params;
+        if (j < n) {
+            snprintf(buf, size, "%s%d.%s%d", cg_layer_name(l), i + 1, state ? "s" : "p", j);
+            return buf;
+        }
+        j -= n;
+    }
+    snprintf(buf, size, "?");
     return buf;
 }
 
@@ -286,6 +329,8 @@ typedef struct ref_case {
     cg_loss_kind loss;
     cg_optim_config opt;
     bool one_cycle; /* cg_one_cycle(opt.lr) over the fixture's steps */
+    bool images;    /* items 1x8x8 (cgrad's [1, 8, 8], x given as [N, 64]), Kaiming
+                       init (replaced by the fixture's), running stats checked */
 } ref_case;
 
 static void run_case(const ref_case *c) {
@@ -301,9 +346,28 @@ static void run_case(const ref_case *c) {
 
     cg_rng rng;
     cg_rng_seed(&rng, 0); /* any weights: the fixture's replace them */
-    cg_model *m = cg_model_from_spec(c->spec, NULL, (int64_t[]){fx.n_in}, 1, c->n_out,
-                                     CG_INIT_PYTORCH, 0.0f, &rng);
+    cg_model *m =
+        c->images ? cg_model_from_spec(c->spec, "custom", (int64_t[]){1, 8, 8}, 3, c->n_out,
+                                       CG_INIT_KAIMING, 0.0f, &rng)
+                  : cg_model_from_spec(c->spec, NULL, (int64_t[]){fx.n_in}, 1, c->n_out,
+                                       CG_INIT_PYTORCH, 0.0f, &rng);
     if (!m) fail_msg("%s: model \"%s\": %s", c->name, c->spec, cg_last_error());
+    if (c->images != (fx.state0 != NULL)) {
+        fixture_free(&fx);
+        fail_msg("%s: an image case needs a version-2 fixture and only it", c->name);
+    }
+    assert_int_equal(m->n_inputs, fx.n_in);
+    /* The running statistics from the fixture (PyTorch's 0 / 1). */
+    int n_state = 0;
+    for (int i = 0, off = 0; i < m->n_layers; i++)
+        for (int k = 0; k < m->layers[i].n_state; k++, n_state++) {
+            cg_tensor *t = m->layers[i].state[k];
+            assert_true(n_state < (int)fx.n_state);
+            assert_int_equal(t->numel, fx.state_numel[n_state]);
+            memcpy(t->data, fx.state0 + off, (size_t)t->numel * sizeof(float));
+            off += (int)t->numel;
+        }
+    assert_int_equal(n_state, fx.n_state);
     assert_int_equal(m->n_params, fx.n_params);
     for (int j = 0, off = 0; j < m->n_params; j++) {
         cg_tensor *p = m->params[j];
@@ -312,13 +376,12 @@ static void run_case(const ref_case *c) {
         memcpy(p->data, fx.params0 + off, (size_t)p->numel * sizeof(float));
         off += (int)p->numel;
     }
-    cg_model_train(m, true);
     cg_optimizer *o = cg_optimizer_new(&c->opt, m->params, m->n_params);
     if (!o) fail_msg("%s: optimizer: %s", c->name, cg_last_error());
     const cg_schedule sched = cg_one_cycle(c->opt.lr);
 
-    worst wl = {0}, wg = {0}, wp = {0};
-    char pname[16];
+    worst wl = {0}, wg = {0}, wp = {0}, ws = {0};
+    char pname[48];
     for (uint32_t s = 0; s < fx.n_steps; s++) {
         const fx_step *st = &fx.steps[s];
         /* The hyper-parameters first: the fixture says which it used. */
@@ -334,6 +397,7 @@ static void run_case(const ref_case *c) {
         snprintf(what, sizeof what, "%s step %u momentum", c->name, s + 1);
         cg_assert_close(mom, st->mom, 0, 1e-6, what);
 
+        cg_model_train(m, true); /* batch norm on the batch's statistics */
         cg_scope_begin();
         cg_tensor *x = cg_tensor_from_data(st->x, (int64_t[]){rows, fx.n_in}, 2);
         cg_tensor *y = binary ? cg_tensor_from_data(st->y, (int64_t[]){rows, 1}, 2)
@@ -345,7 +409,7 @@ static void run_case(const ref_case *c) {
         for (int j = 0, off = 0; j < m->n_params; j++) {
             const cg_tensor *p = m->params[j];
             assert_non_null(p->grad);
-            param_name(j, pname, sizeof pname);
+            tensor_name(m, j, false, pname, sizeof pname);
             for (int64_t i = 0; i < p->numel; i++)
                 see(&wg, p->grad[i], st->grads[off + i], ATOL, RTOL, pname, (int)s, i);
             off += (int)p->numel;
@@ -355,20 +419,30 @@ static void run_case(const ref_case *c) {
     }
     for (int j = 0, off = 0; j < m->n_params; j++) {
         const cg_tensor *p = m->params[j];
-        param_name(j, pname, sizeof pname);
+        tensor_name(m, j, false, pname, sizeof pname);
         for (int64_t i = 0; i < p->numel; i++)
             see(&wp, p->data[i], fx.final[off + i], ATOL, RTOL, pname, -1, i);
         off += (int)p->numel;
     }
+    for (int i = 0, j = 0, off = 0; i < m->n_layers; i++)
+        for (int k = 0; k < m->layers[i].n_state; k++, j++) {
+            const cg_tensor *t = m->layers[i].state[k];
+            tensor_name(m, j, true, pname, sizeof pname);
+            for (int64_t e = 0; e < t->numel; e++)
+                see(&ws, t->data[e], fx.state_final[off + e], ATOL, RTOL, pname, -1, e);
+            off += (int)t->numel;
+        }
     report(c->name, "loss", &wl);
     report(c->name, "grads", &wg);
     report(c->name, "params", &wp);
+    if (n_state) report(c->name, "stats", &ws);
     cg_optimizer_free(o);
     cg_model_free(m);
     fixture_free(&fx);
     assert_within(c->name, "loss", &wl);
     assert_within(c->name, "gradient", &wg);
     assert_within(c->name, "final parameter", &wp);
+    assert_within(c->name, "final running statistic", &ws);
 }
 
 /* ---- the cases ---- */
@@ -416,6 +490,22 @@ static void test_pytorch_mlp2_ce_adamw_1cycle(void **state) {
                          .one_cycle = true});
 }
 
+static void test_pytorch_cnn_bn_adamw(void **state) {
+    (void)state;
+    run_case(&(ref_case){.name = "cnn_bn_adamw",
+                         .spec = "conv:4:3:2,relu,bn,conv:6:3:2,relu,bn,conv:3:3:2,bn,flatten",
+                         .n_out = 3, .loss = CG_LOSS_CE, .opt = cg_adamw_config(1e-2f, 0.01f),
+                         .images = true});
+}
+
+static void test_pytorch_resblock_sgd_mom(void **state) {
+    (void)state;
+    cg_optim_config opt = cg_sgd_config(0.05f);
+    opt.momentum = 0.9f;
+    run_case(&(ref_case){.name = "resblock_sgd_mom", .spec = "conv:4:3,bn,relu,res:6:2,gap,linear",
+                         .n_out = 3, .loss = CG_LOSS_CE, .opt = opt, .images = true});
+}
+
 /* The reader on broken files: every truncation of a real fixture, one
  * byte too many, a wrong magic, a wrong trailer and absurd counts are
  * refused with a reason, never read past the end (ASan checks that). */
@@ -459,6 +549,40 @@ static void test_fixture_reader_rejects_bad_files(void **state) {
     buf[60 + 3] = 0x80;
     assert_false(fixture_parse(buf, len, &fx, err, sizeof err));
     free(buf);
+
+    /* Version 2: every truncation, one byte too many, absurd n_state (at
+     * 8 + 32 + 20) and state_numel[0] (after the params' sizes). */
+    buf = fixture_bytes("cnn_bn_adamw", &len);
+    assert_true(fixture_parse(buf, len, &fx, err, sizeof err));
+    assert_non_null(fx.state0);
+    const uint32_t np = fx.n_params;
+    fixture_free(&fx);
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *cut = malloc(n ? n : 1);
+        assert_non_null(cut);
+        memcpy(cut, buf, n);
+        if (fixture_parse(cut, n, &fx, err, sizeof err))
+            fail_msg("a %zu-byte prefix of a version-2 fixture was accepted", n);
+        free(cut);
+    }
+    big = malloc(len + 1);
+    assert_non_null(big);
+    memcpy(big, buf, len);
+    big[len] = 0;
+    assert_false(fixture_parse(big, len + 1, &fx, err, sizeof err));
+    free(big);
+    uint8_t save[4];
+    memcpy(save, buf + 60, 4);
+    memset(buf + 60, 0xff, 4);
+    assert_false(fixture_parse(buf, len, &fx, err, sizeof err));
+    memset(buf + 60, 0, 4);
+    assert_false(fixture_parse(buf, len, &fx, err, sizeof err));
+    memcpy(buf + 60, save, 4);
+    assert_true(fixture_parse(buf, len, &fx, err, sizeof err));
+    fixture_free(&fx);
+    buf[64 + 4 * np + 3] = 0x80;
+    assert_false(fixture_parse(buf, len, &fx, err, sizeof err));
+    free(buf);
 }
 
 static const struct CMUnitTest tests[] = {
@@ -468,6 +592,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pytorch_linear_ce_adam),
     cmocka_unit_test(test_pytorch_mlp2_ce_sgd_nesterov),
     cmocka_unit_test(test_pytorch_mlp2_ce_adamw_1cycle),
+    cmocka_unit_test(test_pytorch_cnn_bn_adamw),
+    cmocka_unit_test(test_pytorch_resblock_sgd_mom),
     cmocka_unit_test(test_fixture_reader_rejects_bad_files),
 };
 

@@ -444,6 +444,34 @@ static void save_bias_model(const char *path, float bias, int64_t n_inputs) {
     cg_model_free(m);
 }
 
+/* examples/train_mnist.c, the C API's ten-digit program: it trains and its
+ * model is what `cgrad eval` scores the same. */
+static void test_example_train_mnist_ten_classes(void **state) {
+    (void)state;
+    const char *b = build_dir(), *data = cg_test_data_dir();
+    if (!b || !data) skip();
+    char model[512], cmd[4096];
+    snprintf(model, sizeof model, "%s/mnist.cgm", cg_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "'%s/example_train_mnist' '%s/mnist' '%s' 2>&1", b, data, model);
+    run_result r = run_cmd(cmd);
+    if (r.status != 0) fail_msg("example_train_mnist exited %d:\n%s", r.status, r.out);
+    assert_has(&r, "Total params: 101,770");
+    const char *acc = strstr(r.out, "accuracy ");
+    assert_non_null(acc);
+    double a = strtod(acc + 9, NULL);
+    printf("example_train_mnist: accuracy %.4f\n", a);
+    assert_true(a >= 0.975);
+    free(r.out);
+    snprintf(cmd, sizeof cmd, "CGRAD_DATA='%s' '%s/cgrad' eval '%s' --dataset mnist 2>&1", data, b,
+             model);
+    r = run_cmd(cmd);
+    assert_int_equal(r.status, 0);
+    char want[64];
+    snprintf(want, sizeof want, "%.4f", a);
+    assert_has(&r, want);
+    free(r.out);
+}
+
 static void test_example_embed(void **state) {
     (void)state;
     const char *b = build_dir();
@@ -489,6 +517,7 @@ int main(void) {
         cmocka_unit_test(test_show_errors),
         cmocka_unit_test(test_example_article),
         cmocka_unit_test(test_example_embed),
+        cmocka_unit_test(test_example_train_mnist_ten_classes),
     };
     cg_test_setup_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

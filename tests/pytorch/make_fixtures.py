@@ -31,6 +31,24 @@ nn.Sequential of nn.Linear / nn.ReLU:
                         weight_decay 0.01) under fastai's fit_one_cycle
                         (lr_max 1e-2) over the 5 steps
 
+The image cases (N = 8 images of 1x8x8 in [0, 1), 4 steps each, 3 classes,
+F.cross_entropy, train mode: batch norm on the batch's statistics):
+  cnn_bn_adamw          "conv:4:3:2,relu,bn,conv:6:3:2,relu,bn,conv:3:3:2,bn,
+                        flatten", fastbook's simple_cnn style: nn.Conv2d(ni,
+                        nf, 3, stride=2, padding=1), nn.ReLU, nn.BatchNorm2d,
+                        ..., nn.Flatten; AdamW(lr 1e-2, betas (0.9, 0.99),
+                        eps 1e-5, weight_decay 0.01)
+  resblock_sgd_mom      "conv:4:3,bn,relu,res:6:2,gap,linear": cgrad's res
+                        block (src/nn/layers/residual.c) written out in
+                        PyTorch - relu(bn1(conv3x3 stride 2)), bn2(conv3x3),
+                        shortcut bn3(conv1x1 stride 2), relu of the sum, all
+                        convs without bias - then the mean over H, W and
+                        nn.Linear; SGD(lr 0.05, momentum 0.9)
+Every batch norm's gamma and beta start random (gamma ~ 1 + 0.2 U(-1, 1),
+beta ~ 0.1 U(-1, 1)), not 1 / 0: cgrad starts a res block's bn2 gamma at 0,
+and the fixture's values replace cgrad's anyway. The running statistics
+start at PyTorch's 0 / 1; the fixture records them after the last step.
+
 Every hyper-parameter is rounded to float32 first, because cgrad keeps
 them as floats: PyTorch then works from the very same numbers.
 
@@ -56,6 +74,24 @@ f32 = IEEE-754 float32:
                                  laid out as params0
     f32      params_final[P]     the parameters after the last step
     char[4]  "END\\0"
+
+Cases with running statistics (batch norm) are written in version 2, magic
+"CGPTFX2\\0": the same with n_state and the state's sizes and values added:
+    char[8]  magic "CGPTFX2\\0"
+    char[32] the case's name
+    u32      n_rows, n_in, n_out, n_steps, n_params, n_state
+    u32      numel[n_params]
+    u32      state_numel[n_state]  cgrad's m->layers[i].state, layer by
+                                   layer (bn: running_mean, running_var;
+                                   res: rm1, rv1, rm2, rv2, rm3, rv3)
+    f32      params0[P]            a conv weight is [out, in, kh, kw] as
+                                   PyTorch's; a linear weight transposed
+    f32      state0[S]             S = sum(state_numel)
+    then n_steps times the same step records as version 1
+    f32      params_final[P]
+    f32      state_final[S]        the running statistics after the steps
+    char[4]  "END\\0"
+An image row of x is one 1x8x8 image flattened (n_in = 64).
 """
 
 import math
@@ -72,6 +108,7 @@ except ImportError:  # pragma: no cover
     sys.exit("make_fixtures.py needs PyTorch (try /usr/bin/python3)")
 
 MAGIC = b"CGPTFX1\0"
+MAGIC2 = b"CGPTFX2\0"
 END = b"END\0"
 N_ROWS, N_IN, N_STEPS = 16, 20, 5
 
@@ -94,6 +131,10 @@ CASES = [
          opt=dict(kind="sgd", lr=0.1, momentum=0.9, nesterov=True, wd=1e-3), seed=5),
     dict(name="mlp2_ce_adamw_1cycle", hidden=[8, 6], n_out=4, loss="ce",
          opt=dict(kind="adamw", lr=1e-2, wd=0.01), sched="one_cycle", seed=6),
+    dict(name="cnn_bn_adamw", arch="cnn", n_out=3, loss="ce", rows=8, n_in=64, steps=4,
+         opt=dict(kind="adamw", lr=1e-2, wd=0.01), seed=7),
+    dict(name="resblock_sgd_mom", arch="resblock", n_out=3, loss="ce", rows=8, n_in=64,
+         steps=4, opt=dict(kind="sgd", lr=0.05, momentum=0.9), seed=8),
 ]
 
 
@@ -131,23 +172,98 @@ def build_model(case):
     return model
 
 
+class ResBlock(torch.nn.Module):
+    """cgrad's "res:OUT:STRIDE" (src/nn/layers/residual.c), with the
+    projection shortcut (stride != 1 or a change of channels)."""
+
+    def __init__(self, ni, nf, stride):
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv2d(ni, nf, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(nf)
+        self.conv2 = nn.Conv2d(nf, nf, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(nf)
+        self.conv3 = nn.Conv2d(ni, nf, 1, stride=stride, padding=0, bias=False)
+        self.bn3 = nn.BatchNorm2d(nf)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return torch.relu(h + self.bn3(self.conv3(x)))
+
+
+class GlobalAvgPool(torch.nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+class ToImage(torch.nn.Module):
+    """[N, 64] rows -> [N, 1, 8, 8], as cgrad's forward reshapes them."""
+
+    def forward(self, x):
+        return x.view(x.shape[0], 1, 8, 8)
+
+
+def build_image_model(case):
+    nn = torch.nn
+    if case["arch"] == "cnn":
+        def conv(ni, nf):
+            return nn.Conv2d(ni, nf, 3, stride=2, padding=1)
+        layers = [conv(1, 4), nn.ReLU(), nn.BatchNorm2d(4), conv(4, 6), nn.ReLU(),
+                  nn.BatchNorm2d(6), conv(6, 3), nn.BatchNorm2d(3), nn.Flatten()]
+    else:
+        layers = [nn.Conv2d(1, 4, 3, stride=1, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                  ResBlock(4, 6, 2), GlobalAvgPool(), nn.Linear(6, case["n_out"])]
+    model = nn.Sequential(ToImage(), *layers)
+    with torch.no_grad():
+        for bn in model.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                bn.weight.copy_(1 + 0.2 * (2 * torch.rand(bn.weight.shape) - 1))
+                bn.bias.copy_(0.1 * (2 * torch.rand(bn.bias.shape) - 1))
+    return model
+
+
+def param_list(model):
+    """(tensor, transpose) for every parameter, in cgrad's order: modules
+    in order, each one's weight then bias (nn.Linear's weight transposed to
+    cgrad's [in, out]; a conv weight [out, in, kh, kw] is cgrad's as is)."""
+    out = []
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+            out.append((mod.weight, isinstance(mod, torch.nn.Linear)))
+            if mod.bias is not None:
+                out.append((mod.bias, False))
+    return out
+
+
+def state_list(model):
+    """Every batch norm's running_mean, running_var, in module order: cgrad's
+    layers' state (a res block's rm1, rv1, rm2, rv2, rm3, rv3)."""
+    out = []
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            out += [mod.running_mean, mod.running_var]
+    return out
+
+
+def as_f32(t, transpose=False):
+    t = t.detach()
+    if transpose:
+        t = t.t()
+    return t.contiguous().numpy().astype("<f4").ravel()
+
+
 def cgrad_params(model):
     """The parameters in cgrad's order and layout, as float32 arrays."""
-    out = []
-    for layer in model:
-        if isinstance(layer, torch.nn.Linear):
-            out.append(layer.weight.detach().t().contiguous().numpy().astype("<f4").ravel())
-            out.append(layer.bias.detach().numpy().astype("<f4").ravel())
-    return out
+    return [as_f32(p, t) for p, t in param_list(model)]
 
 
 def cgrad_grads(model):
-    out = []
-    for layer in model:
-        if isinstance(layer, torch.nn.Linear):
-            out.append(layer.weight.grad.t().contiguous().numpy().astype("<f4").ravel())
-            out.append(layer.bias.grad.numpy().astype("<f4").ravel())
-    return out
+    return [as_f32(p.grad, t) for p, t in param_list(model)]
+
+
+def cgrad_state(model):
+    return [as_f32(s) for s in state_list(model)]
 
 
 def make_optimizer(case, model):
@@ -176,33 +292,43 @@ def loss_fn(kind, logits, y):
 def run_case(case):
     torch.manual_seed(case["seed"])
     rng = np.random.default_rng(1000 + case["seed"])
-    model = build_model(case)
+    image = "arch" in case
+    model = build_image_model(case) if image else build_model(case)
+    model.train()
     opt, mom0 = make_optimizer(case, model)
     sizes = [p.size for p in cgrad_params(model)]
+    ssizes = [st.size for st in cgrad_state(model)]
+    n_rows, n_in = case.get("rows", N_ROWS), case.get("n_in", N_IN)
+    n_steps = case.get("steps", N_STEPS)
 
     out = bytearray()
     name = case["name"].encode()
     assert len(name) < 32
-    out += MAGIC + name.ljust(32, b"\0")
-    out += struct.pack("<5I", N_ROWS, N_IN, case["n_out"], N_STEPS, len(sizes))
+    out += (MAGIC2 if ssizes else MAGIC) + name.ljust(32, b"\0")
+    out += struct.pack("<5I", n_rows, n_in, case["n_out"], n_steps, len(sizes))
+    if ssizes:
+        out += struct.pack("<I", len(ssizes))
     out += struct.pack("<%dI" % len(sizes), *sizes)
+    out += struct.pack("<%dI" % len(ssizes), *ssizes)
     for p in cgrad_params(model):
         out += p.tobytes()
+    for st in cgrad_state(model):
+        out += st.tobytes()
 
     losses = []
-    for step in range(N_STEPS):
+    for step in range(n_steps):
         lr, mom = f32(case["opt"]["lr"]), mom0
         if case.get("sched") == "one_cycle":
-            lr, mom = one_cycle(case["opt"]["lr"], step / N_STEPS)
+            lr, mom = one_cycle(case["opt"]["lr"], step / n_steps)
             for g in opt.param_groups:
                 g["lr"] = lr
                 g["betas"] = (mom, g["betas"][1])
-        x = rng.random((N_ROWS, N_IN), dtype=np.float32)
+        x = rng.random((n_rows, n_in), dtype=np.float32)
         if case["loss"] == "ce":
-            y = rng.integers(0, case["n_out"], N_ROWS).astype(np.float32)
+            y = rng.integers(0, case["n_out"], n_rows).astype(np.float32)
             yt = torch.from_numpy(y)
         else:
-            y = rng.integers(0, 2, N_ROWS).astype(np.float32)
+            y = rng.integers(0, 2, n_rows).astype(np.float32)
             yt = torch.from_numpy(y).unsqueeze(1)  # [N, 1], as cgrad's targets
         opt.zero_grad()
         loss = loss_fn(case["loss"], model(torch.from_numpy(x)), yt)
@@ -217,6 +343,8 @@ def run_case(case):
 
     for p in cgrad_params(model):
         out += p.tobytes()
+    for st in cgrad_state(model):
+        out += st.tobytes()
     out += END
     return bytes(out), losses
 
