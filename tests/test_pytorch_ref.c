@@ -66,10 +66,35 @@
  * difference grow a little. Measured (torch 1.13, x86-64): loss within
  * 2.4e-7 (rel 1.6e-7), gradients within 4.5e-8, final parameters within
  * 1.2e-7 - every value under 2% of its tolerance, Adam included (its eps
- * of 1e-5 keeps m / (sqrt(v) + eps) from amplifying tiny differences). */
+ * of 1e-5 keeps m / (sqrt(v) + eps) from amplifying tiny differences).
+ * The image cases (convolutions, batch norm over 8 to 128 values a
+ * channel): loss within 2.4e-7, gradients within 3.4e-6 (rel 7.3e-5; 3%
+ * of the tolerance), final parameters within 4.5e-8, running statistics
+ * within 1.2e-7 - except the parameters Adam sees only noise for
+ * (DEAD_GRAD below). */
 #define LOSS_RTOL 1e-5
 #define ATOL 1e-5
 #define RTOL 1e-4
+
+/* Parameters whose exact gradient is 0. In cnn_bn_adamw the last conv's
+ * bias and the batch norm before that conv's beta shift every value of a
+ * channel that the last batch norm then subtracts as the batch mean, so
+ * their gradients are rounding noise (PyTorch's ~1e-8, cgrad's likewise,
+ * the two unrelated) against 0.1..10 for the others. The gradients are
+ * still compared (to ATOL: the noise is ~1e-7 at most). But Adam divides
+ * by sqrt(v) + eps with eps = 1e-5 > noise, so each step moves such a
+ * parameter by about lr * noise / eps ~ 1e-5..1e-4, in a direction of its
+ * own on each side: the final values differ by up to 6.9e-5 (measured),
+ * and the last batch norm's running mean, which takes the conv's bias,
+ * by 1.6e-5. An element whose reference gradient stays under DEAD_GRAD
+ * at every step is "dead": its final value is held to DEAD_ATOL (4 steps
+ * of lr * 2 noise / eps with noise up to 1.25e-7: 1e-3), and a case with
+ * dead elements may set .stats_atol for its running statistics. Everything
+ * else keeps ATOL / RTOL. */
+#define DEAD_GRAD 1e-6
+#define DEAD_ATOL 1e-3
+/* The running statistics downstream of dead elements: 10x the drift seen. */
+#define STATS_ATOL_DEAD 2e-4
 
 #define FX_MAX_PARAMS 32
 #define FX_MAX_STEPS 64
@@ -331,6 +356,7 @@ typedef struct ref_case {
     bool one_cycle; /* cg_one_cycle(opt.lr) over the fixture's steps */
     bool images;    /* items 1x8x8 (cgrad's [1, 8, 8], x given as [N, 64]), Kaiming
                        init (replaced by the fixture's), running stats checked */
+    double stats_atol; /* the running statistics' ATOL (0: ATOL); see DEAD_GRAD */
 } ref_case;
 
 static void run_case(const ref_case *c) {
@@ -417,24 +443,36 @@ static void run_case(const ref_case *c) {
         assert_int_equal(cg_optimizer_step(o), CG_OK);
         cg_scope_end();
     }
+    worst wd = {0}; /* the dead elements (DEAD_GRAD) */
     for (int j = 0, off = 0; j < m->n_params; j++) {
         const cg_tensor *p = m->params[j];
         tensor_name(m, j, false, pname, sizeof pname);
-        for (int64_t i = 0; i < p->numel; i++)
-            see(&wp, p->data[i], fx.final[off + i], ATOL, RTOL, pname, -1, i);
+        for (int64_t i = 0; i < p->numel; i++) {
+            /* Only Adam amplifies the noise; under SGD a dead element
+             * moves by lr * noise, and ATOL holds. */
+            bool dead = c->opt.kind == CG_OPTIM_ADAM;
+            for (uint32_t s = 0; s < fx.n_steps && dead; s++)
+                dead = fabs(fx.steps[s].grads[off + i]) < DEAD_GRAD;
+            if (dead)
+                see(&wd, p->data[i], fx.final[off + i], DEAD_ATOL, 0.0, pname, -1, i);
+            else
+                see(&wp, p->data[i], fx.final[off + i], ATOL, RTOL, pname, -1, i);
+        }
         off += (int)p->numel;
     }
+    const double stats_atol = c->stats_atol > 0 ? c->stats_atol : ATOL;
     for (int i = 0, j = 0, off = 0; i < m->n_layers; i++)
         for (int k = 0; k < m->layers[i].n_state; k++, j++) {
             const cg_tensor *t = m->layers[i].state[k];
             tensor_name(m, j, true, pname, sizeof pname);
             for (int64_t e = 0; e < t->numel; e++)
-                see(&ws, t->data[e], fx.state_final[off + e], ATOL, RTOL, pname, -1, e);
+                see(&ws, t->data[e], fx.state_final[off + e], stats_atol, RTOL, pname, -1, e);
             off += (int)t->numel;
         }
     report(c->name, "loss", &wl);
     report(c->name, "grads", &wg);
     report(c->name, "params", &wp);
+    if (wd.count) report(c->name, "dead", &wd);
     if (n_state) report(c->name, "stats", &ws);
     cg_optimizer_free(o);
     cg_model_free(m);
@@ -442,6 +480,7 @@ static void run_case(const ref_case *c) {
     assert_within(c->name, "loss", &wl);
     assert_within(c->name, "gradient", &wg);
     assert_within(c->name, "final parameter", &wp);
+    assert_within(c->name, "final dead parameter", &wd);
     assert_within(c->name, "final running statistic", &ws);
 }
 
@@ -495,7 +534,7 @@ static void test_pytorch_cnn_bn_adamw(void **state) {
     run_case(&(ref_case){.name = "cnn_bn_adamw",
                          .spec = "conv:4:3:2,relu,bn,conv:6:3:2,relu,bn,conv:3:3:2,bn,flatten",
                          .n_out = 3, .loss = CG_LOSS_CE, .opt = cg_adamw_config(1e-2f, 0.01f),
-                         .images = true});
+                         .images = true, .stats_atol = STATS_ATOL_DEAD});
 }
 
 static void test_pytorch_resblock_sgd_mom(void **state) {

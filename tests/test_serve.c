@@ -467,6 +467,51 @@ static void test_serve_page(void **state) {
     assert_int_equal(stop_server(SIGTERM), 0);
 }
 
+/* A model of ten classes (a small MLP of random weights): /model lists the
+ * classes, /predict answers every class's probability, the softmax of the
+ * outputs, and names the most probable, as cg_model_classify does. */
+static void test_serve_many_classes(void **state) {
+    (void)state;
+    cg_rng rng;
+    cg_rng_seed(&rng, 11);
+    const int64_t in = PIXELS;
+    cg_model *m = cg_model_from_spec("linear:16,relu,linear", "mlp", &in, 1, 10, CG_INIT_KAIMING,
+                                     0.0f, &rng);
+    assert_non_null(m);
+    m->n_classes = 10;
+    for (int c = 0; c < 10; c++) snprintf(m->class_names[c], CG_CLASS_NAME_MAX, "d%d", c);
+    char path[600];
+    snprintf(path, sizeof path, "%s/m10.cgm", cg_test_tmpdir());
+    assert_int_equal(cg_model_save(m, path), CG_OK);
+    start_server(path);
+
+    reply *r = request("GET", "/model", NULL, 0, NULL, PLAIN);
+    expect_code(r, 200, "GET /model");
+    if (!strstr(r->body, "\"classes\":[\"d0\",\"d1\",\"d2\"") || !strstr(r->body, "\"d9\"]"))
+        fail_msg("/model: %s", r->body);
+
+    uint8_t px[PIXELS];
+    for (int i = 0; i < PIXELS; i++) px[i] = (uint8_t)((i * 37) % 256);
+    double probs[10];
+    int best = cg_model_classify(m, px, probs, NULL);
+    assert_true(best >= 0);
+    r = post(px, PIXELS);
+    expect_code(r, 200, "POST /predict, ten classes");
+    char got[64];
+    assert_string_equal(json_str(r->body, "class", got, sizeof got), m->class_names[best]);
+    const char *all = strstr(r->body, "\"probabilities\":{");
+    assert_non_null(all);
+    double total = 0.0;
+    for (int c = 0; c < 10; c++) {
+        double p = json_num(all, m->class_names[c]);
+        cg_assert_close(p, probs[c], 0.0, 1e-8, "a class's probability");
+        total += p;
+    }
+    cg_assert_close(total, 1.0, 1e-6, 0, "probabilities sum to 1");
+    assert_int_equal(stop_server(SIGTERM), 0);
+    cg_model_free(m);
+}
+
 /* Predictions are the model's, exactly; the connection is reused. */
 static void test_serve_predicts(void **state) {
     (void)state;
@@ -746,6 +791,7 @@ static void test_serve_real_digits(void **state) {
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_teardown(test_serve_page, teardown),
     cmocka_unit_test_teardown(test_serve_predicts, teardown),
+    cmocka_unit_test_teardown(test_serve_many_classes, teardown),
     cmocka_unit_test_teardown(test_serve_rejects_bad_requests, teardown),
     cmocka_unit_test_teardown(test_serve_sigint, teardown),
     cmocka_unit_test_teardown(test_serve_usage_and_failures, teardown),
