@@ -46,7 +46,9 @@ BATCH = 256
 VALID_CHUNK = 4096
 FILES = {"train_x": "train-images-idx3-ubyte.gz", "train_y": "train-labels-idx1-ubyte.gz",
          "valid_x": "t10k-images-idx3-ubyte.gz", "valid_y": "t10k-labels-idx1-ubyte.gz"}
-RECIPES = {"ten_linear": 5, "ten_mlp": 10}   # epochs, as cgrad's defaults
+# epochs, batch size, peak lr, weight decay (AdamW when > 0): cgrad's defaults
+RECIPES = {"ten_linear": (5, 256, 0.01, 0.0), "ten_mlp": (10, 256, 0.01, 0.0),
+           "ten_cnn": (5, 512, 0.1, 0.01)}
 
 
 # ---------------------------------------------------------------- load ----
@@ -77,9 +79,21 @@ def load(path):
 
 
 # -------------------------------------------------------------- training ----
+def conv(ni, nf, ks=3, act=True):
+    """fastbook ch.13's conv: stride 2, then ReLU, then batch norm."""
+    layers = [nn.Conv2d(ni, nf, stride=2, kernel_size=ks, padding=ks // 2)]
+    if act:
+        layers.append(nn.ReLU())
+    layers.append(nn.BatchNorm2d(nf))
+    return nn.Sequential(*layers)
+
+
 def make_model(name):
     if name == "ten_linear":
         return nn.Linear(28 * 28, 10)
+    if name == "ten_cnn":  # simple_cnn, 30,542 parameters; default (PyTorch) init
+        return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), conv(1, 8, ks=5), conv(8, 16),
+                             conv(16, 32), conv(32, 64), conv(64, 10, act=False), nn.Flatten())
     model = nn.Sequential(nn.Linear(28 * 28, 128), nn.ReLU(), nn.Linear(128, 10))
     nn.init.kaiming_normal_(model[0].weight, nonlinearity="relu")  # N(0, 2/784)
     nn.init.zeros_(model[0].bias)
@@ -105,10 +119,15 @@ def fit(name, d, epochs, seed, on_epoch):
     model = make_model(name)
     tx, ty, vx, vy = d["train_x"], d["train_y"], d["valid_x"], d["valid_y"]
     n = len(tx)
-    steps = (n + BATCH - 1) // BATCH
-    opt = torch.optim.Adam(model.parameters(), lr=0.01, betas=(0.9, 0.99), eps=1e-5)
+    _, batch, lr, wd = RECIPES[name]
+    steps = (n + batch - 1) // batch
+    if wd > 0:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-5,
+                                weight_decay=wd)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-5)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=0.01, total_steps=epochs * steps, pct_start=0.25, div_factor=25,
+        opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.25, div_factor=25,
         final_div_factor=1e5 / 25, anneal_strategy="cos", cycle_momentum=True,
         base_momentum=0.85, max_momentum=0.95, three_phase=False)
     rows = []
@@ -117,8 +136,8 @@ def fit(name, d, epochs, seed, on_epoch):
         model.train()
         loss_sum = 0.0
         perm = torch.randperm(n)
-        for i in range(0, n, BATCH):
-            idx = perm[i:i + BATCH]
+        for i in range(0, n, batch):
+            idx = perm[i:i + batch]
             xb = tx[idx].float() / 255
             yb = ty[idx]
             loss = F.cross_entropy(model(xb), yb)
@@ -153,7 +172,7 @@ def main():
     ap.add_argument("--data", default=default_data,
                     help="the folder of MNIST's four .gz IDX files (default $CGRAD_DATA/mnist)")
     ap.add_argument("--epochs", type=int, default=0,
-                    help="override the recipe's epochs (ten_linear 5, ten_mlp 10)")
+                    help="override the recipe's epochs (ten_linear 5, ten_mlp 10, ten_cnn 5)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=2,
                     help="torch.set_num_threads (default 2, the benchmark's setting)")
@@ -184,7 +203,7 @@ def main():
 
     todo = list(RECIPES) if args.phase == "all" else [args.phase]
     for name in todo:
-        epochs = args.epochs or RECIPES[name]
+        epochs = args.epochs or RECIPES[name][0]
         if not args.json:
             print("%s (%d epochs, threads %d, seed %d):" % (name, epochs, args.threads, args.seed))
             print("  epoch  train_loss  valid_loss  accuracy  seconds")
