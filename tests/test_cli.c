@@ -75,20 +75,21 @@ static const char *data_root(void) {
     return root;
 }
 
-/* Runs `cgrad ARGS` (ARGS are shell words) capturing stdout and stderr. */
-static run_result run(const char *fmt, ...) {
+/* Runs `cgrad ARGS` (ARGS are shell words) capturing stdout and stderr;
+ * killed after limit_s seconds when limit_s > 0 (a hang then fails the
+ * check instead of stalling the suite). */
+static run_result vrun(int limit_s, const char *fmt, va_list ap) {
     static char dir[512];
     if (!dir[0]) snprintf(dir, sizeof dir, "%s", cg_test_tmpdir());
-    char args[1 << 17];
-    va_list ap;
-    va_start(ap, fmt);
+    char args[1 << 17], limit[32] = "";
     int n = vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
     assert_true(n >= 0 && (size_t)n < sizeof args);
+    if (limit_s > 0) snprintf(limit, sizeof limit, "timeout -s KILL %d ", limit_s);
     size_t cmd_size = sizeof args + 4096;
     char *cmd = malloc(cmd_size);
     assert_non_null(cmd);
-    snprintf(cmd, cmd_size, "'%s' %s >'%s/out' 2>'%s/err' </dev/null", cgrad_bin(), args, dir, dir);
+    snprintf(cmd, cmd_size, "%s'%s' %s >'%s/out' 2>'%s/err' </dev/null", limit, cgrad_bin(), args,
+             dir, dir);
     int st = system(cmd);
     free(cmd);
     run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, NULL, NULL};
@@ -97,6 +98,23 @@ static run_result run(const char *fmt, ...) {
     r.out = read_text(p);
     snprintf(p, sizeof p, "%s/err", dir);
     r.err = read_text(p);
+    return r;
+}
+
+static run_result run(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    run_result r = vrun(0, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* run, killed after 20 s: for what used to hang. */
+static run_result run_bounded(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    run_result r = vrun(20, fmt, ap);
+    va_end(ap);
     return r;
 }
 
@@ -872,6 +890,108 @@ static void test_cli_layout_errors(void **state) {
     run_free(&r);
 }
 
+/* Exit 1 with "MSG" on stderr, quickly, for `cgrad ARGS`. */
+static void expect_refused(const char *what, const char *msg, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    run_result r = vrun(20, fmt, ap);
+    va_end(ap);
+    expect_status(&r, 1, what);
+    expect_contains(r.err, msg, what);
+    run_free(&r);
+}
+
+static bool is_fifo(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* Files that are not regular files: read, each is refused at once, named
+ * (a plain open of a FIFO waits for a writer forever); as a target to
+ * write, it is refused and left as it was, before any data is loaded. */
+static void test_cli_special_files_refused(void **state) {
+    (void)state;
+    char root[256], p[600], q[600];
+    snprintf(root, sizeof root, "%s", cg_test_tmpdir());
+    make_png_fixture(root, "train", "valid", (const int[]){3, 3, 3}, (const int[]){2, 2, 2});
+    snprintf(p, sizeof p, "%s/fifo", root);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    run_result r = run_bounded("train --model linear --loss ce --epochs 1 --data '%s' --save "
+                               "'%s/m.cgm' --quiet",
+                               root, root);
+    expect_status(&r, 0, "train a fixture model");
+    run_free(&r);
+
+    const char *fifo = "is not a regular file (a FIFO)";
+    expect_refused("eval FIFO", fifo, "eval '%s' --data '%s'", p, root);
+    expect_refused("predict MODEL FIFO", fifo, "predict '%s/m.cgm' '%s'", root, p);
+    expect_refused("--save FIFO", fifo, "train --model linear --data '%s' --save '%s'", root, p);
+    assert_true(is_fifo(p));
+    snprintf(q, sizeof q, "%s/fifo.csv", root);
+    assert_int_equal(mkfifo(q, 0644), 0);
+    expect_refused("--history FIFO", fifo, "train --model linear --data '%s' --history '%s'", root,
+                   q);
+    snprintf(q, sizeof q, "%s/hist.csv", root);
+    make_dir("%s", q);
+    expect_refused("--history FOLDER", "is not a regular file (a folder)",
+                   "train --model linear --data '%s' --history '%s'", root, q);
+    /* As root, a rename over /dev/null would replace the system's. */
+    expect_refused("--save /dev/null", "/dev/null is not a regular file (a character device)",
+                   "train --model linear --data '%s' --save /dev/null", root);
+    struct stat st;
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+
+    /* A symlink to a regular file is followed: the file is replaced, the
+     * link keeps pointing at it. */
+    snprintf(q, sizeof q, "%s/link.cgm", root);
+    char target[600];
+    snprintf(target, sizeof target, "%s/m.cgm", root);
+    assert_int_equal(symlink(target, q), 0);
+    r = run_bounded("train --model linear --loss ce --epochs 1 --data '%s' --save '%s' --quiet",
+                    root, q);
+    expect_status(&r, 0, "--save through a symlink");
+    run_free(&r);
+    assert_int_equal(lstat(q, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    r = run_bounded("eval '%s' --data '%s'", target, root);
+    expect_status(&r, 0, "eval the link's target");
+    run_free(&r);
+
+    /* A FIFO in the data: an image in a class folder, an IDX file. */
+    snprintf(q, sizeof q, "%s/train/a/5.png", root);
+    assert_int_equal(mkfifo(q, 0644), 0);
+    expect_refused("a FIFO named 5.png", fifo, "baseline --data '%s'", root);
+    expect_contains(q, "5.png", "fixture");
+    snprintf(root, sizeof root, "%s", cg_test_tmpdir());
+    make_idx_fixture(root, (const int[]){6, 3});
+    for (int k = 0; k < 2; k++) {
+        snprintf(q, sizeof q, "%s/train-%s", root, k ? "labels-idx1-ubyte" : "images-idx3-ubyte");
+        assert_int_equal(unlink(q), 0);
+        assert_int_equal(mkfifo(q, 0644), 0);
+        expect_refused("an IDX FIFO", fifo, "train --model linear --loss ce --data '%s'", root);
+        assert_int_equal(unlink(q), 0);
+        make_idx_fixture(root, (const int[]){6, 3});
+    }
+}
+
+/* A run whose loss blows up (here to ~1e5 from an untrained 0.7) says so,
+ * exits 1 and does not save the model. */
+static void test_cli_diverged_training_not_saved(void **state) {
+    (void)state;
+    const char *data = data_root();
+    char save[600];
+    snprintf(save, sizeof save, "%s/diverged.cgm", cg_test_tmpdir());
+    run_result r = run("train --model linear --loss ce --lr 1000000 --epochs 3 --data '%s' "
+                       "--save '%s'",
+                       data, save);
+    expect_status(&r, 1, "diverged training");
+    expect_contains(r.err, "cgrad train: training diverged (valid loss", "diverged training");
+    expect_contains(r.err, "try a lower --lr", "diverged training");
+    assert_int_not_equal(access(save, F_OK), 0);
+    run_free(&r);
+}
+
 /* fastai's mnist_png layout, training/ and testing/, here with classes
  * a, b, c: every command reads it, --classes picks and orders. */
 static void test_cli_training_testing_layout(void **state) {
@@ -1137,6 +1257,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_full_mnist_classes_is_mnist_sample),
     cmocka_unit_test(test_cli_full_mnist_class_errors),
     cmocka_unit_test(test_cli_layout_errors),
+    cmocka_unit_test(test_cli_special_files_refused),
+    cmocka_unit_test(test_cli_diverged_training_not_saved),
     cmocka_unit_test(test_cli_training_testing_layout),
     cmocka_unit_test(test_cli_idx_layout),
     cmocka_unit_test(test_cli_image_models_train_eval_predict),

@@ -439,8 +439,48 @@ static void test_folder_wrong_size(void **state) {
     char p[512], d[512];
     write_gray(join(p, join(d, root, "three"), "11.png"), 5, 3, 0);
     cg_dataset ds;
-    expect_error(cg_dataset_load_folder(&ds, root), CG_ERR_SHAPE, p, "5x3", "4x3", "seven/a.png",
-                 NULL);
+    expect_error(cg_dataset_load_folder(&ds, root), CG_ERR_SHAPE, p, "is 5x3",
+                 "the other images are 4x3", NULL);
+    assert_null(ds.x);
+}
+
+/* One large image among small ones, sorting first: the sizes are checked
+ * before the split's buffer is allocated (not n x 2000 x 2000 from the
+ * first image), and the error names the large file, not a correct one. */
+static void test_folder_one_huge_image(void **state) {
+    (void)state;
+    char root[512], d[512], p[512];
+    make_dir(join(root, tmp, "huge"));
+    make_dir(join(d, root, "3"));
+    for (int i = 1; i <= 5; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%d.png", i);
+        write_gray(join(p, d, name), 28, 28, i);
+    }
+    uint8_t *big = calloc(2000 * 2000, 1);
+    assert_non_null(big);
+    assert_int_equal(cg_png_write_gray(join(p, d, "0.png"), big, 2000, 2000), CG_OK);
+    free(big);
+    cg_dataset ds;
+    expect_error(cg_dataset_load_folder(&ds, root), CG_ERR_SHAPE, p, "is 2000x2000",
+                 "the other images are 28x28", NULL);
+    assert_null(ds.x);
+}
+
+/* A .png name that is not a regular file (a FIFO would block the reader
+ * forever; skipping it would drop an image unnoticed) is an error naming it,
+ * returned at once. */
+static void test_folder_fifo_image(void **state) {
+    (void)state;
+    const char *root = make_folder();
+    char p[512], d[512];
+    join(p, join(d, root, "three"), "5.png");
+    assert_int_equal(mkfifo(p, 0644), 0);
+    alarm(20); /* a hang fails the test instead of the run */
+    cg_dataset ds;
+    expect_error(cg_dataset_load_folder(&ds, root), CG_ERR_FORMAT, p,
+                 "is not a regular file (a FIFO)", NULL);
+    alarm(0);
     assert_null(ds.x);
 }
 
@@ -1494,6 +1534,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_folder_order_and_values, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_folder_mixed_png_types, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_folder_wrong_size, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_folder_one_huge_image, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_folder_fifo_image, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_folder_empty_class, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_folder_no_classes_or_missing, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_folder_reports_first_bad_file, setup_tmp,

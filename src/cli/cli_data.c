@@ -26,14 +26,16 @@ static const struct layout_parts {
 #define N_LAYOUTS ((int)(sizeof LAYOUTS / sizeof LAYOUTS[0]))
 
 /* ROOT/NAME as path if it is there: a folder, or a file NAME or NAME.gz
- * (the uncompressed one first: it needs no inflating). */
+ * (the uncompressed one first: it needs no inflating). A file that is not
+ * a regular one (a FIFO) counts as there, so the loader names it as what
+ * it is instead of the layout calling it missing. */
 static bool find_part(const char *root, const char *name, bool folder, char *path) {
     struct stat st;
     const char *ext[2] = {"", ".gz"};
     for (int k = 0; k < (folder ? 1 : 2); k++) {
         int n = snprintf(path, PATH_SIZE, "%s/%s%s", root, name, ext[k]);
         if (n > 0 && n < PATH_SIZE && stat(path, &st) == 0 &&
-            (folder ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)))
+            (folder ? S_ISDIR(st.st_mode) : !S_ISDIR(st.st_mode)))
             return true;
     }
     return false;

@@ -28,6 +28,7 @@
 #include "cli/json.h"
 #include "cli/options.h"
 #include "cli/progress.h"
+#include "util/file.h"
 
 /* --model's choices, and the defaults of each: the one table the options'
  * help lines are written from. */
@@ -248,17 +249,20 @@ static int finish_defaults(train_cfg *c, int n_classes) {
     return CG_OPTS_CONTINUE;
 }
 
-/* Fails early, before any training, when --save or --history could not be
- * written: the folder must exist and be writable (the file is replaced). */
-static cg_status check_output_path(const char *what, const char *path) {
-    char dir[4096];
+/* Fails early, before the data is loaded, when --save or --history could
+ * not be written: what is there must be nothing, a regular file or a link
+ * to one (cg_write_target: a FIFO or device is refused, not replaced), and
+ * its folder must exist and be writable (the file is replaced). */
+static cg_status check_output_path(const char *opt, const char *what, const char *path_in) {
+    char path[4096], dir[4096];
+    if (cg_write_target(opt, path_in, path, sizeof path) != CG_OK) return cg_last_status();
     const char *slash = strrchr(path, '/');
     if (!slash)
         snprintf(dir, sizeof dir, ".");
     else
         snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
     if (access(dir, W_OK) != 0)
-        return cg_fail(CG_ERR_IO, "cannot %s to %s: folder %s: %s", what, path, dir,
+        return cg_fail(CG_ERR_IO, "cannot %s to %s: folder %s: %s", what, path_in, dir,
                        strerror(errno));
     return CG_OK;
 }
@@ -380,6 +384,40 @@ static void print_summary(const train_cfg *c, const cg_model *m, const cg_datase
     if (c->save) printf("saved the %s model to %s\n", m->name, c->save);
 }
 
+/* A final loss this many times the untrained model's (epoch 0) is a run
+ * that blew up, not one that learned: a diverged run's loss lands in the
+ * thousands to 1e26 against an untrained 0.5-2.5, while learning lowers it. */
+#define DIVERGED_LOSS_RATIO 1000.0
+
+/* Whether training diverged; why into buf. A diverged model is not worth
+ * saving (its weights may be inf or NaN, which cg_model_save refuses with
+ * a message about weights, not about the --lr that caused it). */
+static bool diverged(const cg_model *m, const cg_recorder *rec, const cg_score *valid, char *buf,
+                     size_t size) {
+    const cg_epoch_record *first = &rec->epochs[0], *last = &rec->epochs[rec->n_epochs - 1];
+    if (!isfinite(last->train_loss)) {
+        snprintf(buf, size, "train loss %g", last->train_loss);
+        return true;
+    }
+    if (!isfinite(valid->loss)) {
+        snprintf(buf, size, "valid loss %g", valid->loss);
+        return true;
+    }
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t j = 0; j < m->params[i]->numel; j++)
+            if (!isfinite(m->params[i]->data[j])) {
+                snprintf(buf, size, "a weight is %g", (double)m->params[i]->data[j]);
+                return true;
+            }
+    if (rec->n_epochs > 1 && isfinite(first->valid_loss) && first->valid_loss > 0 &&
+        valid->loss > DIVERGED_LOSS_RATIO * first->valid_loss) {
+        snprintf(buf, size, "valid loss %g, up from the untrained model's %g", valid->loss,
+                 first->valid_loss);
+        return true;
+    }
+    return false;
+}
+
 /* fit's callbacks: the progress bar and the rows. */
 static void on_batch(void *user, int epoch, int64_t batch, int64_t n_batches, float loss) {
     (void)loss;
@@ -399,8 +437,8 @@ int cg_cmd_train(int argc, char **argv) {
     if (rc != CG_OPTS_CONTINUE) return rc;
     if (c.threads > 0) cg_set_num_threads((int)c.threads);
 
-    if ((c.save && check_output_path("save", c.save) != CG_OK) ||
-        (c.history && check_output_path("write the history", c.history) != CG_OK))
+    if ((c.save && check_output_path("--save", "save", c.save) != CG_OK) ||
+        (c.history && check_output_path("--history", "write the history", c.history) != CG_OK))
         return cg_cmd_fail("train");
 
     cg_dataset train = {0}, valid = {0};
@@ -433,6 +471,13 @@ int cg_cmd_train(int argc, char **argv) {
     if (cg_fit(m, &train, &valid, &fc, &rec, &score) != CG_OK) goto fail;
     cg_progress_clear(&prog);
     double seconds = cg_cli_now() - t1;
+    char why[160];
+    if (rec.n_epochs > 0 && diverged(m, &rec, &score, why, sizeof why)) {
+        fprintf(stderr, "cgrad train: training diverged (%s): try a lower --lr%s\n", why,
+                c.save ? "; the model is not saved" : "");
+        rc = CG_EXIT_FAIL;
+        goto done;
+    }
     if (c.save && cg_model_save(m, c.save) != CG_OK) goto fail;
     if (c.history && cg_recorder_write(&rec, c.history) != CG_OK) goto fail;
     print_summary(&c, m, &valid, &score, &rec, seconds, t1 - t0);

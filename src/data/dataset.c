@@ -3,6 +3,7 @@
  * the helpers every loader shares (reading a file, pixels to floats).
  */
 #include "data/data.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,13 +36,9 @@ void cg_bytes_free(cg_bytes *b) {
 cg_status cg_read_file_at(const char *op, int dirfd, const char *name, const char *path,
                           size_t max_bytes, cg_bytes *b) {
     b->len = 0;
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return cg_fail(CG_ERR_IO, "%s: cannot open %s: %s", op, path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return cg_fail(CG_ERR_IO, "%s: %s is not a regular file", op, path);
-    }
+    int fd = cg_open_regular_at(op, dirfd, name, path, &st);
+    if (fd < 0) return cg_last_status();
     if ((uint64_t)st.st_size > max_bytes) {
         close(fd);
         return cg_fail(CG_ERR_FORMAT, "%s: %s is %lld bytes, more than the %zu this reader accepts",

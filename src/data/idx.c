@@ -14,6 +14,7 @@
  * early or runs on is an error.
  */
 #include "data/data.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -168,8 +169,8 @@ cg_status cg_idx_read_fd(int fd, const char *name, cg_idx *out) {
 }
 
 static cg_status idx_open(const char *path, int ndim, cg_idx *out) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return cg_fail(CG_ERR_IO, "idx: cannot open %s: %s", path, strerror(errno));
+    int fd = cg_open_regular("idx", path, NULL);
+    if (fd < 0) return cg_last_status();
     if (cg_idx_read_fd(fd, path, out) != CG_OK) return cg_last_status();
     if (out->ndim != ndim) {
         cg_idx_free(out);

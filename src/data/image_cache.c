@@ -126,8 +126,8 @@ static bool read_at(int fd, uint8_t *buf, size_t size, off_t at) {
  * the caller ignores them. */
 static cg_status cache_read(cg_dataset *ds, const char *path, uint64_t key,
                             const cg_folder_items *it) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return cg_fail(CG_ERR_IO, "cache: no %s", path);
+    int fd = cg_open_regular("cache", path, NULL);
+    if (fd < 0) return cg_last_status();
     cg_status st = CG_ERR_FORMAT;
     uint8_t *buf = NULL;
     size_t size = 0;

@@ -27,6 +27,7 @@
  * pointers are volatile all the same, so no compiler may cache them.
  */
 #include "data/data.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <png.h>
@@ -251,15 +252,20 @@ cg_status cg_png_write_gray(const char *path, const uint8_t *pixels, int64_t wid
         width * height > CG_PNG_MAX_PIXELS)
         return cg_fail(CG_ERR_ARG, "png: %s: cannot write a %lldx%lld image", path,
                        (long long)width, (long long)height);
-    FILE *f = fopen(path, "wb");
-    if (!f) return cg_fail(CG_ERR_IO, "png: cannot create %s: %s", path, strerror(errno));
+    /* Encoded in memory, then written as every file cgrad writes is
+     * (cg_write_file_atomic): no half image after a crash, and a FIFO or
+     * device at path is refused, not replaced. */
+    char *encoded = NULL;
+    size_t encoded_len = 0;
+    FILE *f = open_memstream(&encoded, &encoded_len);
+    if (!f) return cg_fail(CG_ERR_NOMEM, "png: %s: out of memory", path);
     png_job job = {0};
     job.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &job, on_error, on_warning);
     job.info = job.png ? png_create_info_struct(job.png) : NULL;
     if (!job.info) {
         png_destroy_write_struct(job.png ? &job.png : NULL, NULL);
         fclose(f);
-        remove(path);
+        free(encoded);
         return cg_fail(CG_ERR_NOMEM, "png: %s: out of memory", path);
     }
     encode_arg arg = {f, pixels, width, height};
@@ -267,9 +273,9 @@ cg_status cg_png_write_gray(const char *path, const uint8_t *pixels, int64_t wid
     bool ran = png_run(&job, encode_body, &arg, &st);
     png_destroy_write_struct(&job.png, &job.info);
     bool closed = fclose(f) == 0;
-    if (ran && st == CG_OK && closed) return CG_OK;
-    remove(path);
-    if (!ran) return cg_fail(CG_ERR_IO, "png: cannot write %s (libpng: %s)", path, job.msg);
-    if (st != CG_OK) return st;
-    return cg_fail(CG_ERR_IO, "png: cannot write %s: %s", path, strerror(errno));
+    if (!ran) st = cg_fail(CG_ERR_IO, "png: cannot write %s (libpng: %s)", path, job.msg);
+    else if (st == CG_OK && !closed) st = cg_fail(CG_ERR_NOMEM, "png: %s: out of memory", path);
+    if (st == CG_OK) st = cg_write_file_atomic("png", path, encoded, encoded_len);
+    free(encoded);
+    return st;
 }

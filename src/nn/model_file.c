@@ -447,19 +447,19 @@ cg_model *cg_model_load(const char *path) {
         cg_fail(CG_ERR_ARG, "model: load needs a path");
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
+    struct stat st;
+    int fd = cg_open_regular("model", path, &st);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
     if (!f) {
-        cg_fail(CG_ERR_IO, "model: cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            cg_fail(CG_ERR_IO, "model: cannot open %s: %s", path, strerror(errno));
+            close(fd);
+        }
         return NULL;
     }
     cg_model *m = NULL;
     /* The largest header: version 2 with 64 classes and 64 layers. */
     uint8_t head[V2_FIXED + CG_CLASS_NAME_MAX * CG_MAX_CLASSES + V2_LAYER * CG_MODEL_MAX_LAYERS];
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        cg_fail(CG_ERR_IO, "model: %s is not a regular file", path);
-        goto done;
-    }
     size_t flen = (size_t)st.st_size;
     size_t got = fread(head, 1, flen < sizeof head ? flen : sizeof head, f);
     if (got < 8 || memcmp(head, MODEL_MAGIC, 8) != 0) {

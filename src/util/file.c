@@ -1,10 +1,13 @@
 /*
- * file.c - CRC-32, atomic file replacement and mkdir -p (see file.h).
+ * file.c - CRC-32, opening for reading, atomic file replacement and
+ * mkdir -p (see file.h).
  */
 #include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -72,7 +75,72 @@ static void sync_parent_dir(const char *path) {
     }
 }
 
-cg_status cg_write_file_atomic(const char *op, const char *path, const void *buf, size_t size) {
+const char *cg_file_kind(mode_t mode) {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a folder";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    return "not a file";
+}
+
+int cg_open_regular_at(const char *op, int dirfd, const char *name, const char *path,
+                       struct stat *st) {
+    struct stat s;
+    if (!st) st = &s;
+    int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        cg_fail(CG_ERR_IO, "%s: cannot open %s: %s", op, path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, st) != 0) {
+        cg_fail(CG_ERR_IO, "%s: cannot stat %s: %s", op, path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        cg_fail(CG_ERR_IO, "%s: %s is not a regular file (%s)", op, path,
+                cg_file_kind(st->st_mode));
+        return -1;
+    }
+    /* Regular files never block; readers that expect blocking reads get them. */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    return fd;
+}
+
+int cg_open_regular(const char *op, const char *path, struct stat *st) {
+    return cg_open_regular_at(op, AT_FDCWD, path, path, st);
+}
+
+cg_status cg_write_target(const char *op, const char *path, char *out, size_t size) {
+    struct stat st;
+    const char *target = path;
+    char resolved[PATH_MAX];
+    if (lstat(path, &st) != 0) {
+        /* Nothing there (or no way there: mkstemp will say why). */
+        st.st_mode = S_IFREG;
+    } else if (S_ISLNK(st.st_mode)) {
+        /* Followed, as cp and shell redirection do; resolved so the new file
+         * is made beside the one it replaces and the link keeps working. */
+        if (!realpath(path, resolved) || stat(resolved, &st) != 0)
+            return cg_fail(CG_ERR_IO, "%s: %s is a symbolic link that points nowhere", op, path);
+        target = resolved;
+    }
+    if (!S_ISREG(st.st_mode))
+        return cg_fail(CG_ERR_IO, "%s: %s is not a regular file (%s); not replacing it", op, path,
+                       cg_file_kind(st.st_mode));
+    if (snprintf(out, size, "%s", target) >= (int)size)
+        return cg_fail(CG_ERR_ARG, "%s: path too long: %s", op, target);
+    return CG_OK;
+}
+
+cg_status cg_write_file_atomic(const char *op, const char *path_in, const void *buf, size_t size) {
+    char path[PATH_MAX];
+    if (cg_write_target(op, path_in, path, sizeof path) != CG_OK) return cg_last_status();
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (!tmp) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", op);
