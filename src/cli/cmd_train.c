@@ -389,33 +389,38 @@ static void print_summary(const train_cfg *c, const cg_model *m, const cg_datase
  * thousands to 1e26 against an untrained 0.5-2.5, while learning lowers it. */
 #define DIVERGED_LOSS_RATIO 1000.0
 
-/* Whether training diverged; why into buf. A diverged model is not worth
- * saving (its weights may be inf or NaN, which cg_model_save refuses with
- * a message about weights, not about the --lr that caused it). */
-static bool diverged(const cg_model *m, const cg_recorder *rec, const cg_score *valid, char *buf,
-                     size_t size) {
+/* How training ended, beyond its figures. */
+typedef enum { TRAINED, BLEW_UP, NOT_FINITE } train_end;
+
+/* Whether training diverged; why into buf. A model with a weight or loss
+ * that is not a number is not worth saving (cg_model_save refuses it too,
+ * with a message about weights rather than the --lr that caused them); one
+ * whose loss blew up but stayed finite may still classify (its accuracy is
+ * printed), so it is saved, with a warning. */
+static train_end diverged(const cg_model *m, const cg_recorder *rec, const cg_score *valid,
+                          char *buf, size_t size) {
     const cg_epoch_record *first = &rec->epochs[0], *last = &rec->epochs[rec->n_epochs - 1];
     if (!isfinite(last->train_loss)) {
         snprintf(buf, size, "train loss %g", last->train_loss);
-        return true;
+        return NOT_FINITE;
     }
     if (!isfinite(valid->loss)) {
         snprintf(buf, size, "valid loss %g", valid->loss);
-        return true;
+        return NOT_FINITE;
     }
     for (int i = 0; i < m->n_params; i++)
         for (int64_t j = 0; j < m->params[i]->numel; j++)
             if (!isfinite(m->params[i]->data[j])) {
                 snprintf(buf, size, "a weight is %g", (double)m->params[i]->data[j]);
-                return true;
+                return NOT_FINITE;
             }
     if (rec->n_epochs > 1 && isfinite(first->valid_loss) && first->valid_loss > 0 &&
         valid->loss > DIVERGED_LOSS_RATIO * first->valid_loss) {
         snprintf(buf, size, "valid loss %g, up from the untrained model's %g", valid->loss,
                  first->valid_loss);
-        return true;
+        return BLEW_UP;
     }
-    return false;
+    return TRAINED;
 }
 
 /* fit's callbacks: the progress bar and the rows. */
@@ -472,12 +477,15 @@ int cg_cmd_train(int argc, char **argv) {
     cg_progress_clear(&prog);
     double seconds = cg_cli_now() - t1;
     char why[160];
-    if (rec.n_epochs > 0 && diverged(m, &rec, &score, why, sizeof why)) {
+    train_end end = rec.n_epochs > 0 ? diverged(m, &rec, &score, why, sizeof why) : TRAINED;
+    if (end == NOT_FINITE) {
         fprintf(stderr, "cgrad train: training diverged (%s): try a lower --lr%s\n", why,
                 c.save ? "; the model is not saved" : "");
         rc = CG_EXIT_FAIL;
         goto done;
     }
+    if (end == BLEW_UP)
+        fprintf(stderr, "cgrad train: warning: the loss blew up (%s): try a lower --lr\n", why);
     if (c.save && cg_model_save(m, c.save) != CG_OK) goto fail;
     if (c.history && cg_recorder_write(&rec, c.history) != CG_OK) goto fail;
     print_summary(&c, m, &valid, &score, &rec, seconds, t1 - t0);
