@@ -38,8 +38,11 @@ usage: bench/run_bench.sh [options]
                       redone after a quiet moment, and left out of the medians
                       while the side has runs that were not (default 0.25; 0: off)
   --retries R         redo a busy run at most R times (default 2)
+  --no-cnn-split      after the table, do not run bench_cnn (the CNN's step split
+                      by layer beside the GEMM rate; run when ten_cnn is a phase)
 environment: CGRAD_BIN (default $ROOT/build/cgrad), CGRAD_BENCH_LOAD (default
-  bench_load beside CGRAD_BIN), CGRAD_BIN_BLAS (optional: a second cgrad, e.g.
+  bench_load beside CGRAD_BIN), CGRAD_BENCH_CNN (default bench_cnn beside
+  CGRAD_BIN), CGRAD_BIN_BLAS (optional: a second cgrad, e.g.
   ./build-blas/cgrad, timed on every phase but load, in extra "+blas" rows),
   PYTHON (default /usr/bin/python3, Debian's, which has python3-torch), CGRAD_DATA.
 EOF
@@ -47,13 +50,14 @@ EOF
 
 RUNS=${BENCH_RUNS:-5}
 THREADS=${BENCH_THREADS:-2}
-PHASES=${BENCH_PHASES:-"load baseline linear mlp pipeline ten_linear ten_mlp"}
+PHASES=${BENCH_PHASES:-"load baseline linear mlp pipeline ten_linear ten_mlp ten_cnn"}
 SEED=42
 TORCH_BLAS=auto
 INSTALL=1
 KEEP=""
 BUSY_MAX=0.25
 RETRIES=2
+CNN_SPLIT=1
 PHASES_SET=0
 DATA=""
 MNIST=""
@@ -71,6 +75,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=$2; shift 2 ;;
     --busy-max) BUSY_MAX=$2; shift 2 ;;
     --retries) RETRIES=$2; shift 2 ;;
+    --no-cnn-split) CNN_SPLIT=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_bench.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -81,7 +86,7 @@ case "$RETRIES" in ''|*[!0-9]*) echo "run_bench.sh: --retries wants a count" >&2
 awk -v c="$BUSY_MAX" 'BEGIN { exit !(c ~ /^[0-9]*\.?[0-9]+$/) }' ||
   { echo "run_bench.sh: --busy-max wants a number of cores (e.g. 0.25)" >&2; exit 2; }
 CHOSEN=1; [ "$PHASES_SET" = 0 ] && [ -z "${BENCH_PHASES:-}" ] && CHOSEN=0
-SAMPLE_PHASES="load baseline linear mlp pipeline" TEN_PHASES="ten_linear ten_mlp"
+SAMPLE_PHASES="load baseline linear mlp pipeline" TEN_PHASES="ten_linear ten_mlp ten_cnn"
 for p in $PHASES; do
   case " $SAMPLE_PHASES $TEN_PHASES " in *" $p "*) ;;
     *) echo "run_bench.sh: unknown phase '$p'" >&2; exit 2 ;; esac
@@ -137,6 +142,7 @@ fi
 
 CGRAD_BIN=${CGRAD_BIN:-$ROOT/build/cgrad}
 BENCH_LOAD=${CGRAD_BENCH_LOAD:-$(dirname "$CGRAD_BIN")/bench_load}
+BENCH_CNN=${CGRAD_BENCH_CNN:-$(dirname "$CGRAD_BIN")/bench_cnn}
 PYTHON=${PYTHON:-/usr/bin/python3}
 TORCH_REF="$ROOT/bench/pytorch_ref.py"
 TORCH_TEN="$ROOT/bench/pytorch_ten.py"
@@ -374,7 +380,7 @@ run_cgrad() {  # run_cgrad PHASE RUN [SIDE BINARY] (default: cgrad "$CGRAD_BIN")
         "$0" train --model linear --data "$1" --json --quiet &&
         "$0" train --model mlp --data "$1" --json --quiet' "$bin" "$DATA"
       record "$side" pipeline "$2" "$T_WALL" "" ;;
-    ten_linear|ten_mlp)
+    ten_linear|ten_mlp|ten_cnn)
       # the default ten-class recipe; not --quiet: the epoch rows are the measure
       run_timed "$o" "$e" "${CENV[@]}" "$bin" train --model "${1#ten_}" --data "$MNIST" --json
       read -r med sum _ <<<"$(epoch_stats "$o")"
@@ -542,4 +548,22 @@ fi
 others=$(awk '$9 != "-" && $9 != "" { print $9 }' "$RES" | median)
 [ "$others" != - ] && echo "(other processes took $others cores in the median run)"
 [ -n "$KEEP" ] && cp "$RES" "$KEEP/results.txt" && echo "raw output in $KEEP"
+
+# Where the CNN's epoch goes: its training step split by layer (forward and
+# backward) beside cg_gemm's rate, from bench_cnn (see bench/README.md).
+if [ "$CNN_SPLIT" = 1 ] && [ "$HAVE_CGRAD" = 1 ] && wants ten_cnn; then
+  echo
+  echo "== Where a CNN epoch goes (bench_cnn, $THREADS threads) =="
+  if [ -x "$BENCH_CNN" ]; then
+    if [ -n "$KEEP" ]; then
+      env OMP_NUM_THREADS="$THREADS" "$BENCH_CNN" --threads "$THREADS" --mnist "$MNIST" 2>&1 |
+        tee "$KEEP/bench_cnn.txt"
+    else
+      env OMP_NUM_THREADS="$THREADS" "$BENCH_CNN" --threads "$THREADS" --mnist "$MNIST" 2>&1
+    fi || echo "(bench_cnn failed)"
+  else
+    echo "(no $BENCH_CNN: build it with cmake --build $(dirname "$CGRAD_BIN") --target bench_cnn," \
+         "or set CGRAD_BENCH_CNN)"
+  fi
+fi
 exit 0
