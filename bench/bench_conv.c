@@ -75,7 +75,8 @@ static void fill(cg_tensor *t, uint32_t seed) {
 static void time_pass(const layer *L, int64_t batch, int pass, int reps, const char *const *paths,
                       int npaths, double *out) {
     cg_scope_begin();
-    const int64_t xs[4] = {batch, L->c, L->h, L->w}, ws[4] = {L->o, L->c, L->k, L->k}, bs[1] = {L->o};
+    const int64_t xs[4] = {batch, L->c, L->h, L->w}, ws[4] = {L->o, L->c, L->k, L->k},
+                  bs[1] = {L->o};
     cg_tensor *x = cg_tensor_new(xs, 4), *w = cg_tensor_new(ws, 4), *b = cg_tensor_new(bs, 1);
     fill(x, 1), fill(w, 2), fill(b, 3);
     cg_tensor_requires_grad(x, pass == 1);
@@ -139,7 +140,8 @@ static void run(const char *const *paths, int npaths, int64_t batch, int reps) {
         for (int l = 0; l < NLAYERS; l++) {
             const double f = flops_of(&LAYERS[l], batch);
             printf("%-30s %10.1f", LAYERS[l].name, f * 1e-6);
-            for (int p = 0; p < 3; p++) printf(" %9.3f %9.1f", s[l][p][q] * 1e3, f / s[l][p][q] * 1e-9);
+            for (int p = 0; p < 3; p++)
+                printf(" %9.3f %9.1f", s[l][p][q] * 1e3, f / s[l][p][q] * 1e-9);
             printf("\n");
             /* Training never asks for the first layer's backward-data. */
             for (int p = 0; p < 3; p++)
@@ -149,8 +151,9 @@ static void run(const char *const *paths, int npaths, int64_t batch, int reps) {
         printf("per batch: forward %.3f ms, bwd-data %.3f ms, bwd-weight %.3f ms = %.3f ms "
                "(%.1f GFLOP/s)\n",
                sum[0] * 1e3, sum[1] * 1e3, sum[2] * 1e3, batch_s * 1e3, total_f / batch_s * 1e-9);
-        printf("per epoch (60000 images = %.1f batches): forward %.3f s + backward %.3f s = %.3f s\n",
-               per_epoch, sum[0] * per_epoch, (sum[1] + sum[2]) * per_epoch, batch_s * per_epoch);
+        printf(
+            "per epoch (60000 images = %.1f batches): forward %.3f s + backward %.3f s = %.3f s\n",
+            per_epoch, sum[0] * per_epoch, (sum[1] + sum[2]) * per_epoch, batch_s * per_epoch);
     }
 }
 

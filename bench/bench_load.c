@@ -65,7 +65,8 @@ static int64_t load_idx(const char *data, double *seconds) {
 }
 
 /* Median seconds of `runs` timed calls after a warm-up; -1 on error. */
-static double median_of(int64_t (*load)(const char *, double *), const char *data, int runs, int64_t *n) {
+static double median_of(int64_t (*load)(const char *, double *), const char *data, int runs,
+                        int64_t *n) {
     double t[64], warm;
     if ((*n = load(data, &warm)) < 0) return -1;
     for (int r = 0; r < runs; r++)
@@ -95,7 +96,9 @@ int main(int argc, char **argv) {
     }
     if (runs < 1 || runs > 64) runs = 5;
     if (!data || !*data) {
-        fprintf(stderr, "bench_load: give --data DIR or set CGRAD_DATA (the folder holding mnist_sample/)\n");
+        fprintf(
+            stderr,
+            "bench_load: give --data DIR or set CGRAD_DATA (the folder holding mnist_sample/)\n");
         return 2;
     }
     /* DIR may be mnist_sample itself or the data folder above it. */
@@ -114,8 +117,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_load: %s\n", cg_last_error());
             return 1;
         }
-        printf("{\"phase\":\"load\",\"seconds\":%.6f,\"images\":%lld,\"threads\":%d}\n", s, (long long)n,
-               cg_get_num_threads());
+        printf("{\"phase\":\"load\",\"seconds\":%.6f,\"images\":%lld,\"threads\":%d}\n", s,
+               (long long)n, cg_get_num_threads());
         return 0;
     }
 
@@ -140,7 +143,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_load: %s\n", cg_last_error());
         return 1;
     }
-    printf("loading full MNIST train (gzipped IDX): %lld images in %.3f s, %.0f images/s\n", (long long)n, s,
-           (double)n / s);
+    printf("loading full MNIST train (gzipped IDX): %lld images in %.3f s, %.0f images/s\n",
+           (long long)n, s, (double)n / s);
     return 0;
 }

@@ -177,9 +177,11 @@ int main(int argc, char **argv) {
     double mhz = meas > 0.0 ? meas : info;
     double peak = mhz * 1e-3 * FLOPS_PER_CYCLE;
     printf("kernel: %s\n", cg_gemm_kernel_name());
-    printf("clock: %.0f MHz measured (dependent-add chain), %.0f MHz in /proc/cpuinfo\n", meas, info);
-    printf("peak: %.0f MHz x %.0f flops/cycle = %.1f GFLOP/s per core (FP32, 2 FMA x 8 lanes x 2)\n\n",
-           mhz, FLOPS_PER_CYCLE, peak);
+    printf("clock: %.0f MHz measured (dependent-add chain), %.0f MHz in /proc/cpuinfo\n", meas,
+           info);
+    printf(
+        "peak: %.0f MHz x %.0f flops/cycle = %.1f GFLOP/s per core (FP32, 2 FMA x 8 lanes x 2)\n\n",
+        mhz, FLOPS_PER_CYCLE, peak);
     printf("%-22s %8s %14s %9s %8s\n", "M x K x N", "threads", "median GFLOP/s", "% peak", "best");
     for (int s = 0; s < n_shapes; s++) {
         char name[64];

@@ -41,7 +41,8 @@ static const char *const PART_NAMES[PARTS] = {"batch", "forward", "loss", "backw
  * trans_a, with A from a real batch and B random: the best of 3 rounds of
  * 200 (on a shared machine the best round is the one least disturbed). */
 static double gemm_us(bool trans_a, int64_t m, int64_t n, int64_t k, const float *a) {
-    float *b = malloc((size_t)(k * n) * sizeof(float)), *c = malloc((size_t)(m * n) * sizeof(float));
+    float *b = malloc((size_t)(k * n) * sizeof(float)),
+          *c = malloc((size_t)(m * n) * sizeof(float));
     double best = -1;
     if (b && c) {
         for (int64_t i = 0; i < k * n; i++) b[i] = (float)(i % 5) * 0.1f - 0.2f;
@@ -63,7 +64,8 @@ int main(int argc, char **argv) {
     int epochs = 40;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) data = argv[++i];
-        else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) mlp = strcmp(argv[++i], "linear") != 0;
+        else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
+            mlp = strcmp(argv[++i], "linear") != 0;
         else if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) epochs = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_step [--data DIR] [--model linear|mlp] [--epochs N]\n");
@@ -71,7 +73,9 @@ int main(int argc, char **argv) {
         }
     }
     if (!data || !*data) {
-        fprintf(stderr, "bench_step: give --data DIR or set CGRAD_DATA (the folder holding mnist_sample/)\n");
+        fprintf(
+            stderr,
+            "bench_step: give --data DIR or set CGRAD_DATA (the folder holding mnist_sample/)\n");
         return 2;
     }
     if (epochs < 1) epochs = 1;
@@ -86,7 +90,8 @@ int main(int argc, char **argv) {
     const int64_t n = train.x->shape[0], pixels = train.x->shape[1];
     /* The article's targets: 1 for a 3 (class 0), 0 for a 7. */
     cg_tensor *targets = cg_tensor_retain(cg_tensor_zeros((int64_t[]){n, 1}, 2));
-    for (int64_t i = 0; targets && i < n; i++) targets->data[i] = train.y->data[i] == 0.0f ? 1.0f : 0.0f;
+    for (int64_t i = 0; targets && i < n; i++)
+        targets->data[i] = train.y->data[i] == 0.0f ? 1.0f : 0.0f;
     cg_rng rng;
     cg_rng_seed(&rng, 42);
     cg_model *m = cg_model_new(mlp ? CG_MODEL_MLP : CG_MODEL_LINEAR, pixels, 30, 1,
@@ -148,22 +153,26 @@ int main(int argc, char **argv) {
             for (int64_t t = 0; t < tiles_fwd; t++) /* A: 6 batch rows, steps over pixels */
                 for (int64_t p = 0; p < pixels; p++) {
                     bool all = true;
-                    for (int r = 0; r < 6; r++) all = all && xb->data[(6 * t + r) * pixels + p] == 0.0f;
+                    for (int r = 0; r < 6; r++)
+                        all = all && xb->data[(6 * t + r) * pixels + p] == 0.0f;
                     zero_fwd += all;
                 }
             for (int64_t t = 0; t < tiles_bwd; t++) /* A^T: 6 pixels, steps over batch rows */
                 for (int64_t p = 0; p < count; p++) {
                     bool all = true;
-                    for (int r = 0; r < 6; r++) all = all && xb->data[p * pixels + 6 * t + r] == 0.0f;
+                    for (int r = 0; r < 6; r++)
+                        all = all && xb->data[p * pixels + 6 * t + r] == 0.0f;
                     zero_bwd += all;
                 }
-            printf("  all-zero steps of a 6-row tile on this batch: forward %.0f%%, backward (A^T) %.0f%%\n",
+            printf("  all-zero steps of a 6-row tile on this batch: forward %.0f%%, backward (A^T) "
+                   "%.0f%%\n",
                    100.0 * (double)zero_fwd / (double)(tiles_fwd * pixels),
                    100.0 * (double)zero_bwd / (double)(tiles_bwd * count));
         }
         for (int sparse = 0; xb && sparse < 2; sparse++) {
             cg_gemm_sparse_enable(sparse);
-            printf("  the step's matmuls alone, %s: %lldx%lldx30 %.1f us, its backward %lldx%lldx30 (A^T) %.1f us\n",
+            printf("  the step's matmuls alone, %s: %lldx%lldx30 %.1f us, its backward "
+                   "%lldx%lldx30 (A^T) %.1f us\n",
                    sparse ? "zero tiles skipped" : "dense", (long long)count, (long long)pixels,
                    gemm_us(false, count, 30, pixels, xb->data), (long long)pixels, (long long)count,
                    gemm_us(true, pixels, 30, count, xb->data));

@@ -1088,11 +1088,13 @@ static void test_cli_image_models_train_eval_predict(void **state) {
     snprintf(root, sizeof root, "%s", cg_test_tmpdir());
     const int n_train[3] = {12, 12, 12}, n_valid[3] = {4, 4, 4};
     make_png_fixture(root, "train", "valid", n_train, n_valid);
-    const char *models[] = {"--model cnn", "--model resnet",
-                            "--arch 'conv:4:3,bn,relu,maxpool:2,conv:8:3:2,relu,avgpool:2,gap,linear'"};
+    const char *models[] = {
+        "--model cnn", "--model resnet",
+        "--arch 'conv:4:3,bn,relu,maxpool:2,conv:8:3:2,relu,avgpool:2,gap,linear'"};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
-        run_result r = run("train %s --data '%s' --epochs 2 --bs 8 --json --quiet --save '%s/m.cgm'",
-                           models[i], root, root);
+        run_result r =
+            run("train %s --data '%s' --epochs 2 --bs 8 --json --quiet --save '%s/m.cgm'",
+                models[i], root, root);
         expect_status(&r, 0, models[i]);
         const char *sum = line_with(r.out, "\"command\":\"train\"");
         assert_true(json_number(sum, "n_classes") == 3);

@@ -26,7 +26,8 @@ typedef struct conv_ref {
 
 static conv_ref reference(const conv_case *k, const float *x, const float *w, const float *b,
                           const float *r) {
-    const int64_t oh = out_size(k->h, k->kh, k->stride, k->pad), ow = out_size(k->w, k->kw, k->stride, k->pad);
+    const int64_t oh = out_size(k->h, k->kh, k->stride, k->pad),
+                  ow = out_size(k->w, k->kw, k->stride, k->pad);
     conv_ref ref;
     ref.y = calloc((size_t)(k->n * k->o * oh * ow + 1), sizeof(double));
     ref.dx = calloc((size_t)(k->n * k->c * k->h * k->w + 1), sizeof(double));
@@ -44,7 +45,8 @@ static conv_ref reference(const conv_case *k, const float *x, const float *w, co
                     for (int64_t c = 0; c < k->c; c++)
                         for (int64_t p = 0; p < k->kh; p++)
                             for (int64_t q = 0; q < k->kw; q++) {
-                                const int64_t ih = i * k->stride + p - k->pad, iw = j * k->stride + q - k->pad;
+                                const int64_t ih = i * k->stride + p - k->pad,
+                                              iw = j * k->stride + q - k->pad;
                                 if (ih < 0 || ih >= k->h || iw < 0 || iw >= k->w) continue;
                                 const int64_t xi = ((n * k->c + c) * k->h + ih) * k->w + iw;
                                 const int64_t wi = ((o * k->c + c) * k->kh + p) * k->kw + q;
@@ -66,7 +68,8 @@ static void assert_close_all(const float *got, const double *want, int64_t n, do
     for (int64_t i = 0; i < n; i++) {
         const double diff = fabs(got[i] - want[i]);
         if (!(diff <= atol + 1e-5 * fabs(want[i])))
-            fail_msg("%s[%lld]: got %.9g, expected %.9g (case N%lld C%lld %lldx%lld O%lld k%lldx%lld s%d p%d%s)",
+            fail_msg("%s[%lld]: got %.9g, expected %.9g (case N%lld C%lld %lldx%lld O%lld "
+                     "k%lldx%lld s%d p%d%s)",
                      what, (long long)i, got[i], want[i], (long long)k->n, (long long)k->c,
                      (long long)k->h, (long long)k->w, (long long)k->o, (long long)k->kh,
                      (long long)k->kw, k->stride, k->pad, k->bias ? " bias" : "");
@@ -80,7 +83,8 @@ static void check_case(const conv_case *k, uint64_t seed) {
     cg_tensor *w = cg_test_uniform((int64_t[]){k->o, k->c, k->kh, k->kw}, 4, -1, 1, seed + 1, true);
     cg_tensor *b = k->bias ? cg_test_uniform((int64_t[]){k->o}, 1, -1, 1, seed + 2, true) : NULL;
     cg_tensor *y = cg_tensor_conv2d(x, w, b, k->stride, k->pad);
-    const int64_t oh = out_size(k->h, k->kh, k->stride, k->pad), ow = out_size(k->w, k->kw, k->stride, k->pad);
+    const int64_t oh = out_size(k->h, k->kh, k->stride, k->pad),
+                  ow = out_size(k->w, k->kw, k->stride, k->pad);
     cg_assert_shape(y, (int64_t[]){k->n, k->o, oh, ow}, 4);
     cg_tensor *r = cg_test_uniform(y->shape, 4, -1, 1, seed + 3, false);
     conv_ref ref = reference(k, x->data, w->data, b ? b->data : NULL, r->data);
@@ -89,7 +93,8 @@ static void check_case(const conv_case *k, uint64_t seed) {
     assert_int_equal(cg_backward(cg_tensor_sum(cg_tensor_mul(y, r))), CG_OK);
     assert_close_all(x->grad, ref.dx, x->numel, 1e-5 * (double)(k->o * k->kh * k->kw + 1), "dx", k);
     assert_close_all(w->grad, ref.dw, w->numel, 1e-5 * (double)(k->n * oh * ow + 1), "dw", k);
-    if (b) assert_close_all(b->grad, ref.db, b->numel, 1e-5 * (double)(k->n * oh * ow + 1), "db", k);
+    if (b)
+        assert_close_all(b->grad, ref.db, b->numel, 1e-5 * (double)(k->n * oh * ow + 1), "db", k);
     ref_free(&ref);
     cg_scope_end();
 }
@@ -167,7 +172,8 @@ static void test_conv2d_forward_by_hand(void **state) {
     cg_scope_begin();
     /* x = 1..9 as 3x3, w = [[1,0],[0,-1]], b = 10, stride 1, pad 0:
      * y[i][j] = x[i][j] - x[i+1][j+1] + 10 = 6 everywhere. */
-    cg_tensor *x = cg_tensor_from_data((float[]){1, 2, 3, 4, 5, 6, 7, 8, 9}, (int64_t[]){1, 1, 3, 3}, 4);
+    cg_tensor *x =
+        cg_tensor_from_data((float[]){1, 2, 3, 4, 5, 6, 7, 8, 9}, (int64_t[]){1, 1, 3, 3}, 4);
     cg_tensor *w = cg_tensor_from_data((float[]){1, 0, 0, -1}, (int64_t[]){1, 1, 2, 2}, 4);
     cg_tensor *b = cg_tensor_from_data((float[]){10}, (int64_t[]){1}, 1);
     cg_tensor *y = cg_tensor_conv2d(x, w, b, 1, 0);
@@ -199,7 +205,8 @@ static void test_conv2d_empty(void **state) {
     cg_assert_shape(y, (int64_t[]){2, 3, 2, 2}, 4);
     for (int64_t i = 0; i < y->numel; i++) assert_true(y->data[i] == (float)(i / 4 % 3 + 1));
     /* O = 0 */
-    y = cg_tensor_conv2d(cg_tensor_ones((int64_t[]){2, 3, 4, 4}, 4), cg_tensor_ones((int64_t[]){0, 3, 3, 3}, 4), NULL, 1, 0);
+    y = cg_tensor_conv2d(cg_tensor_ones((int64_t[]){2, 3, 4, 4}, 4),
+                         cg_tensor_ones((int64_t[]){0, 3, 3, 3}, 4), NULL, 1, 0);
     cg_assert_shape(y, (int64_t[]){2, 0, 2, 2}, 4);
     cg_scope_end();
 }
@@ -221,9 +228,14 @@ static conv_bits run_bits(const conv_case *k, int threads) {
     assert_non_null(y);
     cg_tensor *r = cg_test_uniform(y->shape, 4, -1, 1, 10, false);
     assert_int_equal(cg_backward(cg_tensor_sum(cg_tensor_mul(y, r))), CG_OK);
-    conv_bits o = {malloc(sizeof(float) * (size_t)y->numel), malloc(sizeof(float) * (size_t)x->numel),
-                   malloc(sizeof(float) * (size_t)w->numel), malloc(sizeof(float) * (size_t)b->numel),
-                   y->numel, x->numel, w->numel, b->numel};
+    conv_bits o = {malloc(sizeof(float) * (size_t)y->numel),
+                   malloc(sizeof(float) * (size_t)x->numel),
+                   malloc(sizeof(float) * (size_t)w->numel),
+                   malloc(sizeof(float) * (size_t)b->numel),
+                   y->numel,
+                   x->numel,
+                   w->numel,
+                   b->numel};
     memcpy(o.y, y->data, sizeof(float) * (size_t)o.ny);
     memcpy(o.dx, x->grad, sizeof(float) * (size_t)o.nx);
     memcpy(o.dw, w->grad, sizeof(float) * (size_t)o.nw);
@@ -348,8 +360,9 @@ static void test_conv2d_backward_only_some_inputs(void **state) {
 
 /* ---- errors ---- */
 
-static void assert_conv_error(const int64_t *xs, int xn, const int64_t *ws, int wn, const int64_t *bs,
-                              int bn, int stride, int pad, cg_status status, const char *needle) {
+static void assert_conv_error(const int64_t *xs, int xn, const int64_t *ws, int wn,
+                              const int64_t *bs, int bn, int stride, int pad, cg_status status,
+                              const char *needle) {
     cg_scope_begin();
     cg_clear_error();
     cg_tensor *x = cg_tensor_zeros(xs, xn), *w = cg_tensor_zeros(ws, wn);
@@ -372,7 +385,8 @@ static void test_conv2d_errors(void **state) {
     assert_conv_error(x4, 4, (int64_t[]){4, 2, 3, 3}, 4, NULL, 0, 1, 0, CG_ERR_SHAPE, "channels");
     /* kernel larger than the padded input */
     assert_conv_error(x4, 4, (int64_t[]){4, 3, 11, 3}, 4, NULL, 0, 1, 1, CG_ERR_SHAPE, "11x3");
-    assert_conv_error(x4, 4, (int64_t[]){4, 3, 3, 9}, 4, NULL, 0, 1, 0, CG_ERR_SHAPE, "does not fit");
+    assert_conv_error(x4, 4, (int64_t[]){4, 3, 3, 9}, 4, NULL, 0, 1, 0, CG_ERR_SHAPE,
+                      "does not fit");
     assert_conv_error(x4, 4, (int64_t[]){4, 3, 0, 3}, 4, NULL, 0, 1, 0, CG_ERR_SHAPE, "0x3");
     /* stride < 1, pad < 0 */
     assert_conv_error(x4, 4, w4, 4, NULL, 0, 0, 0, CG_ERR_ARG, "stride 0");
@@ -388,7 +402,8 @@ static void test_conv2d_null(void **state) {
     (void)state;
     cg_scope_begin();
     cg_clear_error();
-    cg_tensor *x = cg_tensor_zeros((int64_t[]){1, 1, 3, 3}, 4), *w = cg_tensor_zeros((int64_t[]){1, 1, 3, 3}, 4);
+    cg_tensor *x = cg_tensor_zeros((int64_t[]){1, 1, 3, 3}, 4),
+              *w = cg_tensor_zeros((int64_t[]){1, 1, 3, 3}, 4);
     assert_null(cg_tensor_conv2d(NULL, w, NULL, 1, 0));
     assert_null(cg_tensor_conv2d(x, NULL, NULL, 1, 0));
     assert_null(cg_tensor_conv2d(NULL, NULL, NULL, 0, -1));

@@ -148,7 +148,8 @@ static void warm_pool(void *ctx, int t, int n) {
 static void bias_partial(const conv_dims *d, const float *dy, int64_t n0, int64_t gn, float *out) {
     for (int64_t o = 0; o < d->o; o++) {
         double s = 0.0;
-        for (int64_t gi = 0; gi < gn; gi++) s += cg_sum_floats(dy + ((n0 + gi) * d->o + o) * d->ohw, d->ohw);
+        for (int64_t gi = 0; gi < gn; gi++)
+            s += cg_sum_floats(dy + ((n0 + gi) * d->o + o) * d->ohw, d->ohw);
         out[o] = (float)s;
     }
 }
@@ -192,7 +193,8 @@ static void naive_forward(const conv_job *j, int64_t n0, int64_t gn) {
                     for (int64_t c = 0; c < d->c; c++)
                         for (int64_t kh = 0; kh < d->kh; kh++)
                             for (int64_t kw = 0; kw < d->kw; kw++) {
-                                const int64_t ih = i * d->s + kh - d->pad, iw = jj * d->s + kw - d->pad;
+                                const int64_t ih = i * d->s + kh - d->pad,
+                                              iw = jj * d->s + kw - d->pad;
                                 if (ih >= 0 && ih < d->h && iw >= 0 && iw < d->w)
                                     s += j->w[((o * d->c + c) * d->kh + kh) * d->kw + kw] *
                                          j->x[((n * d->c + c) * d->h + ih) * d->w + iw];
@@ -211,7 +213,8 @@ static void naive_backward(const conv_job *j, int64_t q, int64_t n0, int64_t gn)
                     for (int64_t n = n0; n < n0 + gn; n++)
                         for (int64_t i = 0; i < d->oh; i++)
                             for (int64_t jj = 0; jj < d->ow; jj++) {
-                                const int64_t ih = i * d->s + kh - d->pad, iw = jj * d->s + kw - d->pad;
+                                const int64_t ih = i * d->s + kh - d->pad,
+                                              iw = jj * d->s + kw - d->pad;
                                 if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w) continue;
                                 const float g = j->dy[((n * d->o + o) * d->oh + i) * d->ow + jj];
                                 if (j->want_w) {
@@ -378,7 +381,8 @@ static bool im2col_backward(const conv_dims *d, const float *x, const float *w, 
     if (!parts_alloc(&parts, gw ? groups * j.lw.size : 0, gb ? groups * d->o : 0)) return false;
     j.part_w = parts.w, j.part_b = parts.b;
     const double flops = conv_flops(d) * ((gx != NULL) + (gw != NULL));
-    cg_guarded_for_setup(threads_for(flops, groups), groups, 4, warm_pool, im2col_backward_part, &j);
+    cg_guarded_for_setup(threads_for(flops, groups), groups, 4, warm_pool, im2col_backward_part,
+                         &j);
     if (gw) weight_reduce(d, j.part_w, j.lw, groups, gw);
     if (gb) bias_reduce(d, j.part_b, groups, gb);
     parts_free(&parts);
@@ -723,7 +727,8 @@ CV_INLINE void tr_8xn(const float *src, int n, __m256 *v) {
         v[0] = _mm256_loadu_ps(src);
     } else if (n == 2) { /* rows 0-3, 4-7: (r0p0 r0p1 r1p0 r1p1 ...) */
         const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
-        const __m256 lo = _mm256_permute2f128_ps(a, b, 0x20), hi = _mm256_permute2f128_ps(a, b, 0x31);
+        const __m256 lo = _mm256_permute2f128_ps(a, b, 0x20),
+                     hi = _mm256_permute2f128_ps(a, b, 0x31);
         /* lo = r0 r1 | r4 r5 (pairs), hi = r2 r3 | r6 r7 */
         v[0] = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
         v[1] = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
@@ -731,8 +736,10 @@ CV_INLINE void tr_8xn(const float *src, int n, __m256 *v) {
     } else {
         const __m256 i0 = _mm256_loadu_ps(src), i1 = _mm256_loadu_ps(src + 8);
         const __m256 i2 = _mm256_loadu_ps(src + 16), i3 = _mm256_loadu_ps(src + 24);
-        const __m256 a0 = _mm256_permute2f128_ps(i0, i2, 0x20), a1 = _mm256_permute2f128_ps(i0, i2, 0x31);
-        const __m256 a2 = _mm256_permute2f128_ps(i1, i3, 0x20), a3 = _mm256_permute2f128_ps(i1, i3, 0x31);
+        const __m256 a0 = _mm256_permute2f128_ps(i0, i2, 0x20),
+                     a1 = _mm256_permute2f128_ps(i0, i2, 0x31);
+        const __m256 a2 = _mm256_permute2f128_ps(i1, i3, 0x20),
+                     a3 = _mm256_permute2f128_ps(i1, i3, 0x31);
         const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
         const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
         v[0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
@@ -757,8 +764,10 @@ CV_INLINE void tr_nx8(const __m256 *v, int n, __m256 *out) {
         const __m256 a1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
         const __m256 a2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
         const __m256 a3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-        out[0] = _mm256_permute2f128_ps(a0, a1, 0x20), out[1] = _mm256_permute2f128_ps(a2, a3, 0x20);
-        out[2] = _mm256_permute2f128_ps(a0, a1, 0x31), out[3] = _mm256_permute2f128_ps(a2, a3, 0x31);
+        out[0] = _mm256_permute2f128_ps(a0, a1, 0x20),
+        out[1] = _mm256_permute2f128_ps(a2, a3, 0x20);
+        out[2] = _mm256_permute2f128_ps(a0, a1, 0x31),
+        out[3] = _mm256_permute2f128_ps(a2, a3, 0x31);
     }
 }
 
@@ -942,8 +951,10 @@ static direct_plan plan_of(const conv_dims *d) {
     P.wp = (d->ow - 1) * d->s + d->kw;
     P.img = P.hp * P.wp * C;
     int64_t rows_in = 0, cols_in = 0, lo, hi;
-    for (int64_t i = 0; i < d->oh; i++) taps_inside(i, d->s, d->pad, d->kh, d->h, &lo, &hi), rows_in += hi - lo;
-    for (int64_t j = 0; j < d->ow; j++) taps_inside(j, d->s, d->pad, d->kw, d->w, &lo, &hi), cols_in += hi - lo;
+    for (int64_t i = 0; i < d->oh; i++)
+        taps_inside(i, d->s, d->pad, d->kh, d->h, &lo, &hi), rows_in += hi - lo;
+    for (int64_t j = 0; j < d->ow; j++)
+        taps_inside(j, d->s, d->pad, d->kw, d->w, &lo, &hi), cols_in += hi - lo;
     P.inside = (double)rows_in * (double)cols_in / (double)max64(1, d->ohw * d->kh * d->kw);
     const double inside = P.inside > 0 ? P.inside : 1.0;
     /* Forward: rows = positions (many), columns = output channels. */
@@ -976,7 +987,8 @@ static direct_plan plan_of(const conv_dims *d) {
     P.g_fwd = FWD_GROUP_FLOATS / max64(1, x_img + d->ohw * P.ldf);
     P.g_fwd = group_of(min64(P.g_fwd, cdiv(n, 4)), n);
     const int64_t per_image = x_img + (P.dwm == DW_TAPS ? 0 : P.img) + P.img + d->ohw * P.ldg;
-    P.g_bwd = group_of(max64(cdiv(DW_MIN_POSITIONS, max64(d->ohw, 1)), BWD_GROUP_FLOATS / max64(1, per_image)), n);
+    P.g_bwd = group_of(
+        max64(cdiv(DW_MIN_POSITIONS, max64(d->ohw, 1)), BWD_GROUP_FLOATS / max64(1, per_image)), n);
     return P;
 }
 
@@ -1248,7 +1260,8 @@ static void direct_dx(const conv_job *j, const float *gt, float *gxp, int64_t n0
                     run_tile(kind, &t);
                     for (int i = 0; i < mr; i++) {
                         float *dst = gxp + cpos[e0 + i];
-                        for (int64_t kk = 0; kk < nk; kk++) dst[dc->koff[k0 + kk]] += tmp[i * 16 + kk];
+                        for (int64_t kk = 0; kk < nk; kk++)
+                            dst[dc->koff[k0 + kk]] += tmp[i * 16 + kk];
                     }
                 }
             }
@@ -1294,7 +1307,8 @@ static void direct_backward_part(void *ctx, int64_t lo, int64_t hi) {
         if (j->want_w) {
             const float *xg = j->x + n0 * x_img;
             if (padded)
-                for (int64_t gi = 0; gi < gn; gi++) pack_nhwc(P, dc, xg + gi * x_img, xp + gi * P->img);
+                for (int64_t gi = 0; gi < gn; gi++)
+                    pack_nhwc(P, dc, xg + gi * x_img, xp + gi * P->img);
             direct_dw(j, xg, xp, gt, gn, npos, j->part_w + q * j->lw.size);
         }
         if (j->want_x) direct_dx(j, gt, gxp, n0, gn);
@@ -1416,11 +1430,13 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
                         const int64_t k = (kh * d->kw + kw) * C + ch;
                         if (fwd) {
                             fka[klo + cl->kn] = koffn[k];
-                            /* wt[o0/NW][klo + p][j] = w[o0 + j][c][kh][kw] for the class's p-th tap */
+                            /* wt[o0/NW][klo + p][j] = w[o0 + j][c][kh][kw],
+                             * for the class's p-th tap */
                             for (int64_t o0 = 0; o0 < O; o0 += NW)
                                 for (int64_t jj = 0; jj < NW; jj++)
                                     wt[o0 * nk + (klo + cl->kn) * NW + jj] =
-                                        o0 + jj < O ? w[((o0 + jj) * C + ch) * T + kh * d->kw + kw] : 0.0f;
+                                        o0 + jj < O ? w[((o0 + jj) * C + ch) * T + kh * d->kw + kw]
+                                                    : 0.0f;
                         }
                     }
             klo += cl->kn;
@@ -1450,7 +1466,8 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
             for (int64_t jj = 0; jj < d->ow; jj++) {
                 if (kw < clo[cid[jj]] || kw >= chi[cid[jj]]) continue;
                 trow[e + tcnt[tap]] = (int32_t)((i * d->ow + jj) * P->ldg);
-                tpos[e + tcnt[tap]] = (int32_t)(P->dwm == DW_TAPS ? WIN_X(0, i, jj) : WIN_PADDED(0, i, jj));
+                tpos[e + tcnt[tap]] =
+                    (int32_t)(P->dwm == DW_TAPS ? WIN_X(0, i, jj) : WIN_PADDED(0, i, jj));
                 tcnt[tap]++;
             }
         }
@@ -1478,7 +1495,8 @@ static bool direct_bufs_make(const direct_plan *P, const float *w, int64_t g, bo
     if (dx)
         for (int64_t o = 0; o < O; o++) {
             for (int64_t c = 0; c < C; c++)
-                for (int64_t t = 0; t < T; t++) wk[o * P->kpad + t * C + c] = w[(o * C + c) * T + t];
+                for (int64_t t = 0; t < T; t++)
+                    wk[o * P->kpad + t * C + c] = w[(o * C + c) * T + t];
             for (int64_t k = K; k < P->kpad; k++) wk[o * P->kpad + k] = 0.0f;
         }
     B->c = (direct_ctx){cls, ncls, koff, koffn, npos, cposn, cpos, crow, fka, dxb, tlo, tcnt,
@@ -1517,7 +1535,8 @@ static bool direct_backward(const conv_dims *d, const float *x, const float *w, 
     }
     j.part_w = parts.w, j.part_b = parts.b;
     const double flops = conv_flops(d) * ((gx != NULL) + (gw != NULL));
-    cg_guarded_for_setup(threads_for(flops, groups), groups, 4, warm_pool, direct_backward_part, &j);
+    cg_guarded_for_setup(threads_for(flops, groups), groups, 4, warm_pool, direct_backward_part,
+                         &j);
     if (gw) weight_reduce(d, j.part_w, j.lw, groups, gw);
     if (gb) bias_reduce(d, j.part_b, groups, gb);
     parts_free(&parts);

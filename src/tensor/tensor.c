@@ -116,8 +116,9 @@ float *cg_floats_alloc(int64_t n) {
  * microseconds: filling MNIST_SAMPLE's 39 MB training tensor spent more
  * time faulting than copying. MADV_POPULATE_WRITE (Linux 5.14) maps a range
  * in one call, about twice as fast with the range cut between the threads
- * (bench/README.md, "Figures behind source comments"). Where the kernel lacks it, nothing happens and the
- * pages fault in as they are written, as before.
+ * (bench/README.md, "Figures behind source comments"). Where the kernel
+ * lacks it, nothing happens and the pages fault in as they are written, as
+ * before.
  */
 void cg_prefault(void *buf, size_t bytes) {
 #ifdef MADV_POPULATE_WRITE
