@@ -161,18 +161,22 @@ static int find_class(const cg_dataset *ds, const char *name) {
 
 /* "0, 1, 2" */
 static const char *class_names_text(const cg_dataset *ds, char *buf, size_t size) {
+    return cg_cli_join_names(ds->class_names, ds->n_classes, ", ", buf, size);
+}
+
+const char *cg_cli_join_names(const char (*names)[CG_CLASS_NAME_MAX], int n, const char *sep,
+                              char *buf, size_t size) {
     size_t used = 0;
     buf[0] = '\0';
-    for (int c = 0; c < ds->n_classes && used < size; c++)
-        used +=
-            (size_t)snprintf(buf + used, size - used, "%s%s", c ? ", " : "", ds->class_names[c]);
+    for (int c = 0; c < n && used < size; c++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", c ? sep : "", names[c]);
     return buf;
 }
 
 /* --classes on one loaded split, or the check of the class count without it. */
 static int narrow_split(const char *cmd, const char *source, cg_dataset *ds,
                         const class_list *want, int n_classes, const char *hint) {
-    char names[CG_MAX_CLASSES * (CG_CLASS_NAME_MAX + 2)];
+    char names[CG_CLI_NAMES_MAX];
     if (want) {
         const char *ptr[CG_MAX_CLASSES];
         for (int k = 0; k < want->n; k++) {
@@ -255,16 +259,6 @@ cg_status cg_cli_check_classes(const cg_dataset *a, const char *a_name, const cg
     return CG_OK;
 }
 
-/* "3/7", "0/1/2/..." for messages. */
-static const char *joined_names(const char (*names)[CG_CLASS_NAME_MAX], int n, char *buf,
-                                size_t size) {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int c = 0; c < n && used < size; c++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", c ? "/" : "", names[c]);
-    return buf;
-}
-
 cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg_dataset *ds) {
     if (m->n_classes < 2 || (m->n_outputs != 1 && m->n_outputs != m->n_classes) ||
         (m->n_outputs == 1 && m->n_classes != 2))
@@ -281,18 +275,15 @@ cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg
     for (int c = 0; same && c < m->n_classes; c++)
         same = strcmp(m->class_names[c], ds->class_names[c]) == 0;
     if (!same) {
-        char mine[CG_MAX_CLASSES * (CG_CLASS_NAME_MAX + 1)], theirs[sizeof mine];
-        joined_names(m->class_names, m->n_classes, mine, sizeof mine);
-        char hint[sizeof mine];
-        snprintf(hint, sizeof hint, "%s", mine);
-        for (char *p = hint; *p; p++)
-            if (*p == '/') *p = ',';
+        char mine[CG_CLI_NAMES_MAX], theirs[CG_CLI_NAMES_MAX], hint[CG_CLI_NAMES_MAX];
         return cg_fail(CG_ERR_FORMAT,
                        "%s was trained on classes %s, the data has %s (--classes %s picks the "
                        "model's)",
-                       model_path, mine, joined_names(ds->class_names, ds->n_classes, theirs,
-                                                      sizeof theirs),
-                       hint);
+                       model_path, cg_cli_join_names(m->class_names, m->n_classes, "/", mine,
+                                                     sizeof mine),
+                       cg_cli_join_names(ds->class_names, ds->n_classes, "/", theirs,
+                                         sizeof theirs),
+                       cg_cli_join_names(m->class_names, m->n_classes, ",", hint, sizeof hint));
     }
     return CG_OK;
 }

@@ -80,6 +80,13 @@ int cg_cli_check_data_opts(const char *cmd, const cg_data_opts *o, int n_classes
 cg_status cg_cli_check_classes(const cg_dataset *a, const char *a_name, const cg_dataset *b,
                                const char *b_name);
 
+/* Room for every class name joined with a separator of up to 2 bytes. */
+#define CG_CLI_NAMES_MAX (CG_MAX_CLASSES * (CG_CLASS_NAME_MAX + 2))
+
+/* names[0..n) joined by sep ("3,7", "0, 1, 2"), for messages and hints. */
+const char *cg_cli_join_names(const char (*names)[CG_CLASS_NAME_MAX], int n, const char *sep,
+                              char *buf, size_t size);
+
 /* The model's classes are the data's, in the same order (ds NULL: only that
  * the model names its classes), and its inputs fit the images. */
 cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg_dataset *ds);

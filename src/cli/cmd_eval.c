@@ -76,10 +76,8 @@ int cg_cmd_eval(int argc, char **argv) {
         goto done;
     }
     /* A dataset of other classes: suggest the model's. */
-    char hint[CG_MAX_CLASSES * (CG_CLASS_NAME_MAX + 1)] = "";
-    for (int c = 0; c < m->n_classes; c++)
-        snprintf(hint + strlen(hint), sizeof hint - strlen(hint), "%s%s", c ? "," : "",
-                 m->class_names[c]);
+    char hint[CG_CLI_NAMES_MAX];
+    cg_cli_join_names(m->class_names, m->n_classes, ",", hint, sizeof hint);
     if ((rc = cg_cli_check_data_opts("eval", &src, m->n_classes)) != CG_OPTS_CONTINUE) goto done;
     cg_data_keep_floats(false);
     if ((rc = cg_cli_load_data("eval", &src, m->n_classes, hint, NULL, &valid)) !=
