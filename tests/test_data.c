@@ -1442,21 +1442,6 @@ static void test_real_bytes_only_sample(void **state) {
     cg_data_keep_floats(true);
 }
 
-/* The high-water mark of this process's memory, in MB. */
-static double peak_rss_mb(void) {
-    struct rusage u;
-    assert_int_equal(getrusage(RUSAGE_SELF, &u), 0);
-    return (double)u.ru_maxrss / 1024.0; /* KB on Linux */
-}
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CG_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CG_TEST_ASAN 1
-#endif
 
 /*
  * Full MNIST, train and test, without floats: x NULL, and the process's
@@ -1472,16 +1457,14 @@ static void test_real_bytes_only_mnist_memory(void **state) {
     (void)state;
     enum { LIMIT_MB = 120, ALONE_MB = 16 /* a fresh test process holds ~3 MB */ };
     const char *data = data_or_skip();
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    bool reset = f && fputs("5", f) >= 0;
-    if (f && fclose(f) != 0) reset = false;
-    const double before = peak_rss_mb();
+    const bool reset = cg_test_reset_peak_rss();
+    const double before = cg_test_peak_rss_mb();
     cg_dataset train, test;
     cg_data_keep_floats(false);
     load_mnist(&train, data, "train");
     load_mnist(&test, data, "t10k");
     cg_data_keep_floats(true);
-    const double peak = peak_rss_mb();
+    const double peak = cg_test_peak_rss_mb();
     printf("full MNIST bytes only: peak RSS %.1f MB (%.1f MB before loading%s)\n", peak, before,
            reset ? "" : "; the mark was not reset");
     assert_null(train.x);

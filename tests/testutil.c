@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 void cg_test_setup_filter(void) {
     const char *only = getenv("CGRAD_TEST_ONLY");
@@ -166,4 +167,17 @@ const char *cg_test_tmpdir(void) {
     snprintf(path, sizeof path, "/tmp/cgrad-test-XXXXXX");
     if (!mkdtemp(path)) fail_msg("mkdtemp failed");
     return path;
+}
+
+double cg_test_peak_rss_mb(void) {
+    struct rusage u;
+    assert_int_equal(getrusage(RUSAGE_SELF, &u), 0);
+    return (double)u.ru_maxrss / 1024.0; /* KB on Linux */
+}
+
+bool cg_test_reset_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    bool reset = f && fputs("5", f) >= 0;
+    if (f && fclose(f) != 0) reset = false;
+    return reset;
 }

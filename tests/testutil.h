@@ -54,6 +54,22 @@ int64_t *cg_test_rows_backwards(int64_t n);
  * exactly cg_tensor_index_select of x, on one thread and on two. */
 void cg_assert_batches_match(const cg_dataset *ds);
 
+/* The high-water mark of this process's memory, in MB, and a reset of it
+ * to what the process holds now (Linux's /proc/self/clear_refs; false
+ * where that cannot be done). */
+double cg_test_peak_rss_mb(void);
+bool cg_test_reset_peak_rss(void);
+/* AddressSanitizer's shadow memory and quarantine make memory figures
+ * meaningless: tests print them instead of checking. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CG_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CG_TEST_ASAN 1
+#endif
+
 /* The whole file, malloc'd (plus a NUL after it); *len gets its size. */
 uint8_t *cg_test_read_file(const char *path, size_t *len);
 

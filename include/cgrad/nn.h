@@ -292,8 +292,8 @@ typedef struct cg_score {
 
 /* Scores m on ds with `loss` in eval mode and no graph: binary models
  * (one output) call class 0 when sigmoid(p) > 0.5, the book's rule;
- * others the argmax. From ds->x in one pass when the dataset has x, else
- * in batches made from its bytes. */
+ * others the argmax. In chunks of rows sized by the model's activations:
+ * views of ds->x when the dataset has x, else batches made from its bytes. */
 cg_status cg_model_evaluate(cg_model *m, const cg_dataset *ds, cg_loss_kind loss, cg_score *out);
 
 /* Classifies one image (n_inputs 8-bit pixels, x = pixel / 255) with no

@@ -30,8 +30,7 @@
 #define EVAL_BUDGET ((int64_t)1 << 22)
 #define EVAL_CHUNK_MAX 4096
 
-/* Rows scored at a time when a split has no float copy (bytes only): as
- * many as the budget holds of the model's outputs per item, at most 4096 -
+/* Rows scored at a time: as many as the budget holds of the model's outputs per item, at most 4096 -
  * MNIST_SAMPLE's validation set in one go for the chapter's models, a few
  * hundred images at a time for a CNN. */
 static int64_t eval_chunk(const cg_model *m) {
@@ -98,26 +97,26 @@ cg_status cg_model_evaluate(cg_model *m, const cg_dataset *ds, cg_loss_kind loss
     bool was_training = cg_model_train(m, false), prev = cg_set_grad_enabled(false);
     cg_status st = CG_OK;
     double loss_sum = 0.0;
-    /* The whole split in one pass when it has floats (the article's
-     * validate), else in chunks made from its bytes. */
-    const int64_t chunk = ds->x ? (n > 0 ? n : 1) : eval_chunk(m);
+    /* In chunks sized by the model's activations (a CNN's are large): rows
+     * of x, a view, when the split has floats, else batches made from its
+     * bytes. The chapter's models score MNIST_SAMPLE's validation set in
+     * one chunk, the article's validate. */
+    const int64_t chunk = eval_chunk(m);
     int64_t *idx = ds->x ? NULL : malloc(sizeof *idx * (size_t)chunk);
     if (!ds->x && !idx) st = cg_fail(CG_ERR_NOMEM, "evaluate: out of memory");
     for (int64_t lo = 0; st == CG_OK && lo < n; lo += chunk) {
         int64_t cnt = n - lo < chunk ? n - lo : chunk;
         cg_scope_begin();
-        cg_tensor *x, *labels;
+        cg_tensor *x, *labels = cg_tensor_rows(ds->y, lo, lo + cnt);
         if (ds->x) {
-            x = ds->x;
-            labels = ds->y;
+            x = cg_tensor_rows(ds->x, lo, lo + cnt);
         } else {
             for (int64_t i = 0; i < cnt; i++) idx[i] = lo + i;
             x = cg_dataset_batch(ds, idx, cnt);
-            labels = cg_tensor_rows(ds->y, lo, lo + cnt);
         }
         cg_tensor *preds = cg_model_forward(m, x);
         cg_tensor *l = cg_loss(loss, preds, cg_loss_targets(loss, labels));
-        if (!l) {
+        if (!l || !labels) {
             st = cg_last_status();
         } else {
             loss_sum += (double)cg_tensor_item(l) * (double)cnt;
