@@ -187,6 +187,10 @@ void cg_model_summary(const cg_model *m, FILE *f);
 cg_status cg_model_save(const cg_model *m, const char *path);
 /* Reads version 2 and version 1 files, checking everything before use. */
 cg_model *cg_model_load(const char *path);
+/* cg_model_load for a caller whose items are n_inputs numbers (784 for a
+ * 28x28 image): a model that takes other inputs is refused from its header,
+ * before its weights are read. */
+cg_model *cg_model_load_for(const char *path, int64_t n_inputs);
 
 /* ------------------------------------------------------------------ */
 /* Optimizers (src/optim/optimizer.c)                                  */

@@ -36,6 +36,9 @@ typedef struct cg_shape {
 typedef struct cg_layer_plan {
     int n_params, n_state;
     cg_shape params[CG_LAYER_MAX_TENSORS], state[CG_LAYER_MAX_TENSORS];
+    /* Bit k set: state[k] can never be negative (a running variance), so a
+     * model file that says otherwise is refused on load. */
+    unsigned nonneg_state;
 } cg_layer_plan;
 
 /* What a forward pass needs to know besides the input. */
@@ -87,8 +90,16 @@ const char *cg_item_shape_str(const int64_t *shape, int ndim, char *buf, size_t 
  * layer's in/out shapes, the model's n_inputs/n_outputs, and every tensor's
  * shape into plans[0..n_layers). No allocation. */
 cg_status cg_model_plan(cg_model *m, cg_layer_plan *plans);
-/* Allocates every layer's tensors by their plans and links m->params. */
+/* Bytes of all the tensors the plans describe (weights and state). */
+double cg_model_plan_bytes(const cg_model *m, const cg_layer_plan *plans);
+/* Allocates every layer's tensors by their plans and links m->params;
+ * fails up front (util/memory.h) when they cannot fit in memory. */
 cg_status cg_model_alloc_tensors(cg_model *m, const cg_layer_plan *plans);
+/* About the bytes one training step of batch bs needs beyond the model's
+ * weights: each parameter's gradient and the optimizer's n_opt_states
+ * buffers per parameter, and per item every layer's output, its gradient
+ * and what its backward keeps (counted as three copies). */
+double cg_model_train_bytes(const cg_model *m, int64_t bs, int n_opt_states);
 /* A model with room for n layers (zeroed, eval mode), or NULL. */
 cg_model *cg_model_alloc(int n_layers);
 /* Steps 1 and 2 of building (model.c): the model's layers parsed from the

@@ -24,6 +24,7 @@
  */
 #include "nn/layer.h"
 #include "util/file.h"
+#include "util/memory.h"
 
 /* Numbers a scoring pass may hold at once (a forward pass with no graph
  * keeps every layer's output until its chunk is done): 16 MB of floats. */
@@ -334,7 +335,12 @@ static cg_status check_config(const cg_model *m, const cg_dataset *train, const 
     if (train->height * train->width != m->n_inputs)
         return cg_fail(CG_ERR_SHAPE, "fit: the model takes %lld inputs, the images have %lldx%lld",
                        (long long)m->n_inputs, (long long)train->height, (long long)train->width);
-    return check_loss(m, train->n_classes, c->loss);
+    if (check_loss(m, train->n_classes, c->loss) != CG_OK) return cg_last_status();
+    /* Up front, not after seconds of paging: what a step will take. */
+    int n_states = c->opt.kind == CG_OPTIM_ADAM ? 2 : c->opt.momentum != 0.0f ? 1 : 0;
+    char what[96];
+    snprintf(what, sizeof what, "training with batches of %lld", (long long)c->bs);
+    return cg_memory_check("fit", cg_model_train_bytes(m, c->bs, n_states), what);
 }
 
 cg_status cg_fit(cg_model *m, const cg_dataset *train, const cg_dataset *valid,

@@ -15,6 +15,7 @@
  * with the same bits as when they were fixed structs.
  */
 #include "nn/layer.h"
+#include "util/memory.h"
 
 #include <errno.h>
 
@@ -228,7 +229,32 @@ cg_status cg_model_plan(cg_model *m, cg_layer_plan *plans) {
     return CG_OK;
 }
 
+double cg_model_plan_bytes(const cg_model *m, const cg_layer_plan *plans) {
+    double bytes = 0.0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int k = 0; k < plans[i].n_params + plans[i].n_state; k++) {
+            const cg_shape *s = k < plans[i].n_params ? &plans[i].params[k]
+                                                      : &plans[i].state[k - plans[i].n_params];
+            double numel = 1.0;
+            for (int d = 0; d < s->ndim; d++) numel *= (double)s->dims[d];
+            bytes += sizeof(float) * numel;
+        }
+    return bytes;
+}
+
+double cg_model_train_bytes(const cg_model *m, int64_t bs, int n_opt_states) {
+    double params = 0.0, per_item = (double)m->n_inputs;
+    for (int i = 0; i < m->n_params; i++) params += (double)m->params[i]->numel;
+    for (int i = 0; i < m->n_layers; i++)
+        per_item += (double)shape_numel(m->layers[i].out_shape, m->layers[i].out_ndim);
+    return sizeof(float) * (params * (1.0 + n_opt_states) + 3.0 * per_item * (double)bs);
+}
+
 cg_status cg_model_alloc_tensors(cg_model *m, const cg_layer_plan *plans) {
+    char what[96];
+    double bytes = cg_model_plan_bytes(m, plans);
+    snprintf(what, sizeof what, "a model of %.0f numbers (weights and state)", bytes / 4.0);
+    if (cg_memory_check("model", bytes, what) != CG_OK) return cg_last_status();
     int n_params = 0;
     for (int i = 0; i < m->n_layers; i++) n_params += plans[i].n_params;
     m->params = calloc((size_t)(n_params > 0 ? n_params : 1), sizeof *m->params);
@@ -317,7 +343,13 @@ cg_model *cg_model_from_spec(const char *spec, const char *name, const int64_t *
     cg_layer_plan *plans;
     cg_model *m = cg_model_parse(spec, name, in_shape, in_ndim, n_outputs, &plans);
     if (!m) return NULL;
-    cg_status st = cg_model_alloc_tensors(m, plans);
+    /* A model built here is built to be trained: room for the gradients
+     * too, or a refusal now rather than after initializing gigabytes. */
+    char what[96];
+    double bytes = cg_model_plan_bytes(m, plans);
+    snprintf(what, sizeof what, "a model of %.0f numbers and their gradients", bytes / 4.0);
+    cg_status st = cg_memory_check("model", 2.0 * bytes, what);
+    if (st == CG_OK) st = cg_model_alloc_tensors(m, plans);
     free(plans);
     if (st != CG_OK) {
         cg_model_free(m);

@@ -26,9 +26,11 @@
  *
  * The header fixes every tensor's shape, so a reader plans the whole model
  * from the header (layer.h: no allocation), checks that the file's length is
- * exactly H + 4 * (all numbers) + 4, and only then allocates; it reads the
- * file whole and checks the CRC before trusting any of it, and refuses a
- * weight that is not finite and a class name that is empty, repeated or not
+ * exactly H + 4 * (all numbers) + 4 and that the tensors fit in the memory
+ * there is, reads the file through in pieces to check the CRC before
+ * trusting any of it, and only then allocates the tensors and reads them
+ * straight into place. It refuses a weight that is not finite, a running
+ * variance below 0 and a class name that is empty, repeated or not
  * printable.
  *
  * Version 1 (cgrad 0.1-0.2: the linear and mlp models only) still loads:
@@ -47,6 +49,7 @@
  */
 #include "nn/layer.h"
 #include "util/file.h"
+#include "util/memory.h"
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -105,10 +108,10 @@ cg_status cg_model_save(const cg_model *m, const char *path) {
     const char *why;
     int repeats, c = bad_class_name(m->class_names, m->n_classes, &why, &repeats);
     if (c >= 0)
-        return repeats >= 0 ? cg_fail(CG_ERR_ARG, "model: not saving %s: class name %d repeats %d",
-                                      path, c, repeats)
-                            : cg_fail(CG_ERR_ARG, "model: not saving %s: class name %d %s", path,
-                                      c, why);
+        return repeats >= 0
+                   ? cg_fail(CG_ERR_ARG, "model: not saving %s: class name %d repeats %d", path, c,
+                             repeats)
+                   : cg_fail(CG_ERR_ARG, "model: not saving %s: class name %d %s", path, c, why);
     if ((why = name_problem(m->name, CG_MODEL_NAME_MAX, true)))
         return cg_fail(CG_ERR_ARG, "model: not saving %s: the model's name %s", path, why);
     size_t head = header_size(m->n_layers, m->n_classes), size = head + CRC_SIZE;
@@ -164,7 +167,7 @@ cg_status cg_model_save(const cg_model *m, const char *path) {
 /* Loading                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Reads a file whose length has been checked to be `size`. */
+/* Reads a file whose length has been checked to be `size` (version 1). */
 static uint8_t *read_all(FILE *f, const char *path, size_t size) {
     uint8_t *buf = malloc(size);
     if (!buf) {
@@ -177,6 +180,38 @@ static uint8_t *read_all(FILE *f, const char *path, size_t size) {
         return NULL;
     }
     return buf;
+}
+
+/* Checks the CRC of a file of `size` bytes by reading it in pieces, before
+ * anything is allocated for it: a file whose header promises gigabytes
+ * costs a read through it (holes read fast), not gigabytes of memory. */
+static cg_status check_crc(FILE *f, const char *path, size_t size) {
+    uint8_t piece[1 << 16], tail[CRC_SIZE];
+    uint32_t crc = 0;
+    size_t left = size - CRC_SIZE;
+    if (fseek(f, 0, SEEK_SET) != 0) return cg_fail(CG_ERR_IO, "model: cannot read %s", path);
+    while (left > 0) {
+        size_t n = left < sizeof piece ? left : sizeof piece;
+        if (fread(piece, 1, n, f) != n) return cg_fail(CG_ERR_IO, "model: cannot read %s", path);
+        crc = cg_crc32_update(crc, piece, n);
+        left -= n;
+    }
+    if (fread(tail, 1, CRC_SIZE, f) != CRC_SIZE)
+        return cg_fail(CG_ERR_IO, "model: cannot read %s", path);
+    uint32_t stored = cg_get_u32(tail);
+    if (stored != crc)
+        return cg_fail(CG_ERR_FORMAT,
+                       "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)", path,
+                       stored, crc);
+    return CG_OK;
+}
+
+/* The model's items must be `want` numbers (0: any); checked from the
+ * header, before the weights are read. */
+static cg_status check_inputs(const char *path, double have, int64_t want) {
+    if (want == 0 || have == (double)want) return CG_OK;
+    return cg_fail(CG_ERR_SHAPE, "model: %s takes %.0f inputs per item; this needs %lld", path,
+                   have, (long long)want);
 }
 
 /* What is wrong with the name in p's `size` bytes, or NULL: it must be
@@ -212,44 +247,35 @@ static int bad_class_name(const char (*names)[CG_CLASS_NAME_MAX], int n, const c
 static cg_status read_class_names(cg_model *m, const uint8_t *p, uint32_t n, const char *path) {
     memcpy(m->class_names, p, (size_t)CG_CLASS_NAME_MAX * n);
     const char *why;
-    int repeats, c = bad_class_name((const char (*)[CG_CLASS_NAME_MAX])m->class_names, (int)n,
-                                    &why, &repeats);
+    int repeats, c = bad_class_name((const char(*)[CG_CLASS_NAME_MAX])m->class_names, (int)n, &why,
+                                    &repeats);
     if (c >= 0) {
         memset(m->class_names, 0, sizeof m->class_names);
         if (repeats >= 0)
-            return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %d repeats %d", path,
-                           c, repeats);
+            return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %d repeats %d", path, c,
+                           repeats);
         return cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: class name %d %s", path, c, why);
     }
     m->n_classes = (int)n;
     return CG_OK;
 }
 
-/* Copies n floats from the file into dst, refusing any that is not finite. */
+/* Copies n little-endian floats from p into dst (p may be dst itself),
+ * refusing any that is not finite, or negative where it cannot be. */
 static cg_status read_floats(float *dst, const uint8_t *p, int64_t n, const char *path, int layer,
-                             const char *kind) {
+                             const char *kind, bool nonneg) {
     for (int64_t j = 0; j < n; j++) {
         dst[j] = get_f32(p + 4 * j);
         if (!isfinite(dst[j]))
             return cg_fail(CG_ERR_FORMAT,
                            "model: %s: layer %d (%s) has a weight that is not a finite number",
                            path, layer, kind);
+        if (nonneg && dst[j] < 0.0f)
+            return cg_fail(CG_ERR_FORMAT,
+                           "model: %s is corrupt: layer %d (%s) has a negative running variance",
+                           path, layer, kind);
     }
     return CG_OK;
-}
-
-/* The payload's bytes for the planned layers; 0 if over max. */
-static uint64_t payload_size(const cg_model *m, const cg_layer_plan *plans) {
-    uint64_t n = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        for (int k = 0; k < plans[i].n_params + plans[i].n_state; k++) {
-            const cg_shape *s = k < plans[i].n_params ? &plans[i].params[k]
-                                                      : &plans[i].state[k - plans[i].n_params];
-            uint64_t numel = 1;
-            for (int d = 0; d < s->ndim; d++) numel *= (uint64_t)s->dims[d];
-            n += 4 * numel;
-        }
-    return n;
 }
 
 /* The end of a load: the scratch freed, and the model returned, or freed
@@ -263,7 +289,8 @@ static cg_model *loaded(cg_model *m, cg_layer_plan *plans, uint8_t *buf, bool ok
 }
 
 /* A version-2 file of flen bytes, its first `got` bytes in head. */
-static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t got, size_t flen) {
+static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t got, size_t flen,
+                         int64_t want) {
     uint8_t *buf = NULL;
     cg_layer_plan *plans = NULL;
     cg_model *m = NULL;
@@ -284,8 +311,8 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
         return NULL;
     }
     if (flen < h + CRC_SIZE || got < h) {
-        cg_fail(CG_ERR_FORMAT, "model: %s is truncated (%zu bytes, shorter than its header)",
-                path, flen);
+        cg_fail(CG_ERR_FORMAT, "model: %s is truncated (%zu bytes, shorter than its header)", path,
+                flen);
         return NULL;
     }
     if (!(m = cg_model_alloc((int)n_layers))) return NULL;
@@ -302,8 +329,9 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
         if (!(l->kind = cg_layer_kind_find(kind))) {
             for (char *q = kind; *q; q++) /* no escapes from the file into the message */
                 if ((uint8_t)*q < 0x20 || (uint8_t)*q >= 0x7f) *q = '?';
-            cg_fail(CG_ERR_FORMAT, "model: %s: layer %u is of a kind this cgrad does not know "
-                                   "('%.15s'; a newer cgrad wrote it?)",
+            cg_fail(CG_ERR_FORMAT,
+                    "model: %s: layer %u is of a kind this cgrad does not know "
+                    "('%.15s'; a newer cgrad wrote it?)",
                     path, i + 1, kind);
             goto fail;
         }
@@ -321,7 +349,7 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
         goto fail;
     }
     /* Only now, with the sizes matching the file's length, is anything allocated. */
-    uint64_t expect = h + payload_size(m, plans) + CRC_SIZE;
+    uint64_t expect = h + (uint64_t)cg_model_plan_bytes(m, plans) + CRC_SIZE;
     if ((uint64_t)flen != expect) {
         cg_fail(CG_ERR_FORMAT,
                 "model: %s is %s: its header describes %llu bytes but the file has %zu", path,
@@ -329,28 +357,33 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
                 flen);
         goto fail;
     }
-    if (!(buf = read_all(f, path, flen))) goto fail;
-    uint32_t stored = cg_get_u32(buf + flen - CRC_SIZE), actual = cg_crc32(buf, flen - CRC_SIZE);
-    if (stored != actual) {
-        cg_fail(CG_ERR_FORMAT,
-                "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)", path,
-                stored, actual);
+    /* What the command needs, and room for the weights, before reading. */
+    if (check_inputs(path, (double)m->n_inputs, want) != CG_OK ||
+        cg_memory_check("model", (double)(expect - h), "loading its weights") != CG_OK ||
+        check_crc(f, path, flen) != CG_OK)
         goto fail;
-    }
-    const char *why = name_problem(buf + 56, CG_MODEL_NAME_MAX, true);
+    /* The CRC held: the header (all in head) is what cgrad wrote. */
+    const char *why = name_problem(head + 56, CG_MODEL_NAME_MAX, true);
     if (why) {
         cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: the model's name %s", path, why);
         goto fail;
     }
-    if (read_class_names(m, buf + V2_FIXED, n_classes, path) != CG_OK) goto fail;
-    if (cg_model_alloc_tensors(m, plans) != CG_OK) goto fail;
-    p = buf + h;
+    if (read_class_names(m, head + V2_FIXED, n_classes, path) != CG_OK ||
+        cg_model_alloc_tensors(m, plans) != CG_OK || fseek(f, (long)h, SEEK_SET) != 0)
+        goto fail;
+    /* Each tensor's bytes straight into its buffer, then made floats there. */
     for (int i = 0; i < m->n_layers; i++) {
         cg_layer *l = &m->layers[i];
         for (int k = 0; k < l->n_params + l->n_state; k++) {
             cg_tensor *t = layer_tensor(l, k);
-            if (read_floats(t->data, p, t->numel, path, i + 1, l->kind->name) != CG_OK) goto fail;
-            p += 4 * (size_t)t->numel;
+            bool nonneg = k >= l->n_params && (plans[i].nonneg_state >> (k - l->n_params) & 1u);
+            if (fread(t->data, 4, (size_t)t->numel, f) != (size_t)t->numel) {
+                cg_fail(CG_ERR_IO, "model: cannot read %s", path);
+                goto fail;
+            }
+            if (read_floats(t->data, (const uint8_t *)t->data, t->numel, path, i + 1, l->kind->name,
+                            nonneg) != CG_OK)
+                goto fail;
         }
     }
     return loaded(m, plans, buf, true);
@@ -374,7 +407,8 @@ static uint64_t v1_size(uint32_t kind, int64_t n_in, int64_t n_hid, int64_t n_ou
     return size + CRC_SIZE;
 }
 
-static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t got, size_t flen) {
+static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t got, size_t flen,
+                         int64_t want) {
     if (got < V1_HEADER || flen < V1_HEADER + CRC_SIZE) {
         cg_fail(CG_ERR_FORMAT, "model: %s is truncated (%zu bytes, shorter than the header)", path,
                 flen);
@@ -404,17 +438,14 @@ static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t 
     cg_layer_plan *plans = NULL;
     uint8_t *buf = NULL;
     cg_model *m = NULL;
-    if (cg_model_preset((cg_model_kind)kind, n_hid, n_out, spec, sizeof spec, &name) != CG_OK ||
+    /* Checked before anything is allocated; then the file (a few MB for
+     * what versions 1 wrote) is read whole. */
+    if (check_inputs(path, (double)n_in, want) != CG_OK || check_crc(f, path, flen) != CG_OK ||
+        cg_model_preset((cg_model_kind)kind, n_hid, n_out, spec, sizeof spec, &name) != CG_OK ||
         !(m = cg_model_parse(spec, name, &n_in, 1, n_out, &plans)) ||
+        cg_memory_check("model", 2.0 * (double)flen, "reading it") != CG_OK ||
         cg_model_alloc_tensors(m, plans) != CG_OK || !(buf = read_all(f, path, flen)))
         goto fail;
-    uint32_t stored = cg_get_u32(buf + flen - CRC_SIZE), actual = cg_crc32(buf, flen - CRC_SIZE);
-    if (stored != actual) {
-        cg_fail(CG_ERR_FORMAT,
-                "model: %s is corrupt: checksum mismatch (stored %08x, computed %08x)", path,
-                stored, actual);
-        goto fail;
-    }
     if (read_class_names(m, buf + V1_HEADER, n_classes, path) != CG_OK) goto fail;
     const uint8_t *p = buf + V1_HEADER + (size_t)CG_CLASS_NAME_MAX * n_classes;
     if (cg_get_u32(p) != (uint32_t)m->n_params) {
@@ -434,7 +465,7 @@ static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t 
             goto fail;
         }
         p += 4 + 8 * (size_t)t->ndim;
-        if (read_floats(t->data, p, t->numel, path, i / 2 + 1, "linear") != CG_OK) goto fail;
+        if (read_floats(t->data, p, t->numel, path, i / 2 + 1, "linear", false) != CG_OK) goto fail;
         p += 4 * (size_t)t->numel;
     }
     return loaded(m, plans, buf, true);
@@ -442,7 +473,7 @@ fail:
     return loaded(m, plans, buf, false);
 }
 
-cg_model *cg_model_load(const char *path) {
+cg_model *cg_model_load_for(const char *path, int64_t n_inputs) {
     if (!path || !*path) {
         cg_fail(CG_ERR_ARG, "model: load needs a path");
         return NULL;
@@ -477,8 +508,11 @@ cg_model *cg_model_load(const char *path) {
     else if (version == 0)
         cg_fail(CG_ERR_FORMAT, "model: %s is corrupt: format version 0", path);
     else
-        m = version == 1 ? load_v1(f, path, head, got, flen) : load_v2(f, path, head, got, flen);
+        m = version == 1 ? load_v1(f, path, head, got, flen, n_inputs)
+                         : load_v2(f, path, head, got, flen, n_inputs);
 done:
     fclose(f);
     return m;
 }
+
+cg_model *cg_model_load(const char *path) { return cg_model_load_for(path, 0); }

@@ -23,6 +23,10 @@ static uLong crc_piece(uLong crc, const uint8_t *p, size_t n) {
     return crc;
 }
 
+uint32_t cg_crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
+    return (uint32_t)crc_piece(crc, p, n);
+}
+
 /* Below this, one thread: zlib's CRC runs at a few GB/s, so a 1 MiB buffer
  * is well under a millisecond and splitting smaller ones saves next to
  * nothing. */

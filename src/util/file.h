@@ -35,6 +35,9 @@ static inline int64_t cg_get_i64(const uint8_t *p) {
 
 /* zlib's crc32 (the gzip/PNG polynomial) of n bytes, any n. */
 uint32_t cg_crc32(const uint8_t *p, size_t n);
+/* The CRC of what `crc` covered followed by n more bytes (crc 0 for none):
+ * for a file read in pieces. */
+uint32_t cg_crc32_update(uint32_t crc, const uint8_t *p, size_t n);
 
 /* What a file that is not a regular one is, for messages: "a FIFO",
  * "a folder", "a character device", ... */

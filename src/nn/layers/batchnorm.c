@@ -22,7 +22,8 @@ static cg_status bn_plan(cg_layer *l, cg_layer_plan *p) {
     const int64_t c = l->in_shape[0];
     cg_plan_same_shape(l, p);
     *p = (cg_layer_plan){.n_params = 2, .params = {{1, {c}}, {1, {c}}},
-                         .n_state = 2, .state = {{1, {c}}, {1, {c}}}};
+                         .n_state = 2, .state = {{1, {c}}, {1, {c}}},
+                         .nonneg_state = 1u << 1};
     return CG_OK;
 }
 

@@ -50,6 +50,7 @@ static cg_status res_plan(cg_layer *l, cg_layer_plan *p) {
         .params = {{4, {o, c, 3, 3}}, {1, {o}}, {1, {o}}, {4, {o, o, 3, 3}}, {1, {o}}, {1, {o}}},
         .n_state = 4,
         .state = {{1, {o}}, {1, {o}}, {1, {o}}, {1, {o}}},
+        .nonneg_state = 1u << 1 | 1u << 3, /* (mean, variance) pairs */
     };
     if (has_projection(l)) {
         p->params[p->n_params++] = (cg_shape){4, {o, c, 1, 1}};
@@ -57,6 +58,7 @@ static cg_status res_plan(cg_layer *l, cg_layer_plan *p) {
         p->params[p->n_params++] = (cg_shape){1, {o}};
         p->state[p->n_state++] = (cg_shape){1, {o}};
         p->state[p->n_state++] = (cg_shape){1, {o}};
+        p->nonneg_state |= 1u << 5;
     }
     return CG_OK;
 }
