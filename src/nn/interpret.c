@@ -45,8 +45,8 @@ static int predict_row(const float *p, const float *soft, int64_t out, double *p
 }
 
 /* One chunk: rows lo..lo+cnt of ds. */
-static cg_status interpret_chunk(cg_model *m, const cg_dataset *ds, cg_loss_kind kind,
-                                 int64_t lo, int64_t cnt, int64_t *idx, cg_interpretation *in) {
+static cg_status interpret_chunk(cg_model *m, const cg_dataset *ds, cg_loss_kind kind, int64_t lo,
+                                 int64_t cnt, int64_t *idx, cg_interpretation *in) {
     cg_status st = CG_OK;
     cg_scope_begin();
     cg_tensor *x, *labels = cg_tensor_rows(ds->y, lo, lo + cnt);
@@ -76,8 +76,10 @@ static cg_status interpret_chunk(cg_model *m, const cg_dataset *ds, cg_loss_kind
         cg_scope_begin();
         cg_tensor *l =
             cg_loss(kind, cg_tensor_rows(preds, i, i + 1), cg_tensor_rows(targets, i, i + 1));
-        if (l) in->losses[k] = cg_tensor_item(l);
-        else st = cg_last_status();
+        if (l)
+            in->losses[k] = cg_tensor_item(l);
+        else
+            st = cg_last_status();
         cg_scope_end();
     }
     cg_scope_end();

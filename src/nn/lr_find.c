@@ -27,10 +27,16 @@
 #define SKIP_END 5     /* fastai's lr_find suggests from lrs[num_it//10:-5] */
 #define MIN_NUM_IT 6   /* fastai: num_it < 6 -> 6 */
 
-cg_lr_find_config cg_lr_find_defaults(cg_loss_kind loss, const cg_optim_config *opt,
-                                      int64_t bs, uint64_t seed) {
-    return (cg_lr_find_config){.start_lr = 1e-7, .end_lr = 10.0, .num_it = 100, .stop_div = true,
-                               .bs = bs, .seed = seed, .shuffle = true, .loss = loss,
+cg_lr_find_config cg_lr_find_defaults(cg_loss_kind loss, const cg_optim_config *opt, int64_t bs,
+                                      uint64_t seed) {
+    return (cg_lr_find_config){.start_lr = 1e-7,
+                               .end_lr = 10.0,
+                               .num_it = 100,
+                               .stop_div = true,
+                               .bs = bs,
+                               .seed = seed,
+                               .shuffle = true,
+                               .loss = loss,
                                .opt = *opt};
 }
 
@@ -57,8 +63,10 @@ typedef struct model_snapshot {
 } model_snapshot;
 
 static void copy_floats(float *model, float *buf, int64_t n, bool save) {
-    if (save) memcpy(buf, model, sizeof(float) * (size_t)n);
-    else memcpy(model, buf, sizeof(float) * (size_t)n);
+    if (save)
+        memcpy(buf, model, sizeof(float) * (size_t)n);
+    else
+        memcpy(model, buf, sizeof(float) * (size_t)n);
 }
 
 /* Walks the floats a snapshot holds; save: model -> buf, else back. */
@@ -289,8 +297,8 @@ cg_status cg_lr_find(cg_model *m, const cg_dataset *train, const cg_lr_find_conf
     cg_tensor *targets = cg_tensor_retain(cg_loss_targets(cfg->loss, train->y));
     cg_scope_end();
     if (!targets || !(opt = cg_optimizer_new(&cfg->opt, m->params, m->n_params)) ||
-        cg_dataloader_init(&dl, cg_dataset_size(train), cfg->bs, cfg->shuffle, false,
-                           cfg->seed) != CG_OK)
+        cg_dataloader_init(&dl, cg_dataset_size(train), cfg->bs, cfg->shuffle, false, cfg->seed) !=
+            CG_OK)
         st = cg_last_status() != CG_OK ? cg_last_status() : CG_ERR_STATE;
     if (st == CG_OK) st = sweep(m, train, cfg, targets, opt, &dl, out);
     if (opt) cg_optimizer_zero_grad(opt);
