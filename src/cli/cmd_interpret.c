@@ -22,7 +22,8 @@ static const char INTERPRET_USAGE[] =
     "  with the highest loss (index in the validation split, predicted, actual,\n"
     "  loss, probability of the prediction).\n";
 
-#define DEFAULT_TOP 9 /* fastai's plot_top_losses grids: 9 */
+#define DEFAULT_TOP 9  /* fastai's plot_top_losses grids: 9 */
+#define TEXT_PAIRS 15 /* the most confused pairs a table shows */
 
 static void print_json(const char *path, const cg_model *m, const cg_interpretation *in,
                        const cg_confused_pair *pairs, int64_t n_pairs, const int64_t *top,
@@ -95,9 +96,12 @@ static void print_text(const char *path, const cg_model *m, const cg_interpretat
     }
     printf("\nmost confused (actual -> predicted: count)\n");
     if (n_pairs == 0) printf("  none\n");
-    for (int64_t i = 0; i < n_pairs; i++)
+    for (int64_t i = 0; i < n_pairs && i < TEXT_PAIRS; i++)
         printf("  %s -> %s: %lld\n", names[pairs[i].actual], names[pairs[i].predicted],
                (long long)pairs[i].count);
+    if (n_pairs > TEXT_PAIRS)
+        printf("  ... %lld more (--min-val N keeps fewer; --json lists them all)\n",
+               (long long)(n_pairs - TEXT_PAIRS));
     printf("\ntop %lld losses\n%8s  %-9s %-9s %10s %12s\n", (long long)n_top, "index", "predicted",
            "actual", "loss", "probability");
     for (int64_t i = 0; i < n_top; i++) {
