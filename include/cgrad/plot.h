@@ -33,6 +33,11 @@
 extern "C" {
 #endif
 
+/* Whether path names a picture cgrad can write (.png or .svg, any case):
+ * CG_OK, or CG_ERR_ARG and a message naming the path, so a program can
+ * say so before a long run rather than after it. Loads nothing. */
+cg_status cg_plot_check_path(const char *path);
+
 /* How values become colours. */
 typedef enum cg_colormap {
     CG_CMAP_DEFAULT = 0,   /* per picture: BLUES for heatmaps, GRAY for images       */

@@ -80,6 +80,7 @@ static const recipe RECIPES[N_MODELS][2] = {
 typedef struct train_cfg {
     cg_data_opts src;
     const char *save, *arch, *hidden, *history;
+    const char *plot; /* --plot FILE: the recorder's losses and accuracy (cg_plot_recorder) */
     int model, loss, init, opt, sched;
     double lr, std, mom, wd;
     int64_t epochs, bs, threads;
@@ -179,6 +180,8 @@ static int parse(int argc, char **argv, train_cfg *c) {
          "write the trained model (see 'cgrad eval', 'cgrad predict')", "FILE"},
         {"--history", CG_OPT_STR, &c->history, 0, 0, NULL, false,
          "write each epoch's figures (.csv; .json also every batch's loss/lr)", "FILE"},
+        {"--plot", CG_OPT_STR, &c->plot, 0, 0, NULL, false,
+         "draw the losses per batch and epoch and the accuracy (.png or .svg)", "FILE"},
         {"--summary", CG_OPT_FLAG, &c->summary, 0, 0, NULL, false,
          "print the model's layers, output shapes and parameter counts first", NULL},
         {"--threads", CG_OPT_INT, &c->threads, 0, 1024, NULL, false,
@@ -217,6 +220,8 @@ static int parse(int argc, char **argv, train_cfg *c) {
         if (!dot || (strcmp(dot, ".csv") != 0 && strcmp(dot, ".json") != 0))
             return cg_usage_error("train", "--history %s: name a .csv or .json file", c->history);
     }
+    if (c->plot && cg_plot_check_path(c->plot) != CG_OK)
+        return cg_usage_error("train", "--plot %s: name a .png or .svg file", c->plot);
     if (c->model < 0) c->model = MODEL_ARCH;
     return cg_cli_check_data_opts("train", &c->src, false);
 }
@@ -443,7 +448,8 @@ int cg_cmd_train(int argc, char **argv) {
     if (c.threads > 0) cg_set_num_threads((int)c.threads);
 
     if ((c.save && check_output_path("--save", "save", c.save) != CG_OK) ||
-        (c.history && check_output_path("--history", "write the history", c.history) != CG_OK))
+        (c.history && check_output_path("--history", "write the history", c.history) != CG_OK) ||
+        (c.plot && check_output_path("--plot", "draw the plot", c.plot) != CG_OK))
         return cg_cmd_fail("train");
 
     cg_dataset train = {0}, valid = {0};
@@ -488,6 +494,7 @@ int cg_cmd_train(int argc, char **argv) {
         fprintf(stderr, "cgrad train: warning: the loss blew up (%s): try a lower --lr\n", why);
     if (c.save && cg_model_save(m, c.save) != CG_OK) goto fail;
     if (c.history && cg_recorder_write(&rec, c.history) != CG_OK) goto fail;
+    if (c.plot && cg_plot_recorder(&rec, m->name, c.plot) != CG_OK) goto fail;
     print_summary(&c, m, &valid, &score, &rec, seconds, t1 - t0);
     rc = CG_EXIT_OK;
     goto done;

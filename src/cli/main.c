@@ -28,6 +28,7 @@ static const command COMMANDS[] = {
     {"eval", cg_cmd_eval, "a saved model's accuracy on the validation images"},
     {"predict", cg_cmd_predict, "classify PNG images with a saved model"},
     {"serve", cg_cmd_serve, "a web page to draw a digit on and see the model's guess"},
+    {"plot", cg_cmd_plot, "draw a function or a model's weights as a PNG or SVG picture"},
 };
 #define N_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
 

@@ -54,13 +54,20 @@ void cg_canvas_discard(cg_canvas *cv) {
     cv->buf = NULL;
 }
 
-cg_status cg_canvas_open(cg_canvas *cv, const char *op, const char *path, int width, int height) {
-    memset(cv, 0, sizeof *cv);
+static cg_status check_path(const char *op, const char *path) {
     if (!path || !*path) return cg_fail(CG_ERR_ARG, "%s: no file to write the picture to", op);
-    bool svg = has_ext(path, ".svg");
-    if (!svg && !has_ext(path, ".png"))
+    if (!has_ext(path, ".svg") && !has_ext(path, ".png"))
         return cg_fail(CG_ERR_ARG, "%s: %s: unknown picture format (give a .png or .svg file)",
                        op, path);
+    return CG_OK;
+}
+
+cg_status cg_plot_check_path(const char *path) { return check_path("plot", path); }
+
+cg_status cg_canvas_open(cg_canvas *cv, const char *op, const char *path, int width, int height) {
+    memset(cv, 0, sizeof *cv);
+    if (check_path(op, path) != CG_OK) return cg_last_status();
+    bool svg = has_ext(path, ".svg");
     if (width < 16 || height < 16 || width > 16384 || height > 16384)
         return cg_fail(CG_ERR_ARG, "%s: a picture of %d x %d pixels is out of range (16..16384)",
                        op, width, height);

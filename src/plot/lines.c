@@ -4,7 +4,7 @@
  *
  * The ranges fit the finite points and marks with a 5 % margin each side,
  * as matplotlib's autoscale does (in log10 on a log axis). The legend goes
- * into the corner of the plot area that covers the fewest points.
+ * where it covers the fewest points.
  */
 #include "plot/plot_internal.h"
 
@@ -146,20 +146,24 @@ static void draw_legend(cairo_t *cr, const cg_axes *ax, const cg_line_plot *p) {
     }
     const double line = LEGEND_FONT * 1.6, swatch = 24;
     double w = 10 + swatch + 8 + text_w + 10, h = rows * line + 8;
-    /* The four corners, 8 px in; the one over the fewest points wins
-     * (ties: upper right, upper left, lower right, lower left). */
-    double xs[2] = {ax->x0 + ax->w - w - 8, ax->x0 + 8}, ys[2] = {ax->y0 + 8, ax->y0 + ax->h - h - 8};
+    /* Nine places, 8 px in from the frame: the corners first, then the
+     * middles of the edges, then the centre; the first over the fewest
+     * points wins (matplotlib's loc="best" does much the same). */
+    const double xs[3] = {ax->x0 + ax->w - w - 8, ax->x0 + 8, ax->x0 + (ax->w - w) / 2};
+    const double ys[3] = {ax->y0 + 8, ax->y0 + ax->h - h - 8, ax->y0 + (ax->h - h) / 2};
+    static const int order[9][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}, {2, 0},
+                                    {2, 1}, {0, 2}, {1, 2}, {2, 2}};
     double bx = xs[0], by = ys[0];
     int64_t best = -1;
-    for (int yi = 0; yi < 2; yi++)
-        for (int xi = 0; xi < 2; xi++) {
-            int64_t n = points_in(ax, p, xs[xi], ys[yi], w, h);
-            if (best < 0 || n < best) {
-                best = n;
-                bx = xs[xi];
-                by = ys[yi];
-            }
+    for (int k = 0; k < 9 && best != 0; k++) {
+        double cx = xs[order[k][0]], cy = ys[order[k][1]];
+        int64_t n = points_in(ax, p, cx, cy, w, h);
+        if (best < 0 || n < best) {
+            best = n;
+            bx = cx;
+            by = cy;
         }
+    }
     cg_cairo.rectangle(cr, bx, by, w, h);
     cg_cairo.set_source_rgb(cr, 1, 1, 1);
     cg_cairo.fill(cr);
