@@ -213,7 +213,8 @@ int cg_cmd_train(int argc, char **argv) {
     if (c.threads > 0) cg_set_num_threads((int)c.threads);
 
     if ((c.save && check_output_path("--save", "save", c.save) != CG_OK) ||
-        (c.history && check_output_path("--history", "write the history", c.history) != CG_OK))
+        (c.history && check_output_path("--history", "write the history", c.history) != CG_OK) ||
+        (c.plot && check_output_path("--plot", "draw the plot", c.plot) != CG_OK))
         return cg_cmd_fail("train");
 
     cg_dataset train = {0}, valid = {0};
@@ -258,6 +259,7 @@ int cg_cmd_train(int argc, char **argv) {
         fprintf(stderr, "cgrad train: warning: the loss blew up (%s): try a lower --lr\n", why);
     if (c.save && cg_model_save(m, c.save) != CG_OK) goto fail;
     if (c.history && cg_recorder_write(&rec, c.history) != CG_OK) goto fail;
+    if (c.plot && cg_plot_recorder(&rec, m->name, c.plot) != CG_OK) goto fail;
     print_summary(&c, m, &valid, &score, &rec, seconds, t1 - t0);
     rc = CG_EXIT_OK;
     goto done;

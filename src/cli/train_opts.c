@@ -88,8 +88,8 @@ static void write_help(void) {
 
 /* Options only `cgrad train` has. */
 static bool train_only(const char *name) {
-    static const char *const names[] = {"--lr",   "--sched",   "--one-cycle", "--epochs",
-                                        "--save", "--history", "--json",      "--quiet"};
+    static const char *const names[] = {"--lr",      "--sched", "--one-cycle", "--epochs", "--save",
+                                        "--history", "--plot",  "--json",      "--quiet"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i]) == 0) return true;
     return false;
@@ -150,6 +150,8 @@ int cg_train_opts(train_cfg *c, cg_opt *opts, bool all) {
          "write the trained model (see 'cgrad eval', 'cgrad predict')", "FILE"},
         {"--history", CG_OPT_STR, &c->history, 0, 0, NULL, false,
          "write each epoch's figures (.csv; .json also every batch's loss/lr)", "FILE"},
+        {"--plot", CG_OPT_STR, &c->plot, 0, 0, NULL, false,
+         "draw the losses per batch and epoch and the accuracy (.png or .svg)", "FILE"},
         {"--summary", CG_OPT_FLAG, &c->summary, 0, 0, NULL, false,
          "print the model's layers, output shapes and parameter counts first", NULL},
         {"--threads", CG_OPT_INT, &c->threads, 0, 1024, NULL, false,
@@ -193,6 +195,8 @@ int cg_train_check(const char *cmd, train_cfg *c) {
         if (!dot || (strcmp(dot, ".csv") != 0 && strcmp(dot, ".json") != 0))
             return cg_usage_error(cmd, "--history %s: name a .csv or .json file", c->history);
     }
+    if (c->plot && cg_plot_check_path(c->plot) != CG_OK)
+        return cg_usage_error(cmd, "--plot %s: name a .png or .svg file", c->plot);
     if (c->model < 0) c->model = MODEL_ARCH;
     return cg_cli_check_data_opts(cmd, &c->src, false);
 }

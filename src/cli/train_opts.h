@@ -27,6 +27,7 @@ extern const char *const MODEL_NAMES[], *const OPT_NAMES[], *const SCHED_NAMES[]
 typedef struct train_cfg {
     cg_data_opts src;
     const char *save, *arch, *hidden, *history;
+    const char *plot; /* --plot FILE: the recorder's losses and accuracy (cg_plot_recorder) */
     int model, loss, init, opt, sched;
     double lr, std, mom, wd;
     int64_t epochs, bs, threads;
@@ -40,7 +41,7 @@ typedef struct train_cfg {
 /* Sets *c to "nothing given" and fills opts (room for CG_TRAIN_OPTS_MAX)
  * with the options' table, in train's order; with all false, without
  * train's own (--lr, --sched, --one-cycle, --epochs, --save, --history,
- * --json, --quiet). Returns the entries written. */
+ * --plot, --json, --quiet). Returns the entries written. */
 int cg_train_opts(train_cfg *c, cg_opt *opts, bool all);
 /* After parsing: what is wrong without the data (cmd names the command in
  * messages), and --model's default; CG_OPTS_CONTINUE or an exit code. */
