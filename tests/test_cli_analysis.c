@@ -260,11 +260,16 @@ static void test_lr_find_stops_and_prints(void **state) {
     assert_true(key_number(r.out, "n") < 120);
     assert_non_null(strstr(r.out, "\"diverged\":true"));
     result_free(&r);
-    r = run("lr-find --model mlp --loss ce --data '%s' --quiet", root);
+    char png[600];
+    snprintf(png, sizeof png, "%s/lr.png", tmp());
+    r = run("lr-find --model mlp --loss ce --data '%s' --quiet --plot '%s'", root, png);
     expect_status(&r, 0, "lr-find text");
     for (const char *w[] = {"valley", "minimum", "steepest", "stopped"}, **p = w; p < w + 4; p++)
         if (!strstr(r.out, *p)) fail_msg("no \"%s\" in %s", *p, r.out);
     result_free(&r);
+    int64_t w, h;
+    cg_test_check_picture(png, &w, &h);
+    assert_true(w == 640 && h == 480);
 }
 
 static void test_lr_find_usage(void **state) {
@@ -279,10 +284,10 @@ static void test_lr_find_usage(void **state) {
     assert_null(strstr(r.out, "--epochs")); /* train's own */
     result_free(&r);
     /* No model, lrs the wrong way round, too few batches, train's own
-     * option, two models. */
+     * option, two models, a picture that is not .png or .svg. */
     const char *bad[] = {"", "--model linear --start-lr 1 --end-lr 0.1",
                          "--model linear --num-it 3", "--model linear --epochs 3",
-                         "--model linear --arch linear"};
+                         "--model linear --arch linear", "--model linear --plot lr.txt"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         r = run("lr-find %s", bad[i]);
         expect_status(&r, 2, bad[i]);
@@ -352,12 +357,22 @@ static void test_interpret_matches_eval(void **state) {
     result_free(&r);
     result_free(&ev);
 
-    r = run("interpret '%s' --data '%s'", model, root);
+    char cm_png[600], top_png[600];
+    snprintf(cm_png, sizeof cm_png, "%s/cm.png", tmp());
+    snprintf(top_png, sizeof top_png, "%s/top.png", tmp());
+    r = run("interpret '%s' --data '%s' --plot '%s' --plot-top-losses '%s'", model, root, cm_png,
+            top_png);
     expect_status(&r, 0, "interpret");
     for (const char *w[] = {"confusion matrix", "most confused", "top 9 losses"}, **p = w;
          p < w + 3; p++)
         if (!strstr(r.out, *p)) fail_msg("no \"%s\" in %s", *p, r.out);
     result_free(&r);
+    /* Two 80-pixel cells and labels; nine digits, three a row. */
+    int64_t w, h;
+    cg_test_check_picture(cm_png, &w, &h);
+    assert_true(w >= 160 && w <= 160 + 200 && h >= 160 && h <= 160 + 200);
+    cg_test_check_picture(top_png, &w, &h);
+    assert_true(w >= 3 * 112 && w < 4 * 112 + 100 && h >= 3 * 112 && h < 3 * 200 + 100);
 }
 
 static void test_interpret_usage(void **state) {
@@ -370,6 +385,10 @@ static void test_interpret_usage(void **state) {
     assert_non_null(strstr(r.out, "--top"));
     result_free(&r);
     const char *root = data_root();
+    r = run("interpret '%s/absent.cgm' --data '%s' --plot cm.jpg", tmp(), root);
+    expect_status(&r, 2, "interpret --plot cm.jpg");
+    assert_non_null(strstr(r.err, "cm.jpg"));
+    result_free(&r);
     r = run("interpret '%s/absent.cgm' --data '%s'", tmp(), root);
     expect_status(&r, 1, "interpret a missing file");
     assert_non_null(strstr(r.err, "absent.cgm"));

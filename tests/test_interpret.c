@@ -168,13 +168,13 @@ static void check_all(const char *spec, int classes, cg_loss_kind loss, bool flo
     cg_dataset_free(&ds);
 }
 
-static void test_ten_classes_cross_entropy(void **state) {
+static void test_cross_entropy_10_digits(void **state) {
     (void)state;
     check_all("linear:32,relu,linear", 10, CG_LOSS_CE, true);
 }
 
 /* From the bytes (no floats), with a CNN: the chunks cg_model_evaluate uses. */
-static void test_ten_classes_cnn_from_bytes(void **state) {
+static void test_cnn_from_bytes_10_digits(void **state) {
     (void)state;
     check_all("conv:8:3:2,relu,flatten,linear", 10, CG_LOSS_CE, false);
 }
@@ -236,14 +236,47 @@ static void test_mismatch_refused(void **state) {
     cg_dataset_free(&ds);
 }
 
+/* plot_confusion_matrix and plot_top_losses as PNGs: drawn, the heatmap
+ * three 80-pixel cells square and its labels, the grid three 112-pixel images a row for 9
+ * and two for 4; k = 0 refused. */
+static void test_plots_are_pictures(void **state) {
+    (void)state;
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s", cg_test_tmpdir());
+    cg_dataset ds = {0};
+    make_dataset(&ds, 3, false, 8);
+    cg_model *m = trained_model(&ds, "linear", CG_LOSS_CE);
+    cg_interpretation in;
+    assert_int_equal(cg_interpret(m, &ds, CG_LOSS_CE, &in), CG_OK);
+    int64_t w, h, w4, h4;
+    snprintf(path, sizeof path, "%s/cm.png", dir);
+    assert_int_equal(cg_interpretation_plot_confusion(&in, ds.class_names, NULL, path), CG_OK);
+    cg_test_check_picture(path, &w, &h);
+    /* Three cells of 80 pixels (the heatmap's largest), and the labels. */
+    assert_true(w >= 3 * 80 && w <= 3 * 80 + 200 && h >= 3 * 80 && h <= 3 * 80 + 200);
+    snprintf(path, sizeof path, "%s/top9.png", dir);
+    assert_int_equal(cg_interpretation_plot_top_losses(&in, &ds, 9, path), CG_OK);
+    cg_test_check_picture(path, &w, &h);
+    assert_true(w >= 3 * 112 && w < 4 * 112 + 100 && h >= 3 * 112 && h < 3 * 200 + 100);
+    snprintf(path, sizeof path, "%s/top4.png", dir);
+    assert_int_equal(cg_interpretation_plot_top_losses(&in, &ds, 4, path), CG_OK);
+    cg_test_check_picture(path, &w4, &h4);
+    assert_true(w4 >= 2 * 112 && w4 < w && h4 >= 2 * 112 && h4 < h);
+    assert_int_equal(cg_interpretation_plot_top_losses(&in, &ds, 0, path), CG_ERR_ARG);
+    cg_interpretation_free(&in);
+    cg_model_free(m);
+    cg_dataset_free(&ds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ten_classes_cross_entropy),
-        cmocka_unit_test(test_ten_classes_cnn_from_bytes),
+        cmocka_unit_test(test_cross_entropy_10_digits),
+        cmocka_unit_test(test_cnn_from_bytes_10_digits),
         cmocka_unit_test(test_two_classes_mnist_loss),
         cmocka_unit_test(test_two_classes_bce),
         cmocka_unit_test(test_most_confused_by_hand),
         cmocka_unit_test(test_mismatch_refused),
+        cmocka_unit_test(test_plots_are_pictures),
     };
     cg_test_setup_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

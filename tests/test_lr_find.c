@@ -359,6 +359,31 @@ static void test_mnist_linear_near_article_lr(void **state) {
     cg_dataset_free(&train);
 }
 
+/* fastai's plot_lr_find as a PNG: 640 x 480, drawn; a file that is not
+ * .png or .svg, and an empty sweep, refused. */
+static void test_plot_is_a_picture(void **state) {
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/lr_find.png", cg_test_tmpdir());
+    cg_dataset ds = {0};
+    make_dataset(&ds);
+    cg_model *m = make_model("linear:32,relu,linear", 3);
+    cg_lr_find_config c = sgd_config(1e-7, 10, 100);
+    c.opt = cg_adam_config(0.0f);
+    cg_lr_find_result r;
+    assert_int_equal(cg_lr_find(m, &ds, &c, &r), CG_OK);
+    assert_int_equal(cg_lr_find_plot(&r, "lr_find", path), CG_OK);
+    int64_t w, h;
+    cg_test_check_picture(path, &w, &h);
+    assert_true(w == 640 && h == 480);
+    assert_int_equal(cg_lr_find_plot(&r, NULL, "/tmp/lr_find.txt"), CG_ERR_ARG);
+    cg_lr_find_result empty = {0};
+    assert_int_not_equal(cg_lr_find_plot(&empty, NULL, path), CG_OK);
+    cg_lr_find_result_free(&r);
+    cg_model_free(m);
+    cg_dataset_free(&ds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sweep_is_exponential_and_smoothed),
@@ -368,6 +393,7 @@ int main(void) {
         cmocka_unit_test(test_deterministic_for_a_seed),
         cmocka_unit_test(test_bad_config_refused),
         cmocka_unit_test(test_mnist_linear_near_article_lr),
+        cmocka_unit_test(test_plot_is_a_picture),
     };
     cg_test_setup_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

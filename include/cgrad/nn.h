@@ -417,6 +417,11 @@ typedef struct cg_lr_find_result {
 cg_status cg_lr_find(cg_model *m, const cg_dataset *train, const cg_lr_find_config *cfg,
                      cg_lr_find_result *out);
 void cg_lr_find_result_free(cg_lr_find_result *r);
+/* fastai's plot_lr_find: the smoothed loss against the lr on a log axis
+ * (the last 5 points left out, as fastai's skip_end), the three
+ * suggestions marked and labelled; 640 x 480, .png or .svg (cgrad/plot.h).
+ * title NULL: none. */
+cg_status cg_lr_find_plot(const cg_lr_find_result *r, const char *title, const char *path);
 
 /* ------------------------------------------------------------------ */
 /* Interpretation (src/nn/interpret.c)                                 */
@@ -458,6 +463,17 @@ int64_t cg_interpretation_most_confused(const cg_interpretation *in, int64_t min
  * loss, highest first (ties: the lower index first), into idx; returns how
  * many (-1 + an error when out of memory). */
 int64_t cg_interpretation_top_losses(const cg_interpretation *in, int64_t k, int64_t *idx);
+/* plot_confusion_matrix: the matrix as a heatmap with its counts, rows
+ * "Actual", columns "Predicted", labelled with names (n_classes of them);
+ * .png or .svg (cgrad/plot.h). title NULL: "Confusion matrix". */
+cg_status cg_interpretation_plot_confusion(const cg_interpretation *in,
+                                           const char (*names)[CG_CLASS_NAME_MAX],
+                                           const char *title, const char *path);
+/* plot_top_losses(k): the k images of ds (the split interpreted) with the
+ * highest losses, highest first, each captioned "predicted/actual" over
+ * "loss / probability", under fastai's title. */
+cg_status cg_interpretation_plot_top_losses(const cg_interpretation *in, const cg_dataset *ds,
+                                            int64_t k, const char *path);
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,7 @@ static const char INTERPRET_USAGE[] =
     "  with the highest loss (index in the validation split, predicted, actual,\n"
     "  loss, probability of the prediction).\n";
 
-#define DEFAULT_TOP 9  /* fastai's plot_top_losses grids: 9 */
+#define DEFAULT_TOP 9 /* fastai's plot_top_losses grids: 9 */
 #define TEXT_PAIRS 15 /* the most confused pairs a table shows */
 
 static void print_json(const char *path, const cg_model *m, const cg_interpretation *in,
@@ -113,7 +113,7 @@ static void print_text(const char *path, const cg_model *m, const cg_interpretat
 
 int cg_cmd_interpret(int argc, char **argv) {
     cg_data_opts src = {0};
-    const char *path = NULL;
+    const char *path = NULL, *plot = NULL, *plot_top = NULL;
     bool json = false;
     int64_t k = DEFAULT_TOP, min_val = 1;
     int n_pos = 0;
@@ -123,6 +123,10 @@ int cg_cmd_interpret(int argc, char **argv) {
          "how many of the highest losses to list (9)", "K"},
         {"--min-val", CG_OPT_INT, &min_val, 1, 1LL << 40, NULL, false,
          "most_confused lists the pairs seen at least this often (1)", "N"},
+        {"--plot", CG_OPT_STR, &plot, 0, 0, NULL, false,
+         "draw the confusion matrix as a heatmap (.png or .svg)", "FILE"},
+        {"--plot-top-losses", CG_OPT_STR, &plot_top, 0, 0, NULL, false,
+         "draw the --top images, each under predicted/actual, loss / probability", "FILE"},
         CG_OPT_JSON(&json),
     };
     int rc = cg_opts_parse("interpret", INTERPRET_USAGE, argc, argv, opts, CG_NOPTS(opts), &path, 1,
@@ -130,6 +134,12 @@ int cg_cmd_interpret(int argc, char **argv) {
     if (rc != CG_OPTS_CONTINUE) return rc;
     if (n_pos != 1) return cg_usage_error("interpret", "give the model file to interpret");
     if ((rc = cg_cli_check_data_opts("interpret", &src, 0)) != CG_OPTS_CONTINUE) return rc;
+    const char *plots[2] = {plot, plot_top}, *plot_opts[2] = {"--plot", "--plot-top-losses"};
+    for (int i = 0; i < 2; i++)
+        if (plots[i] && cg_plot_check_path(plots[i]) != CG_OK)
+            return cg_usage_error("interpret", "%s %s: name a .png or .svg file", plot_opts[i],
+                                  plots[i]);
+    if (plot_top && k < 1) return cg_usage_error("interpret", "--plot-top-losses needs --top >= 1");
 
     cg_model *m = NULL;
     cg_dataset valid = {0};
@@ -149,6 +159,9 @@ int cg_cmd_interpret(int argc, char **argv) {
     int64_t n_pairs = cg_interpretation_most_confused(&in, min_val, pairs);
     int64_t n_top = cg_interpretation_top_losses(&in, k, top);
     if (n_top < 0) goto fail;
+    if (plot && cg_interpretation_plot_confusion(&in, m->class_names, NULL, plot) != CG_OK)
+        goto fail;
+    if (plot_top && cg_interpretation_plot_top_losses(&in, &valid, k, plot_top) != CG_OK) goto fail;
     if (json)
         print_json(path, m, &in, pairs, n_pairs, top, n_top);
     else

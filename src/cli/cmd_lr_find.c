@@ -27,6 +27,7 @@ typedef struct lr_find_cli {
     train_cfg t;
     double start_lr, end_lr;
     int64_t num_it;
+    const char *plot;
     bool no_stop_div, json, quiet;
 } lr_find_cli;
 
@@ -36,6 +37,7 @@ static int parse(int argc, char **argv, lr_find_cli *c) {
     c->start_lr = 1e-7;
     c->end_lr = 10.0;
     c->num_it = 100;
+    c->plot = NULL;
     c->no_stop_div = c->json = c->quiet = false;
     const cg_opt own[] = {
         {"--start-lr", CG_OPT_FLOAT, &c->start_lr, 0, 1e6, NULL, true,
@@ -46,6 +48,8 @@ static int parse(int argc, char **argv, lr_find_cli *c) {
          NULL},
         {"--no-stop-div", CG_OPT_FLAG, &c->no_stop_div, 0, 0, NULL, false,
          "run every batch, even after the loss blows up (4x its minimum)", NULL},
+        {"--plot", CG_OPT_STR, &c->plot, 0, 0, NULL, false,
+         "draw the loss against the lr, the suggestions marked (.png or .svg)", "FILE"},
         {"--json", CG_OPT_FLAG, &c->json, 0, 0, NULL, false,
          "one JSON object: the suggestions and the sweep (lrs, losses)", NULL},
         {"--quiet", CG_OPT_FLAG, &c->quiet, 0, 0, NULL, false, "no progress bar", NULL},
@@ -56,6 +60,8 @@ static int parse(int argc, char **argv, lr_find_cli *c) {
     if (!(c->end_lr > c->start_lr))
         return cg_usage_error("lr-find", "--end-lr (%g) must be above --start-lr (%g)", c->end_lr,
                               c->start_lr);
+    if (c->plot && cg_plot_check_path(c->plot) != CG_OK)
+        return cg_usage_error("lr-find", "--plot %s: name a .png or .svg file", c->plot);
     return cg_train_check("lr-find", &c->t);
 }
 
@@ -88,6 +94,11 @@ static void print_json(const lr_find_cli *c, const cg_model *m, const cg_lr_find
     cg_json_number(stdout, c->end_lr);
     printf(",\"num_it\":%lld,\"n\":%lld,\"diverged\":%s", (long long)c->num_it, (long long)r->n,
            r->diverged ? "true" : "false");
+    printf(",\"plot\":");
+    if (c->plot)
+        cg_json_string(stdout, c->plot);
+    else
+        fputs("null", stdout);
     const char *names[] = {"valley", "minimum", "steepest"};
     const double lrs[] = {r->valley, r->minimum, r->steepest};
     const int64_t idx[] = {r->valley_idx, r->minimum_idx, r->steepest_idx};
@@ -119,6 +130,7 @@ static void print_text(const lr_find_cli *c, const cg_model *m, const cg_dataset
            r->losses[r->minimum_idx], r->lrs[r->minimum_idx]);
     printf("%-9s %-12.4g %.4f  (the loss falls fastest per log lr)\n", "steepest", r->steepest,
            r->losses[r->steepest_idx]);
+    if (c->plot) printf("drew the sweep in %s\n", c->plot);
 }
 
 int cg_cmd_lr_find(int argc, char **argv) {
@@ -163,6 +175,10 @@ int cg_cmd_lr_find(int argc, char **argv) {
     cg_status st = cg_lr_find(m, &train, &fc, &res);
     cg_progress_clear(&prog);
     if (st != CG_OK) {
+        rc = cg_cmd_fail("lr-find");
+        goto done;
+    }
+    if (c.plot && cg_lr_find_plot(&res, m->name, c.plot) != CG_OK) {
         rc = cg_cmd_fail("lr-find");
         goto done;
     }

@@ -183,3 +183,81 @@ int64_t cg_interpretation_top_losses(const cg_interpretation *in, int64_t k, int
     free(items);
     return k;
 }
+
+/* ------------------------------------------------------------------ */
+/* Pictures                                                            */
+/* ------------------------------------------------------------------ */
+
+cg_status cg_interpretation_plot_confusion(const cg_interpretation *in,
+                                           const char (*names)[CG_CLASS_NAME_MAX],
+                                           const char *title, const char *path) {
+    if (!in || !in->confusion || !names)
+        return cg_fail(CG_ERR_ARG, "confusion matrix plot: needs an interpretation and names");
+    const int k = in->n_classes;
+    double *values = malloc(sizeof *values * (size_t)(k * k));
+    const char **labels = malloc(sizeof *labels * (size_t)k);
+    if (!values || !labels) {
+        free(values);
+        free(labels);
+        return cg_fail(CG_ERR_NOMEM, "confusion matrix plot: out of memory");
+    }
+    for (int i = 0; i < k * k; i++) values[i] = (double)in->confusion[i];
+    for (int c = 0; c < k; c++) labels[c] = names[c];
+    cg_heatmap map = {.title = title ? title : "Confusion matrix",
+                      .x_label = "Predicted",
+                      .y_label = "Actual",
+                      .values = values,
+                      .rows = k,
+                      .cols = k,
+                      .row_labels = labels,
+                      .col_labels = labels,
+                      .cmap = CG_CMAP_BLUES,
+                      .show_values = true};
+    cg_status st = cg_plot_heatmap(&map, path);
+    free(values);
+    free(labels);
+    return st;
+}
+
+/* "7/3\n1.00 / 0.99": fastai's f'{pred}/{actual} / {loss:.2f} / {prob:.2f}' on two lines. */
+#define CAPTION_MAX (2 * CG_CLASS_NAME_MAX + 48)
+
+cg_status cg_interpretation_plot_top_losses(const cg_interpretation *in, const cg_dataset *ds,
+                                            int64_t k, const char *path) {
+    if (!in || !ds || in->n != cg_dataset_size(ds) || (!ds->pixels && !ds->x))
+        return cg_fail(CG_ERR_ARG, "top losses plot: needs the interpretation of ds's images");
+    if (k < 1)
+        return cg_fail(CG_ERR_ARG, "top losses plot: k must be >= 1 (got %lld)", (long long)k);
+    if (k > in->n) k = in->n;
+    int64_t *idx = malloc(sizeof *idx * (size_t)k);
+    cg_plot_image *images = calloc((size_t)k, sizeof *images);
+    char(*captions)[CAPTION_MAX] = malloc(sizeof *captions * (size_t)k);
+    cg_status st = CG_OK;
+    if (!idx || !images || !captions)
+        st = cg_fail(CG_ERR_NOMEM, "top losses plot: out of memory");
+    else if ((k = cg_interpretation_top_losses(in, k, idx)) < 0)
+        st = cg_last_status();
+    const int64_t side = ds->height * ds->width;
+    for (int64_t i = 0; st == CG_OK && i < k; i++) {
+        int64_t j = idx[i];
+        snprintf(captions[i], CAPTION_MAX, "%s/%s\n%.2f / %.2f", ds->class_names[in->predicted[j]],
+                 ds->class_names[in->actual[j]], in->losses[j], in->probs[j]);
+        images[i] = (cg_plot_image){.bytes = ds->pixels ? ds->pixels + j * side : NULL,
+                                    .floats = ds->pixels ? NULL : ds->x->data + j * side,
+                                    .h = ds->height,
+                                    .w = ds->width,
+                                    .caption = captions[i]};
+    }
+    if (st == CG_OK) {
+        cg_image_grid grid = {.title = "Prediction/Actual/Loss/Probability",
+                              .images = images,
+                              .n = (int)k,
+                              .lo = 0.0f,
+                              .hi = 1.0f};
+        st = cg_plot_image_grid(&grid, path);
+    }
+    free(idx);
+    free(images);
+    free(captions);
+    return st;
+}

@@ -311,3 +311,32 @@ cg_status cg_lr_find(cg_model *m, const cg_dataset *train, const cg_lr_find_conf
     if (st != CG_OK) cg_lr_find_result_free(out);
     return st;
 }
+
+/* ------------------------------------------------------------------ */
+/* The picture                                                         */
+/* ------------------------------------------------------------------ */
+
+cg_status cg_lr_find_plot(const cg_lr_find_result *r, const char *title, const char *path) {
+    if (!r || r->n < 1 || !r->lrs) return cg_fail(CG_ERR_ARG, "lr_find plot: no sweep to draw");
+    /* fastai's plot_lr_find(skip_end=5): the last points, where the loss
+     * shoots up, would squash the rest of the curve. */
+    int64_t n = r->n > 2 * SKIP_END ? r->n - SKIP_END : r->n;
+    cg_plot_series loss = {.name = NULL, .x = r->lrs, .y = r->losses, .n = n};
+    char labels[3][64];
+    snprintf(labels[0], sizeof labels[0], "valley %.2e", r->valley);
+    snprintf(labels[1], sizeof labels[1], "minimum %.2e (lr/10)", r->minimum);
+    snprintf(labels[2], sizeof labels[2], "steepest %.2e", r->steepest);
+    const int64_t at[3] = {r->valley_idx, r->minimum_idx, r->steepest_idx};
+    cg_plot_mark marks[3];
+    for (int k = 0; k < 3; k++)
+        marks[k] = (cg_plot_mark){r->lrs[at[k]], r->losses[at[k]], labels[k]};
+    cg_line_plot plot = {.title = title,
+                         .x_label = "Learning Rate",
+                         .y_label = "Loss",
+                         .series = &loss,
+                         .n_series = 1,
+                         .marks = marks,
+                         .n_marks = 3,
+                         .log_x = true};
+    return cg_plot_lines(&plot, 640, 480, path);
+}
