@@ -115,6 +115,7 @@ cg_status cg_plot_heatmap(const cg_heatmap *m, const char *path) {
     double height = top + grid_h + bottom;
     st = cg_canvas_open(&cv, op, path, (int)ceil(width), (int)ceil(height));
     if (st != CG_OK) return st;
+    cv.title = m->title;
     cairo_t *cr = cv.cr;
     const double x0 = left, y0 = top;
 
