@@ -64,8 +64,10 @@
     X(translate, cairo_translate, void, (cairo_t *, double, double))                             \
     X(rotate, cairo_rotate, void, (cairo_t *, double))                                           \
     X(scale, cairo_scale, void, (cairo_t *, double, double))                                     \
-    X(select_font_face, cairo_select_font_face, void,                                            \
-      (cairo_t *, const char *, cairo_font_slant_t, cairo_font_weight_t))                        \
+    X(toy_font_face_create, cairo_toy_font_face_create, cairo_font_face_t *,                     \
+      (const char *, cairo_font_slant_t, cairo_font_weight_t))                                   \
+    X(font_face_status, cairo_font_face_status, cairo_status_t, (cairo_font_face_t *))           \
+    X(set_font_face, cairo_set_font_face, void, (cairo_t *, cairo_font_face_t *))                \
     X(set_font_size, cairo_set_font_size, void, (cairo_t *, double))                             \
     X(show_text, cairo_show_text, void, (cairo_t *, const char *))                               \
     X(text_extents, cairo_text_extents, void, (cairo_t *, const char *, cairo_text_extents_t *))
@@ -75,8 +77,11 @@ typedef struct cg_cairo_fns {
 } cg_cairo_fns;
 extern cg_cairo_fns cg_cairo;
 
-/* Loads libcairo once (cg_lazy_load); `op` names the caller in messages. */
+/* Loads libcairo once (cg_lazy_load) and makes the two font faces (DejaVu
+ * Sans, regular and bold); `op` names the caller in messages. */
 cg_status cg_cairo_load(const char *op);
+/* Sets cr's font: DejaVu Sans of `size` pixels, bold or not. */
+void cg_set_font(cairo_t *cr, double size, bool bold);
 
 /* A picture being drawn: cr draws on a PNG-to-be or an SVG-to-be.
  *
