@@ -12,7 +12,9 @@
  * Every call writes one file, its format chosen by the extension: ".png"
  * (a cairo image surface) or ".svg" (a cairo SVG surface); anything else is
  * refused. The file is replaced atomically (temporary file in the same
- * folder, then rename), as every file cgrad writes.
+ * folder, then rename), as every file cgrad writes. The same call writes
+ * the same PNG bytes; an SVG's element ids come from cairo's process-wide
+ * counters, so the same SVG bytes come from a fresh process.
  *
  * Text is set with cairo's own text API in DejaVu Sans (Debian:
  * fonts-dejavu-core). libcairo is loaded on the first call (dlopen), so a

@@ -185,7 +185,7 @@ cg_status cg_plot_model_weights(const cg_model *m, int max_units, const char *ti
     cg_image_grid g = {.title = title ? title : auto_title,
                        .images = ims,
                        .n = n,
-                       .cols = n < 8 ? n : 8,
+                       .cols = n <= 5 ? n : n <= 10 ? (n + 1) / 2 : 8, /* 10 classes: 5 x 2 */
                        .cmap = CG_CMAP_DIVERGING,
                        .cell = conv ? 64 : 112};
     cg_status st = cg_plot_image_grid(&g, path);

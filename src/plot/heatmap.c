@@ -82,8 +82,6 @@ cg_status cg_plot_heatmap(const cg_heatmap *m, const char *path) {
     if (st != CG_OK) return st;
     cairo_surface_t *scratch = cg_cairo.image_surface_create(CAIRO_FORMAT_RGB24, 16, 16);
     cairo_t *mc = cg_cairo.create(scratch);
-    cg_cairo.select_font_face(mc, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
-                              CAIRO_FONT_WEIGHT_NORMAL);
     char buf[128];
     double row_w = 0, col_w = 0, val_w = 0;
     for (int r = 0; r < rows; r++) {
@@ -115,6 +113,7 @@ cg_status cg_plot_heatmap(const cg_heatmap *m, const char *path) {
     double height = top + grid_h + bottom;
     st = cg_canvas_open(&cv, op, path, (int)ceil(width), (int)ceil(height));
     if (st != CG_OK) return st;
+    cv.title = m->title;
     cairo_t *cr = cv.cr;
     const double x0 = left, y0 = top;
 

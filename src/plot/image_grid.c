@@ -164,6 +164,7 @@ cg_status cg_plot_image_grid(const cg_image_grid *g, const char *path) {
     cg_canvas cv;
     if ((st = cg_canvas_open(&cv, op, path, (int)ceil(width), (int)ceil(height))) != CG_OK)
         return st;
+    cv.title = g->title;
     double x_off = (cv.width - cols * col_w) / 2; /* the grid centred under a wide title */
     if (g->title)
         cg_draw_text(cv.cr, g->title, cv.width / 2.0, 26, TITLE_FONT, CG_ALIGN_CENTER, true, false);

@@ -276,6 +276,7 @@ cg_status cg_plot_panels(const cg_line_plot *plots, int n, int cols, const char 
     cg_canvas cv;
     cg_status st = cg_canvas_open(&cv, op, path, pw * cols, ph * rows + top);
     if (st != CG_OK) return st;
+    cv.title = title ? title : plots[0].title;
     if (title)
         cg_draw_text(cv.cr, title, cv.width / 2.0, 26, 18, CG_ALIGN_CENTER, true, false);
     for (int i = 0; i < n && st == CG_OK; i++)

@@ -23,6 +23,8 @@
     X(image_surface_get_stride, cairo_image_surface_get_stride, int, (cairo_surface_t *))        \
     X(svg_surface_create_for_stream, cairo_svg_surface_create_for_stream, cairo_surface_t *,     \
       (cairo_write_func_t, void *, double, double))                                              \
+    X(svg_surface_set_document_unit, cairo_svg_surface_set_document_unit, void,                  \
+      (cairo_surface_t *, cairo_svg_unit_t))                                                     \
     X(svg_surface_restrict_to_version, cairo_svg_surface_restrict_to_version, void,              \
       (cairo_surface_t *, cairo_svg_version_t))                                                  \
     X(surface_write_to_png_stream, cairo_surface_write_to_png_stream, cairo_status_t,            \
@@ -36,6 +38,9 @@
     X(destroy, cairo_destroy, void, (cairo_t *))                                                 \
     X(status, cairo_status, cairo_status_t, (cairo_t *))                                         \
     X(status_to_string, cairo_status_to_string, const char *, (cairo_status_t))                  \
+    X(set_user_data, cairo_set_user_data, cairo_status_t,                                        \
+      (cairo_t *, const cairo_user_data_key_t *, void *, cairo_destroy_func_t))                  \
+    X(get_user_data, cairo_get_user_data, void *, (cairo_t *, const cairo_user_data_key_t *))    \
     X(save, cairo_save, void, (cairo_t *))                                                       \
     X(restore, cairo_restore, void, (cairo_t *))                                                 \
     X(set_source_rgb, cairo_set_source_rgb, void, (cairo_t *, double, double, double))           \
@@ -59,8 +64,10 @@
     X(translate, cairo_translate, void, (cairo_t *, double, double))                             \
     X(rotate, cairo_rotate, void, (cairo_t *, double))                                           \
     X(scale, cairo_scale, void, (cairo_t *, double, double))                                     \
-    X(select_font_face, cairo_select_font_face, void,                                            \
-      (cairo_t *, const char *, cairo_font_slant_t, cairo_font_weight_t))                        \
+    X(toy_font_face_create, cairo_toy_font_face_create, cairo_font_face_t *,                     \
+      (const char *, cairo_font_slant_t, cairo_font_weight_t))                                   \
+    X(font_face_status, cairo_font_face_status, cairo_status_t, (cairo_font_face_t *))           \
+    X(set_font_face, cairo_set_font_face, void, (cairo_t *, cairo_font_face_t *))                \
     X(set_font_size, cairo_set_font_size, void, (cairo_t *, double))                             \
     X(show_text, cairo_show_text, void, (cairo_t *, const char *))                               \
     X(text_extents, cairo_text_extents, void, (cairo_t *, const char *, cairo_text_extents_t *))
@@ -70,13 +77,24 @@ typedef struct cg_cairo_fns {
 } cg_cairo_fns;
 extern cg_cairo_fns cg_cairo;
 
-/* Loads libcairo once (cg_lazy_load); `op` names the caller in messages. */
+/* Loads libcairo once (cg_lazy_load) and makes the two font faces (DejaVu
+ * Sans, regular and bold); `op` names the caller in messages. */
 cg_status cg_cairo_load(const char *op);
+/* Sets cr's font: DejaVu Sans of `size` pixels, bold or not. */
+void cg_set_font(cairo_t *cr, double size, bool bold);
 
-/* A picture being drawn: cr draws on a PNG-to-be or an SVG-to-be. */
+/* A picture being drawn: cr draws on a PNG-to-be or an SVG-to-be.
+ *
+ * cairo's SVG surface writes text as glyph outlines, which no search or
+ * screen reader can read; so an SVG also gets the picture's words as
+ * text: its title as <title> and every string drawn (cg_draw_text) in a
+ * <desc>, one per line. */
 typedef struct cg_canvas {
     const char *op, *path;
+    const char *title; /* the SVG's <title> (NULL: none) */
     bool svg;
+    char *words;       /* the SVG's <desc>: what cg_draw_text drew, '\n'-separated */
+    size_t words_len, words_cap;
     int width, height;
     cairo_surface_t *surface;
     cairo_t *cr;
