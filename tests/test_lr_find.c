@@ -154,6 +154,8 @@ static void check_suggestions(const cg_lr_find_result *r, int64_t num_it) {
     assert_int_equal(r->steepest_idx, st);
     assert_true(r->valley == r->lrs[v] && r->steepest == r->lrs[st]);
     assert_true(r->minimum == r->lrs[mi] / 10.0);
+    assert_int_equal(r->suggest_from, num_it / 10);
+    assert_int_equal(r->suggest_to, r->n - 5);
     /* Inside the part of the sweep fastai suggests from. */
     int64_t idx[3] = {v, mi, st};
     for (int k = 0; k < 3; k++) assert_true(idx[k] >= num_it / 10 && idx[k] < r->n - 5);

@@ -408,6 +408,10 @@ typedef struct cg_lr_find_result {
     bool diverged;             /* stopped because the loss blew up         */
     double valley, minimum, steepest;
     int64_t valley_idx, minimum_idx, steepest_idx;
+    /* The points the suggestions were taken from: [num_it/10, n-5), or
+     * the whole sweep where that was too short (fewer than 2 points);
+     * the end is cut at a NaN. */
+    int64_t suggest_from, suggest_to;
 } cg_lr_find_result;
 
 /* Runs the finder on m with batches of train; on return m's weights, batch

@@ -107,6 +107,8 @@ static void print_json(const lr_find_cli *c, const cg_model *m, const cg_lr_find
         cg_json_number(stdout, lrs[k]);
         printf(",\"%s_idx\":%lld", names[k], (long long)idx[k]);
     }
+    printf(",\"suggest_from\":%lld,\"suggest_to\":%lld", (long long)r->suggest_from,
+           (long long)r->suggest_to);
     json_series("lrs", r->lrs, r->n);
     json_series("losses", r->losses, r->n);
     json_series("raw_losses", r->raw_losses, r->n);
@@ -178,6 +180,11 @@ int cg_cmd_lr_find(int argc, char **argv) {
         rc = cg_cmd_fail("lr-find");
         goto done;
     }
+    if (res.suggest_to - res.suggest_from < 10)
+        fprintf(stderr,
+                "cgrad lr-find: warning: the suggestions come from %lld points of the sweep, too "
+                "few to trust: try a lower --start-lr or more --num-it\n",
+                (long long)(res.suggest_to - res.suggest_from));
     if (c.plot && cg_lr_find_plot(&res, m->name, c.plot) != CG_OK) {
         rc = cg_cmd_fail("lr-find");
         goto done;

@@ -186,6 +186,8 @@ static cg_status suggest(cg_lr_find_result *r, int64_t num_it) {
                        (long long)r->n);
     int64_t *lds = malloc(sizeof *lds * (size_t)(hi - lo));
     if (!lds) return cg_fail(CG_ERR_NOMEM, "lr_find: out of memory");
+    r->suggest_from = lo;
+    r->suggest_to = hi;
     const double *lrs = r->lrs + lo, *losses = r->losses + lo;
     r->valley_idx = lo + valley_index(losses, hi - lo, lds);
     r->minimum_idx = lo + minimum_index(losses, hi - lo);
