@@ -8,6 +8,8 @@
  *   cg_optimizer   torch.optim.SGD / Adam / AdamW, with per-parameter state
  *   cg_schedule    constant, or fastai's fit_one_cycle
  *   cg_fit         Learner.fit: epochs of mini-batches, validation, a recorder
+ *   cg_lr_find     Learner.lr_find: the learning-rate finder and its suggestions
+ *   cg_interpret   ClassificationInterpretation: confusion matrix, top losses
  */
 #ifndef CGRAD_NN_H
 #define CGRAD_NN_H
