@@ -6,6 +6,7 @@
  * tests/test_plot.c; here, that each command writes a valid picture of the
  * expected size with what it should show, and refuses bad options.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +37,16 @@ static int cgrad(const char *fmt, ...) {
         printf("skipped: CGRAD_TEST_BUILD is not set (ctest sets it)\n");
         skip();
     }
-    char args[4096], cmd[8192];
+    /* The build folder may be given relative to where we started: made
+     * absolute, as the command runs in this test's folder. */
+    char build_abs[4096];
+    if (!realpath(build, build_abs)) fail_msg("CGRAD_TEST_BUILD=%s: no such folder", build);
+    char args[4096], cmd[8192 + 4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/cgrad' %s >out 2>err </dev/null", dir(), build,
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/cgrad' %s >out 2>err </dev/null", dir(), build_abs,
              args);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;

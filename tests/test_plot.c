@@ -290,6 +290,25 @@ static void image_grid_places_images_in_order(void **state) {
     assert_true(ink_in(&p, 0, 0, p.w, p.h, 0, 5).n < 50); /* only caption pixels */
     free(p.px);
 
+    /* Floats scale per image (a constant one is mid-gray) unless the
+     * scale is shared: then 0 beside 1 is black beside white. */
+    float ones[16 * 16];
+    for (int i = 0; i < 256; i++) ones[i] = 1;
+    cg_plot_image pair[2] = {{.floats = zeros, .h = 16, .w = 16},
+                             {.floats = ones, .h = 16, .w = 16}};
+    cg_image_grid s = {.images = pair, .n = 2, .cell = 64};
+    assert_int_equal(cg_plot_image_grid(&s, path), CG_OK);
+    p = read_png(path);
+    assert_true(ink_in(&p, 0, 0, p.w, p.h, 0, 5).n == 0);
+    assert_true(ink_in(&p, 0, 0, p.w, p.h, 120, 135).n >= 2 * 64 * 64);
+    free(p.px);
+    s.shared_scale = true;
+    assert_int_equal(cg_plot_image_grid(&s, path), CG_OK);
+    p = read_png(path);
+    ink black_ink = ink_in(&p, 0, 0, p.w, p.h, 0, 5);
+    assert_true(black_ink.n >= 64 * 64 && black_ink.mx < p.w / 2.0);
+    free(p.px);
+
     cg_plot_image both = {.bytes = black, .floats = zeros, .h = 16, .w = 16};
     g.images = &both;
     assert_int_equal(cg_plot_image_grid(&g, path), CG_ERR_ARG);

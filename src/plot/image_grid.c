@@ -46,9 +46,10 @@ static void float_range(const cg_image_grid *g, cg_colormap cmap, int from, int 
     *hi = b;
 }
 
-/* Draws image i scaled into the square of side `cell` at (x, y), centred. */
+/* Draws image i scaled into the square of side `cell` at (x, y), centred;
+ * shared: the range of every image's floats (shared_scale). */
 static cg_status draw_image(cairo_t *cr, const cg_image_grid *g, cg_colormap cmap, int i,
-                            double x, double y, double cell) {
+                            double x, double y, double cell, const double shared[2]) {
     const cg_plot_image *im = &g->images[i];
     double lo = 0, hi = 1;
     if (im->floats) {
@@ -56,7 +57,8 @@ static cg_status draw_image(cairo_t *cr, const cg_image_grid *g, cg_colormap cma
             lo = g->lo;
             hi = g->hi;
         } else if (g->shared_scale) {
-            float_range(g, cmap, 0, g->n, &lo, &hi);
+            lo = shared[0];
+            hi = shared[1];
         } else {
             float_range(g, cmap, i, i + 1, &lo, &hi);
         }
@@ -165,13 +167,15 @@ cg_status cg_plot_image_grid(const cg_image_grid *g, const char *path) {
     if ((st = cg_canvas_open(&cv, op, path, (int)ceil(width), (int)ceil(height))) != CG_OK)
         return st;
     cv.title = g->title;
+    double shared[2] = {0, 1};
+    if (g->shared_scale) float_range(g, cmap, 0, g->n, &shared[0], &shared[1]);
     double x_off = (cv.width - cols * col_w) / 2; /* the grid centred under a wide title */
     if (g->title)
         cg_draw_text(cv.cr, g->title, cv.width / 2.0, 26, TITLE_FONT, CG_ALIGN_CENTER, true, false);
     for (int i = 0; i < g->n && st == CG_OK; i++) {
         double x = x_off + (i % cols) * col_w + (col_w - cell) / 2;
         double y = top + (i / cols) * row_h;
-        st = draw_image(cv.cr, g, cmap, i, x, y, cell);
+        st = draw_image(cv.cr, g, cmap, i, x, y, cell, shared);
         char lines[2][128];
         int nl = caption_lines(g->images[i].caption, lines);
         cg_cairo.set_source_rgb(cv.cr, 0.1, 0.1, 0.1);
