@@ -16,6 +16,7 @@ for t in "$build"/tests/test_*; do
   [[ -x "$t" && ! -d "$t" ]] || continue
   log=$(mktemp)
   if valgrind --quiet --error-exitcode=99 --leak-check=full \
+       --suppressions="$(dirname "$0")/../tests/cairo.supp" \
        --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
        "$t" >"$log" 2>&1; then
     echo "valgrind ok:   $(basename "$t")"

@@ -181,3 +181,25 @@ bool cg_test_reset_peak_rss(void) {
     if (f && fclose(f) != 0) reset = false;
     return reset;
 }
+
+void cg_test_check_picture(const char *path, int64_t *width, int64_t *height) {
+    uint8_t *px = NULL;
+    int64_t w = 0, h = 0;
+    if (cg_png_read_gray(path, &px, &w, &h) != CG_OK) fail_msg("%s", cg_last_error());
+    int64_t ink = 0, dark = 0, levels = 0;
+    bool seen[256] = {false};
+    for (int64_t i = 0; i < w * h; i++) {
+        ink += px[i] < 235;
+        dark += px[i] < 100;
+        if (!seen[px[i]]) levels++, seen[px[i]] = true;
+    }
+    free(px);
+    double frac = (double)ink / (double)(w * h);
+    printf("%s: %lldx%lld, %.1f%% drawn, %lld gray levels\n", path, (long long)w, (long long)h,
+           100.0 * frac, (long long)levels);
+    if (frac < 0.005 || frac > 0.95 || dark == 0 || levels < 8)
+        fail_msg("%s looks blank: %.2f%% of it drawn, %lld dark pixels, %lld gray levels", path,
+                 100.0 * frac, (long long)dark, (long long)levels);
+    *width = w;
+    *height = h;
+}

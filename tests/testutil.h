@@ -64,10 +64,25 @@ bool cg_test_reset_peak_rss(void);
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define CG_TEST_ASAN 1
+/* A PNG that cgrad drew: it reads as a PNG (cg_png_read_gray), its size
+ * goes to *width, *height, and it is not blank (some, not all, of it drawn
+ * darker than the background, with dark strokes and several gray levels). */
+void cg_test_check_picture(const char *path, int64_t *width, int64_t *height);
+
 #endif
+/* A PNG that cgrad drew: it reads as a PNG (cg_png_read_gray), its size
+ * goes to *width, *height, and it is not blank (some, not all, of it drawn
+ * darker than the background, with dark strokes and several gray levels). */
+void cg_test_check_picture(const char *path, int64_t *width, int64_t *height);
+
 #endif
 #if defined(__SANITIZE_ADDRESS__)
 #define CG_TEST_ASAN 1
+/* A PNG that cgrad drew: it reads as a PNG (cg_png_read_gray), its size
+ * goes to *width, *height, and it is not blank (some, not all, of it drawn
+ * darker than the background, with dark strokes and several gray levels). */
+void cg_test_check_picture(const char *path, int64_t *width, int64_t *height);
+
 #endif
 
 /* The whole file, malloc'd (plus a NUL after it); *len gets its size. */
@@ -77,5 +92,10 @@ uint8_t *cg_test_read_file(const char *path, size_t *len);
 const char *cg_test_data_dir(void);
 /* A fresh temporary folder for this test (removed by the OS, /tmp). */
 const char *cg_test_tmpdir(void);
+
+/* A PNG that cgrad drew: it reads as a PNG (cg_png_read_gray), its size
+ * goes to *width, *height, and it is not blank (some, not all, of it drawn
+ * darker than the background, with dark strokes and several gray levels). */
+void cg_test_check_picture(const char *path, int64_t *width, int64_t *height);
 
 #endif

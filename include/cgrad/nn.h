@@ -8,6 +8,8 @@
  *   cg_optimizer   torch.optim.SGD / Adam / AdamW, with per-parameter state
  *   cg_schedule    constant, or fastai's fit_one_cycle
  *   cg_fit         Learner.fit: epochs of mini-batches, validation, a recorder
+ *   cg_lr_find     Learner.lr_find: the learning-rate finder and its suggestions
+ *   cg_interpret   ClassificationInterpretation: confusion matrix, top losses
  */
 #ifndef CGRAD_NN_H
 #define CGRAD_NN_H
@@ -359,6 +361,129 @@ typedef struct cg_fit_config {
  */
 cg_status cg_fit(cg_model *m, const cg_dataset *train, const cg_dataset *valid,
                  const cg_fit_config *cfg, cg_recorder *rec, cg_score *final_score);
+
+/* ------------------------------------------------------------------ */
+/* The learning-rate finder (src/nn/lr_find.c)                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * fastai's Learner.lr_find: train on mini-batches with the lr growing
+ * exponentially, lr_i = start_lr * (end_lr / start_lr)^(i / num_it) for
+ * i = 0, 1, ..., num_it - 1 (fastai's SchedExp at pos = i / num_it), and
+ * record the loss smoothed as fastai's Recorder does (an exponential moving
+ * average with bias correction, beta 0.98):
+ *     avg_i = beta * avg_{i-1} + (1 - beta) * loss_i,  smooth_i = avg_i / (1 - beta^(i+1))
+ * Stops after num_it batches, or (stop_div) once smooth_i > 4 * min(smooth)
+ * or smooth_i is not finite. The model is left exactly as it was.
+ */
+typedef struct cg_lr_find_config {
+    double start_lr, end_lr; /* 1e-7, 10                                   */
+    int64_t num_it;          /* 100; at least 6, as fastai                 */
+    bool stop_div;           /* true: stop when the loss blows up          */
+    int64_t bs;              /* batch size                                 */
+    uint64_t seed;           /* the loader's shuffle order                 */
+    bool shuffle;            /* true                                       */
+    cg_loss_kind loss;
+    cg_optim_config opt;     /* its lr is the finder's; momentum as given  */
+    /* Called after every batch (it from 1) with its lr and smoothed loss. */
+    void (*on_batch)(void *user, int64_t it, int64_t num_it, double lr, double smooth_loss);
+    void *user;
+} cg_lr_find_config;
+
+/* fastai's defaults (1e-7 to 10 over 100 batches, stop_div, shuffled)
+ * around a loss, an optimizer and a batch size. */
+cg_lr_find_config cg_lr_find_defaults(cg_loss_kind loss, const cg_optim_config *opt,
+                                      int64_t bs, uint64_t seed);
+
+/*
+ * The sweep and fastai's suggestions, each computed on the sweep without
+ * its first num_it/10 and last 5 points and cut at the first NaN, as
+ * fastai's lr_find does (the whole sweep when that leaves fewer than 2):
+ *   valley   the longest valley: the longest run of decreasing losses (a
+ *            longest decreasing subsequence ending at i, fastai's lds),
+ *            the point 2/3 of the way down it (fastai's default);
+ *   minimum  the lr of the lowest loss, divided by 10;
+ *   steepest the lr where d loss / d log(lr) is most negative.
+ * The *_idx fields are indices into lrs / losses of the point each marks
+ * (for minimum, the lowest loss itself, whose lr is 10x minimum).
+ */
+typedef struct cg_lr_find_result {
+    int64_t n;                 /* batches run (points of the sweep)        */
+    double *lrs, *losses;      /* n each: the lr and the smoothed loss     */
+    double *raw_losses;        /* n: each batch's loss as it was           */
+    bool diverged;             /* stopped because the loss blew up         */
+    double valley, minimum, steepest;
+    int64_t valley_idx, minimum_idx, steepest_idx;
+    /* The points the suggestions were taken from: [num_it/10, n-5), or
+     * the whole sweep where that was too short (fewer than 2 points);
+     * the end is cut at a NaN. */
+    int64_t suggest_from, suggest_to;
+} cg_lr_find_result;
+
+/* Runs the finder on m with batches of train; on return m's weights, batch
+ * norm statistics, dropout generator and mode are what they were (they are
+ * saved first and put back, as fastai reloads its _tmp file). *out is
+ * freed with cg_lr_find_result_free, also after a failure. */
+cg_status cg_lr_find(cg_model *m, const cg_dataset *train, const cg_lr_find_config *cfg,
+                     cg_lr_find_result *out);
+void cg_lr_find_result_free(cg_lr_find_result *r);
+/* fastai's plot_lr_find: the smoothed loss against the lr on a log axis
+ * (the last 5 points left out, as fastai's skip_end), the three
+ * suggestions marked and labelled; 640 x 480, .png or .svg (cgrad/plot.h).
+ * title NULL: none. */
+cg_status cg_lr_find_plot(const cg_lr_find_result *r, const char *title, const char *path);
+
+/* ------------------------------------------------------------------ */
+/* Interpretation (src/nn/interpret.c)                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * fastai's ClassificationInterpretation.from_learner: every item of a split
+ * scored once, as cg_model_evaluate scores it (the same chunks, the same
+ * rule for the predicted class), and each item's own loss:
+ * loss(kind, preds[i:i+1], targets[i:i+1]), the loss with reduction='none'.
+ */
+typedef struct cg_interpretation {
+    int n_classes;
+    int64_t n;
+    int64_t *confusion; /* [n_classes][n_classes]: row actual, column predicted */
+    int *actual, *predicted;       /* n each                                 */
+    double *losses;                /* n: each item's loss                    */
+    double *probs;                 /* n: the probability of the prediction   */
+} cg_interpretation;
+
+/* Scores every item of ds with m (eval mode, no graph) under `loss`. */
+cg_status cg_interpret(cg_model *m, const cg_dataset *ds, cg_loss_kind loss,
+                       cg_interpretation *out);
+void cg_interpretation_free(cg_interpretation *in);
+/* The confusion matrix's diagonal over n: the accuracy. */
+double cg_interpretation_accuracy(const cg_interpretation *in);
+
+/* A cell of the confusion matrix off its diagonal. */
+typedef struct cg_confused_pair {
+    int actual, predicted;
+    int64_t count;
+} cg_confused_pair;
+/* most_confused(min_val): the off-diagonal cells with count >= min_val
+ * (at least 1), most first (ties: by actual, then predicted), into out,
+ * which needs room for n_classes * (n_classes - 1); returns how many. */
+int64_t cg_interpretation_most_confused(const cg_interpretation *in, int64_t min_val,
+                                        cg_confused_pair *out);
+/* top_losses(k): the indices of the k items (at most n) with the highest
+ * loss, highest first (ties: the lower index first), into idx; returns how
+ * many (-1 + an error when out of memory). */
+int64_t cg_interpretation_top_losses(const cg_interpretation *in, int64_t k, int64_t *idx);
+/* plot_confusion_matrix: the matrix as a heatmap with its counts, rows
+ * "Actual", columns "Predicted", labelled with names (n_classes of them);
+ * .png or .svg (cgrad/plot.h). title NULL: "Confusion matrix". */
+cg_status cg_interpretation_plot_confusion(const cg_interpretation *in,
+                                           const char (*names)[CG_CLASS_NAME_MAX],
+                                           const char *title, const char *path);
+/* plot_top_losses(k): the k images of ds (the split interpreted) with the
+ * highest losses, highest first, each captioned "predicted/actual" over
+ * "loss / probability", under fastai's title. */
+cg_status cg_interpretation_plot_top_losses(const cg_interpretation *in, const cg_dataset *ds,
+                                            int64_t k, const char *path);
 
 #ifdef __cplusplus
 }

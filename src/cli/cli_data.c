@@ -287,3 +287,23 @@ cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg
     }
     return CG_OK;
 }
+
+cg_loss_kind cg_cli_model_loss(const cg_model *m) {
+    return m->n_outputs == 1 ? CG_LOSS_MNIST : CG_LOSS_CE;
+}
+
+int cg_cli_load_model_valid(const char *cmd, const char *path, const cg_data_opts *src,
+                            cg_model **m, cg_dataset *valid) {
+    int rc;
+    if (!(*m = cg_model_load(path)) || cg_cli_check_model(*m, path, NULL) != CG_OK)
+        return cg_cmd_fail(cmd);
+    /* A dataset of other classes: suggest the model's. */
+    char hint[CG_CLI_NAMES_MAX];
+    cg_cli_join_names((*m)->class_names, (*m)->n_classes, ",", hint, sizeof hint);
+    if ((rc = cg_cli_check_data_opts(cmd, src, (*m)->n_classes)) != CG_OPTS_CONTINUE) return rc;
+    cg_data_keep_floats(false);
+    if ((rc = cg_cli_load_data(cmd, src, (*m)->n_classes, hint, NULL, valid)) != CG_OPTS_CONTINUE)
+        return rc;
+    if (cg_cli_check_model(*m, path, valid) != CG_OK) return cg_cmd_fail(cmd);
+    return CG_OPTS_CONTINUE;
+}

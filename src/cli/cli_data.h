@@ -91,4 +91,15 @@ const char *cg_cli_join_names(const char (*names)[CG_CLASS_NAME_MAX], int n, con
  * the model names its classes), and its inputs fit the images. */
 cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg_dataset *ds);
 
+/* The loss a saved model's head implies: the book's mnist_loss for one
+ * output (what `cgrad train` reports by default), cross-entropy otherwise. */
+cg_loss_kind cg_cli_model_loss(const cg_model *m);
+
+/* What eval and interpret share: the model saved at path (*m, freed by the
+ * caller) and the validation split its classes pick from --data/--dataset/
+ * --classes (*valid), checked against each other. CG_OPTS_CONTINUE, or the
+ * exit code after printing why. */
+int cg_cli_load_model_valid(const char *cmd, const char *path, const cg_data_opts *src,
+                            cg_model **m, cg_dataset *valid);
+
 #endif

@@ -28,7 +28,7 @@
 
 static const char BASELINE_USAGE[] =
     "usage: cgrad baseline [--data PATH | --dataset NAME] [--classes A,B[,...]]\n"
-    "                      [--distance l1|rmse] [--save-ideals DIR] [--json]\n"
+    "                      [--distance l1|rmse] [--save-ideals DIR] [--plot FILE] [--json]\n"
     "  The pixel-similarity baseline of fastbook chapter 4: average the training\n"
     "  images of each digit into an 'ideal' digit, then call each validation image\n"
     "  the digit whose ideal it is nearest to. Prints the accuracy per class and\n"
@@ -48,6 +48,18 @@ static cg_status save_ideal(const char *dir, const cg_dataset *ds, int c, const 
     cg_status st = cg_png_write_gray(path, px, ds->width, ds->height);
     free(px);
     return st;
+}
+
+/* The ideal digits side by side, as the book shows mean3 and mean7. */
+static cg_status plot_ideals(const char *path, const cg_dataset *ds, cg_tensor *const *ideals) {
+    cg_plot_image ims[CG_MAX_CLASSES];
+    for (int c = 0; c < ds->n_classes; c++)
+        ims[c] = (cg_plot_image){.floats = ideals[c]->data, .h = ds->height, .w = ds->width,
+                                 .caption = ds->class_names[c]};
+    cg_image_grid g = {.title = "The ideal digits (per-pixel means)", .images = ims,
+                       .n = ds->n_classes, .cols = ds->n_classes < 10 ? ds->n_classes : 10,
+                       .cmap = CG_CMAP_GREYS, .lo = 0, .hi = 1, .cell = 140};
+    return cg_plot_image_grid(&g, path);
 }
 
 typedef struct baseline_result {
@@ -93,7 +105,7 @@ static double ratio(int64_t a, int64_t b) { return b ? (double)a / (double)b : N
 
 int cg_cmd_baseline(int argc, char **argv) {
     cg_data_opts src = {0};
-    const char *save_dir = NULL;
+    const char *save_dir = NULL, *plot = NULL;
     int kind_opt = 0; /* the index in "l1|rmse" */
     int64_t threads = 0;
     bool json = false;
@@ -103,12 +115,16 @@ int cg_cmd_baseline(int argc, char **argv) {
          "mean absolute difference (default) or root mean square", NULL},
         {"--save-ideals", CG_OPT_STR, &save_dir, 0, 0, NULL, false,
          "also write the ideal digits as DIR/ideal_<class>.png", "DIR"},
+        {"--plot", CG_OPT_STR, &plot, 0, 0, NULL, false,
+         "draw the ideal digits side by side (.png or .svg)", "FILE"},
         CG_OPT_THREADS(&threads),
         CG_OPT_JSON(&json),
     };
     int rc = cg_opts_parse("baseline", BASELINE_USAGE, argc, argv, opts, CG_NOPTS(opts), NULL, 0,
                            NULL);
     if (rc != CG_OPTS_CONTINUE) return rc;
+    if (plot && cg_plot_check_path(plot) != CG_OK)
+        return cg_usage_error("baseline", "--plot %s: name a .png or .svg file", plot);
     if (threads > 0) cg_set_num_threads((int)threads);
 
     cg_dataset train = {0}, valid = {0};
@@ -130,6 +146,7 @@ int cg_cmd_baseline(int argc, char **argv) {
         for (int c = 0; st == CG_OK && c < train.n_classes; c++)
             st = save_ideal(save_dir, &train, c, ideals[c]);
     }
+    if (st == CG_OK && plot) st = plot_ideals(plot, &train, ideals);
     cg_scope_end();
     if (st != CG_OK) {
         rc = cg_cmd_fail("baseline");
@@ -164,6 +181,7 @@ int cg_cmd_baseline(int argc, char **argv) {
                (long long)r.correct, (long long)r.n);
         printf("time %.4f s (loading the images: %.2f s)\n", seconds, t1 - t0);
         if (save_dir) printf("wrote %s/ideal_*.png\n", save_dir);
+        if (plot) printf("wrote %s\n", plot);
     }
     rc = CG_EXIT_OK;
 done:

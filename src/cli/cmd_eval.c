@@ -17,12 +17,6 @@ static const char EVAL_USAGE[] =
     "  Scores a model saved by 'cgrad train --save' on the validation images.\n"
     "  --classes picks the model's classes (in its order) from data with others.\n";
 
-/* The loss the model's head implies: the book's mnist_loss for one output
- * (what `cgrad train` reports by default), cross-entropy otherwise. */
-static cg_loss_kind eval_loss(const cg_model *m) {
-    return m->n_outputs == 1 ? CG_LOSS_MNIST : CG_LOSS_CE;
-}
-
 static void print_json(const char *path, const cg_model *m, const cg_score *s, double seconds) {
     printf("{\"command\":\"eval\",\"model\":");
     cg_json_string(stdout, m->name);
@@ -37,7 +31,7 @@ static void print_json(const char *path, const cg_model *m, const cg_score *s, d
         putchar(':');
         cg_json_number(stdout, (double)s->class_correct[c] / (double)s->class_n[c]);
     }
-    printf("},\"%s\":", eval_loss(m) == CG_LOSS_MNIST ? "mnist_loss" : "loss");
+    printf("},\"%s\":", cg_cli_model_loss(m) == CG_LOSS_MNIST ? "mnist_loss" : "loss");
     cg_json_number(stdout, s->loss);
     printf(",\"seconds\":");
     cg_json_number(stdout, seconds);
@@ -71,20 +65,9 @@ int cg_cmd_eval(int argc, char **argv) {
     cg_dataset valid = {0};
     cg_score s;
     double t0 = cg_cli_now();
-    if (!(m = cg_model_load(path)) || cg_cli_check_model(m, path, NULL) != CG_OK) {
-        rc = cg_cmd_fail("eval");
+    if ((rc = cg_cli_load_model_valid("eval", path, &src, &m, &valid)) != CG_OPTS_CONTINUE)
         goto done;
-    }
-    /* A dataset of other classes: suggest the model's. */
-    char hint[CG_CLI_NAMES_MAX];
-    cg_cli_join_names(m->class_names, m->n_classes, ",", hint, sizeof hint);
-    if ((rc = cg_cli_check_data_opts("eval", &src, m->n_classes)) != CG_OPTS_CONTINUE) goto done;
-    cg_data_keep_floats(false);
-    if ((rc = cg_cli_load_data("eval", &src, m->n_classes, hint, NULL, &valid)) !=
-        CG_OPTS_CONTINUE)
-        goto done;
-    if (cg_cli_check_model(m, path, &valid) != CG_OK ||
-        cg_model_evaluate(m, &valid, eval_loss(m), &s) != CG_OK) {
+    if (cg_model_evaluate(m, &valid, cg_cli_model_loss(m), &s) != CG_OK) {
         rc = cg_cmd_fail("eval");
         goto done;
     }

@@ -19,9 +19,11 @@
 #include "cli/options.h"
 #include "cli/pyfmt.h"
 #include "cli/term.h"
+#include "util/file.h"
 
 static const char WALK_USAGE[] =
     "usage: cgrad walkthrough [--data PATH] [--seed N] [--epochs N] [--lr X] [--ascii]\n"
+    "                         [--figures DIR]\n"
     "  The article's code, step by step, run on MNIST_SAMPLE with cgrad.\n";
 
 #define BATCH_SIZE 256
@@ -32,6 +34,7 @@ typedef struct walk {
     int64_t epochs;
     float lr;
     cg_term_mode mode;
+    const char *figures; /* --figures DIR: the article's pictures go there (NULL: none) */
     int64_t height, width;
     /* the article's long-lived tensors, owned here */
     cg_tensor *train_x, *train_y, *valid_x, *valid_y;
@@ -70,6 +73,34 @@ static void py_lr(float lr) {
 }
 
 static void section(const char *title) { printf("\n== %s ==\n\n", title); }
+
+/* --figures: DIR/name, into path. */
+static const char *figure_path(const walk *s, const char *name, char *path, size_t size) {
+    snprintf(path, size, "%s/%s", s->figures, name);
+    return path;
+}
+
+/* One figure drawn (st) at path, said beside the narration; only with
+ * --figures, so the narration without it is unchanged. */
+static bool figure_done(cg_status st, const char *path, const char *what) {
+    if (st != CG_OK) return false;
+    printf("# figure: %s (%s)\n", path, what);
+    return true;
+}
+
+/* Images [h, w] of floats in [0, 1], ink dark on white as show_image draws. */
+static bool figure_images(const walk *s, const char *name, const char *what, const char *title,
+                          const float *const *images, const char *const *captions, int n) {
+    cg_plot_image ims[4];
+    for (int i = 0; i < n && i < 4; i++)
+        ims[i] = (cg_plot_image){.floats = images[i], .h = s->height, .w = s->width,
+                                 .caption = captions[i]};
+    cg_image_grid g = {.title = title, .images = ims, .n = n < 4 ? n : 4,
+                       .cmap = CG_CMAP_GREYS, .lo = 0, .hi = 1, .cell = 140};
+    char path[4200];
+    figure_path(s, name, path, sizeof path);
+    return figure_done(cg_plot_image_grid(&g, path), path, what);
+}
 
 static void print_t(const cg_tensor *t, cg_py_kind kind) {
     cg_py_print_tensor(stdout, t, kind);
@@ -204,6 +235,17 @@ static bool step_load(walk *s) {
     py("train_x = torch.cat([stacked_threes, stacked_sevens]).view(-1, 28*28)");
     py("train_y = tensor([1]*len(threes) + [0]*len(sevens)).unsqueeze(1)");
     if (!make_xy(threes, sevens, &s->train_x, &s->train_y)) goto done;
+    if (s->figures) {
+        const int dim0[1] = {0};
+        cg_tensor *mean3 = cg_tensor_mean_dims(threes, dim0, 1, false);
+        cg_tensor *mean7 = cg_tensor_mean_dims(sevens, dim0, 1, false);
+        if (!mean3 || !mean7) goto done;
+        const float *ideals[2] = {mean3->data, mean7->data};
+        const char *caps[2] = {"mean3", "mean7"};
+        if (!figure_images(s, "ideal_digits.png", "stacked_threes.mean(0), stacked_sevens.mean(0)",
+                           "The ideal 3 and 7", ideals, caps, 2))
+            goto done;
+    }
     py("print(train_x.shape, train_y.shape)");
     cg_py_print_size(stdout, s->train_x);
     fputs(" ", stdout);
@@ -244,6 +286,13 @@ static bool step_dataset(walk *s) {
     if (!cg_term_draw_floats(stdout, x->data, s->width, s->height, s->mode)) {
         cg_fail(CG_ERR_NOMEM, "out of memory drawing the digit");
         goto done;
+    }
+    if (s->figures) {
+        const float *first[1] = {x->data};
+        const char *cap[1] = {y->data[0] == 1 ? "y = 1 (a 3)" : "y = 0 (a 7)"};
+        if (!figure_images(s, "first_image.png", "show_image(x.view(28,28))", "dset[0]", first,
+                           cap, 1))
+            goto done;
     }
     py("valid_dset = list(zip(valid_x, valid_y))");
     ok = true;
@@ -358,6 +407,13 @@ static bool step_loss(walk *s) {
     cg_tensor *builtin = cg_tensor_sigmoid(xs);
     if (!builtin) goto done;
     print_t(builtin, CG_PY_FLOAT);
+    if (s->figures) {
+        char path[4200];
+        figure_path(s, "sigmoid.png", path, sizeof path);
+        if (!figure_done(cg_plot_function("sigmoid", -4, 4, "Sigmoid", path), path,
+                         "plot_function(torch.sigmoid, title='Sigmoid', min=-4, max=4)"))
+            goto done;
+    }
     py("def mnist_loss(predictions, targets):\n"
        "    predictions = predictions.sigmoid()\n"
        "    return torch.where(targets==1, 1-predictions, predictions).mean()");
@@ -657,6 +713,17 @@ static bool step_train(walk *s) {
         (long long)s->epochs);
     if (!train_with_fit(s, &dl, &valid_dl, &acc)) goto done;
     printf("\nfinal accuracy: %.4f\n", acc);
+    if (s->figures) {
+        /* weights [784, 1] as a 28 x 28 image: red pixels vote 3, blue 7. */
+        cg_plot_image im = {.floats = s->weights->data, .h = s->height, .w = s->width,
+                            .caption = "red: a 3, blue: a 7"};
+        cg_image_grid g = {.title = "weights.view(28,28)", .images = &im, .n = 1,
+                           .cmap = CG_CMAP_DIVERGING, .cell = 140};
+        char path[4200];
+        figure_path(s, "weights.png", path, sizeof path);
+        if (!figure_done(cg_plot_image_grid(&g, path), path, "the trained weights as an image"))
+            goto done;
+    }
     ok = !isnan(acc);
 done:
     cg_scope_end();
@@ -671,6 +738,7 @@ int cg_cmd_walkthrough(int argc, char **argv) {
     int64_t epochs = 20;
     double lr = 1.0;
     bool ascii = false;
+    const char *figures = NULL;
     cg_opt opts[] = {
         {"--data", CG_OPT_STR, &data, 0, 0, NULL, false,
          "folder with train/ and valid/ (default $CGRAD_DATA/mnist_sample)", "PATH"},
@@ -682,12 +750,16 @@ int cg_cmd_walkthrough(int argc, char **argv) {
          "learning rate (default 1.0, as the book)", NULL},
         {"--ascii", CG_OPT_FLAG, &ascii, 0, 0, NULL, false,
          "draw the digit with plain ASCII characters", NULL},
+        {"--figures", CG_OPT_STR, &figures, 0, 0, NULL, false,
+         "also draw the article's figures there as PNGs (the first image,\n"
+         "the ideal digits, the sigmoid, the trained weights)", "DIR"},
     };
     int rc =
         cg_opts_parse("walkthrough", WALK_USAGE, argc, argv, opts, CG_NOPTS(opts), NULL, 0, NULL);
     if (rc != CG_OPTS_CONTINUE) return rc;
 
-    walk s = {.seed = seed, .epochs = epochs, .lr = (float)lr};
+    walk s = {.seed = seed, .epochs = epochs, .lr = (float)lr, .figures = figures};
+    if (figures && cg_make_dirs("walkthrough", figures) != CG_OK) return cg_cmd_fail("walkthrough");
     if (cg_cli_data_root(data, s.root, sizeof s.root) != CG_OK) return cg_cmd_fail("walkthrough");
     s.mode = cg_term_detect(stdout, ascii);
     cg_manual_seed(seed);

@@ -21,5 +21,8 @@ int cg_cmd_fetch(int argc, char **argv);       /* cmd_fetch.c       */
 int cg_cmd_walkthrough(int argc, char **argv); /* cmd_walkthrough.c */
 int cg_cmd_show(int argc, char **argv);        /* cmd_show.c        */
 int cg_cmd_serve(int argc, char **argv);       /* cmd_serve.c (needs libmicrohttpd) */
+int cg_cmd_lr_find(int argc, char **argv);     /* cmd_lr_find.c     */
+int cg_cmd_interpret(int argc, char **argv);   /* cmd_interpret.c   */
+int cg_cmd_plot(int argc, char **argv);        /* cmd_plot.c (needs libcairo)     */
 
 #endif

@@ -28,6 +28,9 @@ static const command COMMANDS[] = {
     {"eval", cg_cmd_eval, "a saved model's accuracy on the validation images"},
     {"predict", cg_cmd_predict, "classify PNG images with a saved model"},
     {"serve", cg_cmd_serve, "a web page to draw a digit on and see the model's guess"},
+    {"lr-find", cg_cmd_lr_find, "fastai's learning-rate finder: suggests an lr to train with"},
+    {"interpret", cg_cmd_interpret, "a saved model's confusion matrix and top losses"},
+    {"plot", cg_cmd_plot, "draw a function or a model's weights as a PNG or SVG picture"},
 };
 #define N_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
 

@@ -108,5 +108,12 @@ cg_model *cg_model_alloc(int n_layers);
 cg_model *cg_model_parse(const char *spec, const char *name, const int64_t *in_shape,
                          int in_ndim, int64_t n_outputs, cg_layer_plan **plans);
 
+/* ---- the learner (learner.c), for lr_find.c and interpret.c ---- */
+
+/* Rows a no-graph pass over a split takes at a time (cg_model_evaluate's
+ * chunks), so another pass gets the same outputs bit for bit. */
+int64_t cg_eval_chunk(const cg_model *m);
+/* The loss fits the model's outputs and the data's classes (cg_fail: how not). */
+cg_status cg_check_loss(const cg_model *m, int n_classes, cg_loss_kind loss);
 
 #endif /* CGRAD_NN_LAYER_H */

@@ -34,7 +34,7 @@
 /* Rows scored at a time: as many as the budget holds of the model's outputs per item, at most 4096 -
  * MNIST_SAMPLE's validation set in one go for the chapter's models, a few
  * hundred images at a time for a CNN. */
-static int64_t eval_chunk(const cg_model *m) {
+int64_t cg_eval_chunk(const cg_model *m) {
     int64_t per_item = m->n_inputs;
     for (int i = 0; i < m->n_layers; i++) {
         int64_t n = 1;
@@ -74,7 +74,7 @@ static void count_batch(const cg_tensor *preds, const float *labels, int64_t n, 
 }
 
 /* The loss fits the model's outputs and the data's classes. */
-static cg_status check_loss(const cg_model *m, int n_classes, cg_loss_kind loss) {
+cg_status cg_check_loss(const cg_model *m, int n_classes, cg_loss_kind loss) {
     if (!cg_loss_name(loss)) return cg_fail(CG_ERR_ARG, "fit: unknown loss %d", (int)loss);
     bool binary = loss != CG_LOSS_CE;
     if (binary && (m->n_outputs != 1 || n_classes != 2))
@@ -93,7 +93,7 @@ cg_status cg_model_evaluate(cg_model *m, const cg_dataset *ds, cg_loss_kind loss
     if (!m || !ds || !out || !ds->y) return cg_fail(CG_ERR_ARG, "evaluate: needs a model and data");
     memset(out, 0, sizeof *out);
     out->n_classes = ds->n_classes;
-    if (check_loss(m, ds->n_classes, loss) != CG_OK) return cg_last_status();
+    if (cg_check_loss(m, ds->n_classes, loss) != CG_OK) return cg_last_status();
     const int64_t n = cg_dataset_size(ds);
     bool was_training = cg_model_train(m, false), prev = cg_set_grad_enabled(false);
     cg_status st = CG_OK;
@@ -102,7 +102,7 @@ cg_status cg_model_evaluate(cg_model *m, const cg_dataset *ds, cg_loss_kind loss
      * of x, a view, when the split has floats, else batches made from its
      * bytes. The chapter's models score MNIST_SAMPLE's validation set in
      * one chunk, the article's validate. */
-    const int64_t chunk = eval_chunk(m);
+    const int64_t chunk = cg_eval_chunk(m);
     int64_t *idx = ds->x ? NULL : malloc(sizeof *idx * (size_t)chunk);
     if (!ds->x && !idx) st = cg_fail(CG_ERR_NOMEM, "evaluate: out of memory");
     for (int64_t lo = 0; st == CG_OK && lo < n; lo += chunk) {
@@ -335,7 +335,7 @@ static cg_status check_config(const cg_model *m, const cg_dataset *train, const 
     if (train->height * train->width != m->n_inputs)
         return cg_fail(CG_ERR_SHAPE, "fit: the model takes %lld inputs, the images have %lldx%lld",
                        (long long)m->n_inputs, (long long)train->height, (long long)train->width);
-    if (check_loss(m, train->n_classes, c->loss) != CG_OK) return cg_last_status();
+    if (cg_check_loss(m, train->n_classes, c->loss) != CG_OK) return cg_last_status();
     /* Up front, not after seconds of paging: what a step will take. */
     int n_states = c->opt.kind == CG_OPTIM_ADAM ? 2 : c->opt.momentum != 0.0f ? 1 : 0;
     char what[96];
