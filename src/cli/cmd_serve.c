@@ -709,7 +709,7 @@ int cg_cmd_serve(int argc, char **argv) {
         cg_serve_conns_clear(&srv.conns);
         cg_serve_log_flush();
         if (rc == CG_EXIT_OK)
-            fprintf(stderr, "cgrad serve: stopped (%s): %ld requests served, %d unfinished\n",
+            fprintf(stderr, "cgrad serve: stopped on %s; requests served: %ld, unfinished: %d\n",
                     stop_signal == SIGINT ? "SIGINT" : "SIGTERM", srv.served, unfinished);
     }
 
