@@ -9,6 +9,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libomp-dev
       libcmocka-dev libmicrohttpd-dev libssl-dev valgrind python3)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-pil libopenblas-openmp-dev time)
+  pkgs+=(wrk) # bench/bench_serve.sh
 fi
 
 if ! command -v dpkg >/dev/null || ! command -v apt-get >/dev/null; then
