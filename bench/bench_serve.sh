@@ -39,11 +39,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 CGRAD_BIN=${CGRAD_BIN:-$ROOT/build/cgrad}
-command -v wrk >/dev/null ||
-  { echo "bench_serve.sh: no wrk (apt-get install wrk, or scripts/install-deps.sh --bench)" >&2; exit 2; }
-[ -x "$CGRAD_BIN" ] || { echo "bench_serve.sh: no $CGRAD_BIN (build first, or set CGRAD_BIN)" >&2; exit 2; }
+die() { echo "bench_serve.sh: $*" >&2; exit 2; }
+command -v wrk >/dev/null || die "no wrk (apt-get install wrk, or scripts/install-deps.sh --bench)"
+[ -x "$CGRAD_BIN" ] || die "no $CGRAD_BIN (build first, or set CGRAD_BIN)"
 [ -n "$DATA" ] && [ -d "$DATA/train/3" ] ||
-  { echo "bench_serve.sh: no MNIST_SAMPLE at '$DATA': set CGRAD_DATA or pass --data DIR" >&2; exit 2; }
+  die "no MNIST_SAMPLE at '$DATA': set CGRAD_DATA or pass --data DIR"
 
 TMP=$(mktemp -d)
 SERVER=""

@@ -860,9 +860,11 @@ static void test_serve_slow_sender_deadline(void **state) {
     }
     double took = now_s() - t0;
     if (!cut) fail_msg("a client trickling a byte every 0.2 s was kept %.1f s", took);
-    if (took < deadline - 0.1) fail_msg("cut after %.2f s, before the %.0f s deadline", took, deadline);
+    if (took < deadline - 0.1)
+        fail_msg("cut after %.2f s, before the %.0f s deadline", took, deadline);
     assert_true(sent > 3 && sent < PIXELS);
-    if (strncmp(buf, "HTTP/1.1 408 ", 13) != 0 || !strstr(buf, "did not arrive in whole within 2 s"))
+    if (strncmp(buf, "HTTP/1.1 408 ", 13) != 0 ||
+        !strstr(buf, "did not arrive in whole within 2 s"))
         fail_msg("the slow client got: %s", buf);
     /* The idle one is closed too, without an answer. */
     if (!raw_read_to_close(idle, buf, sizeof buf, 3.0)) fail_msg("an idle connection was kept");
@@ -926,7 +928,8 @@ static void test_serve_log_is_rate_limited(void **state) {
     /* 10 a second, over the seconds the flood spanned (counting the
      * partial ones at both ends), and the line saying it stopped. */
     int most = 10 * ((int)took + 2) + 1;
-    if (lines > most) fail_msg("%d lines of stderr in %.1f s (at most %d):\n%s", lines, took, most, err);
+    if (lines > most)
+        fail_msg("%d lines of stderr in %.1f s (at most %d):\n%s", lines, took, most, err);
     if (took < 5.0 && !strstr(err, " messages suppressed (more than 10 a second)"))
         fail_msg("no 'messages suppressed' line after %d refusals:\n%s", FLOOD, err);
     free(err);
@@ -1039,7 +1042,8 @@ static void test_serve_graceful_stop(void **state) {
     assert_int_equal(wait_exit(server_pid, EXIT_TIMEOUT_S, "cgrad serve after SIGTERM"), 0);
     server_pid = -1;
     char *err = read_file_text(server_err);
-    assert_string_equal(err, "cgrad serve: stopped on SIGTERM; requests served: 1, unfinished: 0\n");
+    assert_string_equal(err,
+                        "cgrad serve: stopped on SIGTERM; requests served: 1, unfinished: 0\n");
     free(err);
     close(server_out);
     server_out = -1;
@@ -1055,7 +1059,8 @@ static void test_serve_graceful_stop(void **state) {
     assert_true(still_open(s));
     assert_int_equal(stop_server(SIGTERM), 0);
     err = read_file_text(server_err);
-    assert_string_equal(err, "cgrad serve: stopped on SIGTERM; requests served: 0, unfinished: 1\n");
+    assert_string_equal(err,
+                        "cgrad serve: stopped on SIGTERM; requests served: 0, unfinished: 1\n");
     free(err);
     close(s);
     cg_model_free(m);

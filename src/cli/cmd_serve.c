@@ -384,10 +384,12 @@ static bool get_page(struct MHD_Connection *c, const char *url, const char *meth
     while (k < 3 && strcmp(url, names[k]) != 0) k++;
     if (k == 3) return false;
     if (!get)
-        *ret = send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s is read with GET, not %s",
-                          k ? names[k] : "the page", method);
+        *ret = send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
+                          "%s is read with GET, not %s", k ? names[k] : "the page", method);
+    else if (k == 0)
+        *ret = send_page(c);
     else
-        *ret = k == 0 ? send_page(c) : k == 1 ? send_model(c, srv.model) : send_health(c, srv.model);
+        *ret = k == 1 ? send_model(c, srv.model) : send_health(c, srv.model);
     return true;
 }
 

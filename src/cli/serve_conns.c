@@ -29,8 +29,10 @@ serve_conn *cg_serve_conn_open(serve_conns *t, int fd, double now) {
 }
 
 void cg_serve_conn_close(serve_conns *t, serve_conn *c) {
-    if (c->prev) c->prev->next = c->next;
-    else t->head = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        t->head = c->next;
     if (c->next) c->next->prev = c->prev;
     t->open--;
     free(c);
@@ -70,7 +72,8 @@ static void send_timeout(const serve_conns *t, int fd) {
                      "Content-Type: application/json\r\nCache-Control: no-store\r\n"
                      "Content-Length: %d\r\n\r\n%s",
                      nb, body);
-    if (n > 0 && (size_t)n < sizeof msg) (void)send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0 && (size_t)n < sizeof msg)
+        (void)send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 double cg_serve_conns_sweep(serve_conns *t, double now) {

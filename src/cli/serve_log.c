@@ -11,9 +11,9 @@
 #include <time.h>
 
 static struct {
-    time_t window;     /* the second (CLOCK_MONOTONIC) being counted */
-    int lines;         /* lines printed in it */
-    long suppressed;   /* lines dropped since the last report */
+    time_t window;   /* the second (CLOCK_MONOTONIC) being counted */
+    int lines;       /* lines printed in it */
+    long suppressed; /* lines dropped since the last report */
 } log_state = {-1, 0, 0};
 
 static void report_suppressed(void) {
