@@ -711,7 +711,8 @@ static void test_serve_rejects_bad_requests(void **state) {
     for (int i = 0; i < PIXELS; i++) px[i] = i % 28 < 14 ? 0 : 255;
     check_prediction(m, px, "7");
 
-    /* And SIGTERM stops the server with that connection still open. */
+    /* And SIGTERM stops the server with that connection still open (once
+     * the 5 s that a request in flight is given to finish are up). */
     assert_int_equal(stop_server(SIGTERM), 0);
     close(s);
     free(junk);
