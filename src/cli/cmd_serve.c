@@ -569,9 +569,10 @@ static bool run_loop(struct MHD_Daemon *d, const sigset_t *wait_mask, int *unfin
         if (stop_signal && !srv.stopping) begin_stop(d, &drain_until);
         double now = cg_serve_now();
         double next_deadline = cg_serve_conns_sweep(&srv.conns, now);
-        *unfinished = cg_serve_conns_in_flight(&srv.conns);
-        if (srv.stopping && (*unfinished == 0 || now >= drain_until || stop_signals > 1))
-            return true;
+        if (srv.stopping) {
+            *unfinished = cg_serve_conns_in_flight(&srv.conns);
+            if (*unfinished == 0 || now >= drain_until || stop_signals > 1) return true;
+        }
         fd_set rs, ws, es;
         FD_ZERO(&rs);
         FD_ZERO(&ws);
