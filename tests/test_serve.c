@@ -207,6 +207,7 @@ typedef struct reply {
     char type[128];  /* Content-Type */
     char allow[64];  /* Allow        */
     char retry[16];  /* Retry-After  */
+    long connects;   /* new connections the request made (0: one kept alive was reused) */
     char csp[512];   /* Content-Security-Policy */
 } reply;
 
@@ -297,6 +298,7 @@ static reply *try_request(const char *method, const char *path, const void *body
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(h);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.code);
+    curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &r.connects);
     copy_header("Content-Type", r.type, sizeof r.type);
     copy_header("Allow", r.allow, sizeof r.allow);
     copy_header("Retry-After", r.retry, sizeof r.retry);
@@ -415,7 +417,7 @@ static bool raw_read_to_close(int s, char *buf, size_t size, double timeout_s) {
 }
 
 /* One request sent raw on a fresh connection: the whole answer (the
- * server closes the connection after each of these). */
+ * server closes the connection after an error, or when asked to). */
 static const char *raw_request(const char *text, const void *body, size_t body_len) {
     static char answer[4096];
     int s = raw_connect("127.0.0.1");
@@ -968,7 +970,8 @@ static void test_serve_strict_requests(void **state) {
          "query string"},
         {"POST /predict/ HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\n\r\n", true, "404",
          "no such page"},
-        {"GET /model HTTP/1.1\r\nHost: x\r\n\r\n", false, "200", "\"kind\":\"linear\""},
+        {"GET /model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, "200",
+         "\"kind\":\"linear\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *a = raw_request(cases[i].text, px, cases[i].body ? PIXELS : 0);
@@ -1000,6 +1003,13 @@ static void test_serve_healthz(void **state) {
     r = request("GET", "/healthz", NULL, 0, NULL, PLAIN);
     /* The first /healthz and three predictions. */
     assert_true(json_num(r->body, "requests") == 4.0);
+    /* GETs keep the connection alive, as POSTs do (a supervisor polls). */
+    assert_int_equal(r->connects, 0);
+    r = request("GET", "/", NULL, 0, NULL, PLAIN);
+    expect_code(r, 200, "GET / after /healthz");
+    assert_int_equal(r->connects, 0);
+    r = request("GET", "/model", NULL, 0, NULL, PLAIN);
+    assert_int_equal(r->connects, 0);
     r = request("POST", "/healthz", px, PIXELS, "application/octet-stream", PLAIN);
     expect_error(r, 405, "not POST", "POST /healthz");
     assert_string_equal(r->allow, "GET, HEAD");

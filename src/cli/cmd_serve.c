@@ -129,8 +129,10 @@ static const char SERVE_USAGE[] =
 /* Seconds the requests in flight get to finish after SIGTERM or SIGINT. */
 #define SERVE_DRAIN_S 5.0
 
-/* One POST /predict being received. */
+/* One request past its headers: a POST /predict being received, or a GET
+ * page to answer once the request is in. */
 typedef struct upload {
+    int page;                  /* 1 + its index in PAGES; 0 for /predict */
     size_t len;                /* bytes received, of which the first ... */
     uint8_t px[SERVE_PIXELS];  /* ... SERVE_PIXELS are kept             */
 } upload;
@@ -376,30 +378,30 @@ static enum MHD_Result check_target(struct MHD_Connection *c, const char *url, b
     return MHD_YES;
 }
 
-/* GET (or HEAD) pages: whether url is one, with its answer in *ret. */
-static bool get_page(struct MHD_Connection *c, const char *url, const char *method, bool get,
-                     enum MHD_Result *ret) {
-    static const char *const names[] = {"/", "/model", "/healthz"};
-    int k = 0;
-    while (k < 3 && strcmp(url, names[k]) != 0) k++;
-    if (k == 3) return false;
-    if (!get)
-        *ret = send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
-                          "%s is read with GET, not %s", k ? names[k] : "the page", method);
-    else if (k == 0)
-        *ret = send_page(c);
-    else
-        *ret = k == 1 ? send_model(c, srv.model) : send_health(c, srv.model);
-    return true;
+/* The pages read with GET (or HEAD). */
+static const char *const PAGES[] = {"/", "/model", "/healthz"};
+#define N_PAGES 3
+
+/* 1 + url's index in PAGES; 0 if it is none of them. */
+static int page_of(const char *url) {
+    for (int k = 0; k < N_PAGES; k++)
+        if (strcmp(url, PAGES[k]) == 0) return k + 1;
+    return 0;
+}
+
+static enum MHD_Result send_get_page(struct MHD_Connection *c, int page) {
+    return page == 1 ? send_page(c) : page == 2 ? send_model(c, srv.model)
+                                                : send_health(c, srv.model);
 }
 
 /*
  * MHD calls this once the headers are in (*req still NULL), once for each
  * piece of the body (*size > 0), and once at the end (*size == 0). A
  * response queued at the first call ends the request there: MHD drops any
- * body and closes the connection. That is how everything but POST /predict
- * is answered (none of it has a body worth reading), and a body too big to
- * read at all (see SERVE_MAX_DISCARD).
+ * body and closes the connection. That is how every error but a wrong body
+ * is answered, and a body too big to read at all (see SERVE_MAX_DISCARD).
+ * A GET page is answered at the end: answered earlier, its connection
+ * would be closed too, and not kept alive for the next request.
  *
  * url is the path exactly as sent (no_unescape), without the query.
  */
@@ -422,7 +424,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (done) return ret;
         bool get =
             strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-        if (get_page(c, url, method, get, &ret)) return ret;
+        int page = page_of(url);
+        if (page && !get)
+            return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
+                              "%s is read with GET, not %s", page > 1 ? url : "the page", method);
+        if (page) {
+            if (!(u = calloc(1, sizeof *u))) return MHD_NO;
+            u->page = page;
+            *req = u;
+            return MHD_YES;
+        }
         if (strcmp(url, "/predict") != 0)
             return send_error(c, MHD_HTTP_NOT_FOUND, NULL,
                               "no such page: there are GET /, GET /model, GET /healthz and "
@@ -449,7 +460,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (*size > 0) {
-        if (u->len < SERVE_PIXELS) {
+        if (u->len < SERVE_PIXELS && !u->page) {
             size_t keep = SERVE_PIXELS - u->len < *size ? SERVE_PIXELS - u->len : *size;
             memcpy(u->px + u->len, data, keep);
         }
@@ -457,6 +468,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *size = 0;
         return u->len <= SERVE_MAX_DISCARD ? MHD_YES : MHD_NO;
     }
+    if (u->page) return send_get_page(c, u->page); /* a body sent with GET is ignored */
     if (u->len > SERVE_MAX_BODY)
         return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
                           "a body of %zu bytes; /predict takes %d (at most %d)", u->len,
