@@ -85,10 +85,7 @@ double cg_serve_conns_sweep(serve_conns *t, double now) {
             if (next < 0 || due - now < next) next = due - now;
             continue;
         }
-        if (c->started) {
-            send_timeout(t, c->fd);
-            t->timed_out++;
-        }
+        if (c->started) send_timeout(t, c->fd);
         /* Both ways: the client sees the end of the answer, and the next
          * read libmicrohttpd makes sees the end of the stream. */
         shutdown(c->fd, SHUT_RDWR);

@@ -36,7 +36,6 @@ typedef struct serve_conns {
     serve_conn *head;
     int open;          /* connections open */
     double deadline_s; /* for a whole request */
-    long timed_out;    /* requests answered 408 */
 } serve_conns;
 
 /* Seconds on the monotonic clock. */
