@@ -880,19 +880,32 @@ static void test_serve_slow_sender_deadline(void **state) {
     cg_model_free(m);
 }
 
-/* Past --max-connections a request is answered 503 "server busy" with
- * Retry-After (not a silent close), and served again once clients leave. */
+/* Past --max-connections, with every connection in the middle of a
+ * request, a request is answered 503 "server busy" with Retry-After (not a
+ * silent close), and served again once clients leave. */
 static void test_serve_busy_answers_503(void **state) {
     (void)state;
     char path[600];
     cg_model *m = make_model(path, sizeof path);
     start_server_with(path, "--max-connections", "3");
+    /* "Expect: 100-continue": the server's "100 Continue" says that it has
+     * taken the request in, so all three are in flight before the fourth. */
+    static const char head[] = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\n"
+                               "Expect: 100-continue\r\n\r\n";
     int held[3];
-    for (int i = 0; i < 3; i++) assert_true((held[i] = raw_connect("127.0.0.2")) >= 0);
+    for (int i = 0; i < 3; i++) {
+        assert_true((held[i] = raw_connect("127.0.0.2")) >= 0);
+        raw_send(held[i], head, sizeof head - 1);
+        char line[64];
+        if (!read_until(held[i], line, sizeof line, true, REQUEST_TIMEOUT_S) ||
+            strncmp(line, "HTTP/1.1 100 ", 13) != 0)
+            fail_msg("request %d: no 100 Continue: '%s'", i + 1, line);
+    }
     uint8_t px[PIXELS] = {0};
     reply *r = post(px, PIXELS);
-    expect_error(r, 503, "server busy", "a fourth connection");
+    expect_error(r, 503, "server busy: 4 requests in flight", "a fourth connection");
     assert_string_equal(r->retry, "1");
+    for (int i = 0; i < 3; i++) assert_true(still_open(held[i]));
     for (int i = 0; i < 3; i++) close(held[i]);
     /* The server sees the closes on its next turn: a few tries at most. */
     for (int tries = 0; (r = post(px, PIXELS))->code == 503 && tries < 50; tries++) {
@@ -900,6 +913,38 @@ static void test_serve_busy_answers_503(void **state) {
         nanosleep(&ms20, NULL);
     }
     expect_code(r, 200, "POST /predict once the others left");
+    assert_int_equal(stop_server(SIGTERM), 0);
+    cg_model_free(m);
+}
+
+/* Idle connections never fill the server: past --max-connections those
+ * with no request in flight for a second are closed, oldest first, to make
+ * room, so a real request is served, not told 503 or dropped. */
+static void test_serve_idle_connections_make_room(void **state) {
+    (void)state;
+    char path[600];
+    cg_model *m = make_model(path, sizeof path);
+    start_server_with(path, "--max-connections", "3");
+    enum { IDLE = 8 };
+    int idle[IDLE];
+    for (int i = 0; i < IDLE; i++) {
+        assert_true((idle[i] = raw_connect("127.0.0.2")) >= 0);
+        if (i % 2) raw_send(idle[i], "GET /mod", 8); /* an unfinished request line */
+    }
+    /* Past the second a connection may wait for its first request. */
+    struct timespec wait = {1, 500000000L};
+    nanosleep(&wait, NULL);
+    uint8_t px[PIXELS];
+    for (int i = 0; i < PIXELS; i++) px[i] = i % 28 < 14 ? 0 : 255;
+    check_prediction(m, px, "7");
+    /* The oldest were closed for the newer ones: at most 3 are left. */
+    int left = 0;
+    for (int i = 0; i < IDLE; i++) {
+        char buf[64];
+        left += !raw_read_to_close(idle[i], buf, sizeof buf, i < IDLE - 3 ? 5.0 : 0.2);
+        close(idle[i]);
+    }
+    assert_true(left <= 3);
     assert_int_equal(stop_server(SIGTERM), 0);
     cg_model_free(m);
 }
@@ -1174,6 +1219,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_teardown(test_serve_idle_clients_lock_nobody_out, teardown),
     cmocka_unit_test_teardown(test_serve_slow_sender_deadline, teardown),
     cmocka_unit_test_teardown(test_serve_busy_answers_503, teardown),
+    cmocka_unit_test_teardown(test_serve_idle_connections_make_room, teardown),
     cmocka_unit_test_teardown(test_serve_log_is_rate_limited, teardown),
     cmocka_unit_test_teardown(test_serve_strict_requests, teardown),
     cmocka_unit_test_teardown(test_serve_healthz, teardown),

@@ -31,8 +31,10 @@
  *
  * Limits (what a client can hold, README "Reliability"): --per-ip
  * connections from one address (more are closed at once, by MHD);
- * --max-connections served at once, then up to as many more accepted only
- * to be told 503 (past that MHD closes them); a deadline for each whole
+ * --max-connections open at once, room made past that by closing those
+ * with nothing in flight for SERVE_IDLE_GRACE_S (serve_conns.h), and when
+ * every one has a request in flight, up to as many more accepted only to
+ * be told 503 (past that MHD closes them); a deadline for each whole
  * request (serve_conns.h), which a client that trickles bytes cannot
  * stretch; stderr at most SERVE_LOG_PER_S lines a second (serve_log.h).
  *
@@ -126,6 +128,10 @@ static const char SERVE_USAGE[] =
  * yet); a bigger chunked body has its connection cut.
  */
 #define SERVE_MAX_DISCARD (1 << 20)
+/* Past --max-connections, a connection with nothing in flight for this
+ * long is closed to make room (serve_conns.h). Long enough for a client's
+ * next request to arrive on a connection it just opened or was answered on. */
+#define SERVE_IDLE_GRACE_S 1.0
 /* Seconds the requests in flight get to finish after SIGTERM or SIGINT. */
 #define SERVE_DRAIN_S 5.0
 
@@ -141,7 +147,7 @@ typedef struct upload {
 static struct {
     cg_model *model;
     serve_conns conns;
-    int max_connections; /* served at once; more are answered 503 */
+    int max_connections; /* open at once (idle ones make room); then 503 */
     double started;      /* cg_serve_now() at the start, for the uptime */
     long served;         /* requests answered in full */
     bool stopping;       /* a stop signal came: draining */
@@ -412,11 +418,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     upload *u = *req;
     if (!u) {
         serve_conn *sc = conn_of(c);
-        if (srv.conns.open > srv.max_connections)
+        cg_serve_conns_shed_idle(&srv.conns, cg_serve_now());
+        int live = cg_serve_conns_live(&srv.conns);
+        if (live > srv.max_connections)
             return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
-                              "server busy: %d connections open, it serves %d at once; "
+                              "server busy: %d requests in flight, it serves %d at once; "
                               "try again in a second",
-                              srv.conns.open, srv.max_connections);
+                              live, srv.max_connections);
         const char *why = ambiguous(c);
         if (why) return send_error(c, MHD_HTTP_BAD_REQUEST, NULL, "ambiguous request: %s", why);
         bool done = false;
@@ -630,8 +638,9 @@ int cg_cmd_serve(int argc, char **argv) {
          "connections one client address may hold (default 64; more\n"
          "are closed at once; behind a proxy, all come from its address)", NULL},
         {"--max-connections", CG_OPT_INT, &max_conns, 1, 400, NULL, false,
-         "connections served at once (default 256); as many again\n"
-         "are answered 503 \"server busy\", and any beyond closed", NULL},
+         "connections open at once (default 256): idle ones are closed\n"
+         "to make room; when all are busy, as many again are answered\n"
+         "503 \"server busy\", and any beyond closed", NULL},
         {"--request-timeout", CG_OPT_INT, &timeout_s, 1, 3600, NULL, false,
          "seconds a client has to send a whole request, headers and\n"
          "body, and that an idle connection is kept (default 10)", "S"},
@@ -684,6 +693,8 @@ int cg_cmd_serve(int argc, char **argv) {
     srv.model = m;
     srv.max_connections = (int)max_conns;
     srv.conns.deadline_s = (double)timeout_s;
+    srv.conns.keep = (int)max_conns;
+    srv.conns.idle_grace_s = SERVE_IDLE_GRACE_S;
     srv.started = cg_serve_now();
 
     /* MHD's connection limit is the hard one: up to max_conns more than

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -21,9 +22,12 @@ serve_conn *cg_serve_conn_open(serve_conns *t, int fd, double now) {
     if (!c) return NULL;
     c->fd = fd;
     c->clock = now;
-    c->next = t->head;
-    if (t->head) t->head->prev = c;
-    t->head = c;
+    c->prev = t->tail;
+    if (t->tail)
+        t->tail->next = c;
+    else
+        t->head = c;
+    t->tail = c;
     t->open++;
     return c;
 }
@@ -33,8 +37,12 @@ void cg_serve_conn_close(serve_conns *t, serve_conn *c) {
         c->prev->next = c->next;
     else
         t->head = c->next;
-    if (c->next) c->next->prev = c->prev;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        t->tail = c->prev;
     t->open--;
+    t->cut -= c->cut;
     free(c);
 }
 
@@ -76,20 +84,50 @@ static void send_timeout(const serve_conns *t, int fd) {
         (void)send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-double cg_serve_conns_sweep(serve_conns *t, double now) {
+int cg_serve_conns_live(const serve_conns *t) { return t->open - t->cut; }
+
+static void cut(serve_conns *t, serve_conn *c) {
+    /* Both ways: the client sees the end of any answer, and the next read
+     * libmicrohttpd makes sees the end of the stream. */
+    shutdown(c->fd, SHUT_RDWR);
+    c->cut = true;
+    t->cut++;
+}
+
+/* Whether bytes wait on fd that libmicrohttpd has not read yet: a request
+ * that has arrived but is not yet seen, not an idle connection. */
+static bool has_unread(int fd) {
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* The sooner of two waits in seconds, -1 being none. */
+static double sooner(double a, double b) { return a < 0 || (b >= 0 && b < a) ? b : a; }
+
+double cg_serve_conns_shed_idle(serve_conns *t, double now) {
     double next = -1.0;
+    for (serve_conn *c = t->head; c && cg_serve_conns_live(t) > t->keep; c = c->next) {
+        if (c->cut || c->started || c->answering) continue;
+        /* A connection just opened (or just answered) may have its next
+         * request on the way, even read but not yet parsed by MHD. */
+        double idle_at = c->clock + t->idle_grace_s;
+        if (now < idle_at) next = sooner(next, idle_at - now);
+        else if (!has_unread(c->fd)) cut(t, c);
+    }
+    return next;
+}
+
+double cg_serve_conns_sweep(serve_conns *t, double now) {
+    double next = cg_serve_conns_shed_idle(t, now);
     for (serve_conn *c = t->head; c; c = c->next) {
         if (c->cut || c->answering) continue;
         double due = c->clock + t->deadline_s;
         if (now < due) {
-            if (next < 0 || due - now < next) next = due - now;
+            next = sooner(next, due - now);
             continue;
         }
         if (c->started) send_timeout(t, c->fd);
-        /* Both ways: the client sees the end of the answer, and the next
-         * read libmicrohttpd makes sees the end of the stream. */
-        shutdown(c->fd, SHUT_RDWR);
-        c->cut = true;
+        cut(t, c);
     }
     return next;
 }

@@ -13,6 +13,12 @@
  * does. While an answer is being sent the clock is off: libmicrohttpd's
  * idle timeout covers a client that stops reading.
  *
+ * When more than `keep` are open, those with no request in flight, no
+ * bytes waiting to be read and nothing done for idle_grace_s are closed,
+ * oldest first (nginx does the same with idle kept-alive ones): an
+ * idle socket costs its client nothing to reopen, and holding many of them
+ * must not turn real requests away.
+ *
  * Closing is done the only way the event loop allows from outside
  * libmicrohttpd: shutdown() of the socket, after which its next read sees
  * the end of the stream and it closes and forgets the connection itself.
@@ -33,9 +39,12 @@ typedef struct serve_conn {
 } serve_conn;
 
 typedef struct serve_conns {
-    serve_conn *head;
-    int open;          /* connections open */
-    double deadline_s; /* for a whole request */
+    serve_conn *head, *tail; /* oldest first */
+    int open;                /* connections open */
+    int cut;                 /* of which cut, not yet closed by libmicrohttpd */
+    int keep;                /* more than this open: idle ones are closed */
+    double deadline_s;       /* for a whole request */
+    double idle_grace_s;     /* a connection is idle after this long with nothing in flight */
 } serve_conns;
 
 /* Seconds on the monotonic clock. */
@@ -50,6 +59,12 @@ void cg_serve_conn_close(serve_conns *t, serve_conn *c);
 void cg_serve_conn_started(serve_conn *c, const char *uri);
 void cg_serve_conn_answering(serve_conn *c);
 void cg_serve_conn_finished(serve_conn *c, double now);
+/* Connections open and not cut. */
+int cg_serve_conns_live(const serve_conns *t);
+/* Cuts idle connections, oldest first, until at most t->keep are live (see
+ * above); returns the seconds until the next one becomes idle while more
+ * are live, or -1. */
+double cg_serve_conns_shed_idle(serve_conns *t, double now);
 /* Connections with a request in flight (started, not yet over). */
 int cg_serve_conns_in_flight(const serve_conns *t);
 /* Cuts every connection past its deadline at `now` (see above); returns the
