@@ -111,8 +111,10 @@ double cg_serve_conns_shed_idle(serve_conns *t, double now) {
         /* A connection just opened (or just answered) may have its next
          * request on the way, even read but not yet parsed by MHD. */
         double idle_at = c->clock + t->idle_grace_s;
-        if (now < idle_at) next = sooner(next, idle_at - now);
-        else if (!has_unread(c->fd)) cut(t, c);
+        if (now < idle_at)
+            next = sooner(next, idle_at - now);
+        else if (!has_unread(c->fd))
+            cut(t, c);
     }
     return next;
 }
