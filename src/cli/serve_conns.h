@@ -14,8 +14,8 @@
  * idle timeout covers a client that stops reading.
  *
  * When more than `keep` are open, those with no request in flight, no
- * bytes waiting to be read and nothing done for idle_grace_s are closed,
- * oldest first (nginx does the same with idle kept-alive ones): an
+ * bytes waiting to be read, and none started for idle_grace_s since they
+ * opened or were last answered, are closed, oldest first (nginx does the same with idle kept-alive ones): an
  * idle socket costs its client nothing to reopen, and holding many of them
  * must not turn real requests away.
  *
@@ -34,7 +34,7 @@ typedef struct serve_conn {
     bool started;   /* its request line is in: a request is in flight */
     bool query;     /* that request line's target has a query string ('?') */
     bool answering; /* an answer is queued: no deadline */
-    bool cut;       /* past the deadline and shut down */
+    bool cut;       /* shut down (past its deadline, or idle when full) */
     struct serve_conn *prev, *next;
 } serve_conn;
 
