@@ -28,6 +28,8 @@ usage: bench/run_bench.sh [options]
   --threads T         threads for both sides (default \$BENCH_THREADS or 2)
   --phases "P ..."    subset of: load baseline linear mlp pipeline ten_linear
                       ten_mlp (default all; or \$BENCH_PHASES)
+                      serve: bench/bench_serve.sh (wrk against cgrad serve),
+                      run after the table
   --seed S            seed for the PyTorch side (default 42)
   --torch-blas WHICH  auto (default): run PyTorch on OpenBLAS (OpenMP build) when
                       the system BLAS is the slow reference one; system: as found
@@ -50,7 +52,7 @@ EOF
 
 RUNS=${BENCH_RUNS:-5}
 THREADS=${BENCH_THREADS:-2}
-PHASES=${BENCH_PHASES:-"load baseline linear mlp pipeline ten_linear ten_mlp ten_cnn"}
+PHASES=${BENCH_PHASES:-"load baseline linear mlp pipeline ten_linear ten_mlp ten_cnn serve"}
 SEED=42
 TORCH_BLAS=auto
 INSTALL=1
@@ -86,6 +88,14 @@ case "$RETRIES" in ''|*[!0-9]*) echo "run_bench.sh: --retries wants a count" >&2
 awk -v c="$BUSY_MAX" 'BEGIN { exit !(c ~ /^[0-9]*\.?[0-9]+$/) }' ||
   { echo "run_bench.sh: --busy-max wants a number of cores (e.g. 0.25)" >&2; exit 2; }
 CHOSEN=1; [ "$PHASES_SET" = 0 ] && [ -z "${BENCH_PHASES:-}" ] && CHOSEN=0
+# serve is not a side-by-side phase: bench/bench_serve.sh, after the table.
+RUN_SERVE=0
+case " $PHASES " in *" serve "*)
+  RUN_SERVE=1; PHASES=$(printf '%s\n' $PHASES | grep -vx serve | tr '\n' ' '); PHASES=${PHASES% } ;;
+esac
+if [ "$RUN_SERVE" = 1 ] && [ -z "$PHASES" ]; then
+  exec "$ROOT/bench/bench_serve.sh" ${DATA:+--data "$DATA"}
+fi
 SAMPLE_PHASES="load baseline linear mlp pipeline" TEN_PHASES="ten_linear ten_mlp ten_cnn"
 for p in $PHASES; do
   case " $SAMPLE_PHASES $TEN_PHASES " in *" $p "*) ;;
@@ -565,5 +575,12 @@ if [ "$CNN_SPLIT" = 1 ] && [ "$HAVE_CGRAD" = 1 ] && wants ten_cnn; then
     echo "(no $BENCH_CNN: build it with cmake --build $(dirname "$CGRAD_BIN") --target bench_cnn," \
          "or set CGRAD_BENCH_CNN)"
   fi
+fi
+
+# cgrad serve under wrk (bench/bench_serve.sh; bench/README.md, "Serving").
+if [ "$RUN_SERVE" = 1 ]; then
+  echo
+  CGRAD_BIN="$CGRAD_BIN" "$ROOT/bench/bench_serve.sh" ${DATA:+--data "$DATA"} ||
+    echo "(bench_serve.sh failed)"
 fi
 exit 0

@@ -10,6 +10,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libomp-dev
       libcairo2-dev fonts-dejavu-core)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-pil libopenblas-openmp-dev time)
+  pkgs+=(wrk) # bench/bench_serve.sh
 fi
 
 if ! command -v dpkg >/dev/null || ! command -v apt-get >/dev/null; then

@@ -9,6 +9,10 @@
  * The model is made here (cg_model_new with chosen weights, cg_model_save),
  * so the checks need no data; with $CGRAD_DATA set, one test also trains a
  * real model with `cgrad train` and sends it real validation digits.
+ *
+ * The limits (per address, busy, deadlines) are checked with raw sockets,
+ * some bound to other loopback addresses (127.0.0.2, ...: all of 127/8 is
+ * this machine on Linux) to stand for other clients.
  */
 #include <curl/curl.h>
 #include <dirent.h>
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -155,11 +160,13 @@ static bool read_until(int fd, char *buf, size_t size, bool line_only, double ti
     return true;
 }
 
-/* Starts `cgrad serve MODEL --port 0 --host 127.0.0.1` and reads the port
- * from its first line, "serving http://127.0.0.1:PORT/ (Ctrl-C to stop)". */
-static void start_server(const char *model) {
+/* Starts `cgrad serve MODEL --port 0 --host 127.0.0.1 [OPTION VALUE]`
+ * (option NULL: none) and reads the port from its first line,
+ * "serving http://127.0.0.1:PORT/ (Ctrl-C to stop)". */
+static void start_server_with(const char *model, const char *option, const char *value) {
     snprintf(server_err, sizeof server_err, "%s/serve.err", cg_test_tmpdir());
-    const char *args[] = {"serve", model, "--port", "0", "--host", "127.0.0.1", NULL};
+    const char *args[] = {"serve", model, "--port", "0", "--host", "127.0.0.1", option, value,
+                          NULL};
     server_pid = spawn(args, &server_out, server_err);
     char line[512];
     if (!read_until(server_out, line, sizeof line, true, START_TIMEOUT_S)) {
@@ -175,6 +182,8 @@ static void start_server(const char *model) {
     if (strncmp(rest, "/ (Ctrl-C to stop)\n", 19) != 0) fail_msg("unexpected first line: %s", line);
     server_port = (int)port;
 }
+
+static void start_server(const char *model) { start_server_with(model, NULL, NULL); }
 
 /* Sends sig to the server; its exit status (it must exit in time). */
 static int stop_server(int sig) {
@@ -197,6 +206,8 @@ typedef struct reply {
     size_t len;
     char type[128];  /* Content-Type */
     char allow[64];  /* Allow        */
+    char retry[16];  /* Retry-After  */
+    long connects;   /* new connections the request made (0: one kept alive was reused) */
     char csp[512];   /* Content-Security-Policy */
 } reply;
 
@@ -287,8 +298,10 @@ static reply *try_request(const char *method, const char *path, const void *body
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(h);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.code);
+    curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &r.connects);
     copy_header("Content-Type", r.type, sizeof r.type);
     copy_header("Allow", r.allow, sizeof r.allow);
+    copy_header("Retry-After", r.retry, sizeof r.retry);
     copy_header("Content-Security-Policy", r.csp, sizeof r.csp);
     return &r;
 }
@@ -350,6 +363,84 @@ static const char *json_raw(const char *body, const char *key, char *buf, size_t
 static double json_num(const char *body, const char *key) {
     char buf[64];
     return strtod(json_raw(body, key, buf, sizeof buf), NULL);
+}
+
+/* A TCP connection to the server from loopback address `from` (a client
+ * of its own: "127.0.0.2" ...), or -1 when connecting fails. Skips the
+ * test if the address cannot be used at all. */
+static int raw_connect(const char *from) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    assert_int_equal(inet_pton(AF_INET, from, &a.sin_addr), 1);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        printf("skipped: cannot bind to %s: %s\n", from, strerror(errno));
+        close(s);
+        skip();
+    }
+    a.sin_port = htons((uint16_t)server_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static void raw_send(int s, const void *data, size_t len) {
+    assert_int_equal(send(s, data, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* What the server sends on s until it closes it, at most timeout_s
+ * (NUL-terminated in buf); false if it is still open then. A reset counts
+ * as closed. */
+static bool raw_read_to_close(int s, char *buf, size_t size, double timeout_s) {
+    size_t len = 0;
+    double end = now_s() + timeout_s;
+    buf[0] = '\0';
+    for (;;) {
+        int left_ms = (int)((end - now_s()) * 1000.0);
+        struct pollfd p = {s, POLLIN, 0};
+        int r = left_ms > 0 ? poll(&p, 1, left_ms) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        char tmp[4096];
+        ssize_t got = recv(s, tmp, sizeof tmp, 0);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return true;
+        size_t keep = (size_t)got < size - 1 - len ? (size_t)got : size - 1 - len;
+        memcpy(buf + len, tmp, keep);
+        len += keep;
+        buf[len] = '\0';
+    }
+}
+
+/* One request sent raw on a fresh connection: the whole answer (the
+ * server closes the connection after an error, or when asked to). */
+static const char *raw_request(const char *text, const void *body, size_t body_len) {
+    static char answer[4096];
+    int s = raw_connect("127.0.0.1");
+    assert_true(s >= 0);
+    raw_send(s, text, strlen(text));
+    if (body_len) raw_send(s, body, body_len);
+    if (!raw_read_to_close(s, answer, sizeof answer, REQUEST_TIMEOUT_S))
+        fail_msg("no answer, or the connection kept open, for: %s", text);
+    close(s);
+    return answer;
+}
+
+/* Whether s is still open: nothing to read, no end of stream, no error. */
+static bool still_open(int s) {
+    struct pollfd p = {s, POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+}
+
+/* The lines of text. */
+static int count_lines(const char *text) {
+    int n = 0;
+    for (const char *p = text; (p = strchr(p, '\n')); p++) n++;
+    return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -622,7 +713,8 @@ static void test_serve_rejects_bad_requests(void **state) {
     for (int i = 0; i < PIXELS; i++) px[i] = i % 28 < 14 ? 0 : 255;
     check_prediction(m, px, "7");
 
-    /* And SIGTERM stops the server with that connection still open. */
+    /* And SIGTERM stops the server with that connection still open (once
+     * the 5 s that a request in flight is given to finish are up). */
     assert_int_equal(stop_server(SIGTERM), 0);
     close(s);
     free(junk);
@@ -639,7 +731,7 @@ static void test_serve_sigint(void **state) {
     check_prediction(m, px, "3");
     assert_int_equal(stop_server(SIGINT), 0);
     char *err = read_file_text(server_err);
-    assert_string_equal(err, "");
+    assert_string_equal(err, "cgrad serve: stopped on SIGINT; requests served: 1, unfinished: 0\n");
     free(err);
     cg_model_free(m);
 }
@@ -700,6 +792,334 @@ static void test_serve_usage_and_failures(void **state) {
         fail_msg("port in use: stderr:\n%s", err);
     free(err);
     assert_int_equal(stop_server(SIGTERM), 0);
+}
+
+/* Clients that hold connections and send nothing (or a byte now and then)
+ * do not lock others out: each address may hold --per-ip connections (the
+ * rest are closed at once), and many addresses together stay under the
+ * global limit, so a real client is still answered. */
+static void test_serve_idle_clients_lock_nobody_out(void **state) {
+    (void)state;
+    char path[600];
+    cg_model *m = make_model(path, sizeof path);
+    uint8_t px[PIXELS];
+    for (int i = 0; i < PIXELS; i++) px[i] = i % 28 < 14 ? 0 : 255;
+
+    /* Defaults: 40 idle connections from each of two addresses. */
+    start_server(path);
+    enum { HELD = 80, PER_IP = 8 };
+    int held[HELD];
+    for (int i = 0; i < HELD; i++) {
+        held[i] = raw_connect(i < HELD / 2 ? "127.0.0.2" : "127.0.0.3");
+        assert_true(held[i] >= 0);
+        /* Half of them have sent part of a request line. */
+        if (i % 2) raw_send(held[i], "POST /pre", 9);
+    }
+    check_prediction(m, px, "7");
+    for (int i = 0; i < HELD; i++) close(held[i]);
+    assert_int_equal(stop_server(SIGTERM), 0);
+
+    /* --per-ip 8: of 40 connections from one address, 8 stay open. */
+    start_server_with(path, "--per-ip", "8");
+    for (int i = 0; i < HELD / 2; i++) held[i] = raw_connect("127.0.0.2");
+    /* Every connection past the limit is accepted and closed at once; the
+     * first ones stay. */
+    for (int i = PER_IP; i < HELD / 2; i++) {
+        char buf[64];
+        if (held[i] >= 0 && !raw_read_to_close(held[i], buf, sizeof buf, 5.0))
+            fail_msg("connection %d from one address was kept (--per-ip %d)", i + 1, PER_IP);
+    }
+    for (int i = 0; i < PER_IP; i++) assert_true(held[i] >= 0 && still_open(held[i]));
+    check_prediction(m, px, "7");
+    for (int i = 0; i < HELD / 2; i++)
+        if (held[i] >= 0) close(held[i]);
+    assert_int_equal(stop_server(SIGTERM), 0);
+    cg_model_free(m);
+}
+
+/* A request must be in whole within --request-timeout, however its bytes
+ * trickle in: a client sending a byte every 0.2 s gets 408 and is closed;
+ * an idle connection is closed (with nothing to say). Other clients are
+ * served meanwhile. */
+static void test_serve_slow_sender_deadline(void **state) {
+    (void)state;
+    char path[600];
+    cg_model *m = make_model(path, sizeof path);
+    const double deadline = 2.0;
+    start_server_with(path, "--request-timeout", "2");
+    double t0 = now_s();
+    int idle = raw_connect("127.0.0.2");
+    int slow = raw_connect("127.0.0.3");
+    assert_true(idle >= 0 && slow >= 0);
+    static const char head[] = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\n\r\n";
+    raw_send(slow, head, sizeof head - 1);
+    /* A byte every 0.2 s: each restarts an idle timeout, never the deadline. */
+    bool cut = false;
+    char buf[1024];
+    int sent = 0;
+    while (!cut && now_s() - t0 < deadline + 5.0) {
+        if (send(slow, "x", 1, MSG_NOSIGNAL) == 1) sent++;
+        cut = raw_read_to_close(slow, buf, sizeof buf, 0.2);
+    }
+    double took = now_s() - t0;
+    if (!cut) fail_msg("a client trickling a byte every 0.2 s was kept %.1f s", took);
+    if (took < deadline - 0.1)
+        fail_msg("cut after %.2f s, before the %.0f s deadline", took, deadline);
+    assert_true(sent > 3 && sent < PIXELS);
+    if (strncmp(buf, "HTTP/1.1 408 ", 13) != 0 ||
+        !strstr(buf, "did not arrive in whole within 2 s"))
+        fail_msg("the slow client got: %s", buf);
+    /* The idle one is closed too, without an answer. */
+    if (!raw_read_to_close(idle, buf, sizeof buf, 3.0)) fail_msg("an idle connection was kept");
+    assert_string_equal(buf, "");
+    close(idle);
+    close(slow);
+    uint8_t px[PIXELS] = {0};
+    check_prediction(m, px, "3");
+    assert_int_equal(stop_server(SIGTERM), 0);
+    cg_model_free(m);
+}
+
+/* Past --max-connections, with every connection in the middle of a
+ * request, a request is answered 503 "server busy" with Retry-After (not a
+ * silent close), and served again once clients leave. */
+static void test_serve_busy_answers_503(void **state) {
+    (void)state;
+    char path[600];
+    cg_model *m = make_model(path, sizeof path);
+    start_server_with(path, "--max-connections", "3");
+    /* "Expect: 100-continue": the server's "100 Continue" says that it has
+     * taken the request in, so all three are in flight before the fourth. */
+    static const char head[] = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\n"
+                               "Expect: 100-continue\r\n\r\n";
+    int held[3];
+    for (int i = 0; i < 3; i++) {
+        assert_true((held[i] = raw_connect("127.0.0.2")) >= 0);
+        raw_send(held[i], head, sizeof head - 1);
+        char line[64];
+        if (!read_until(held[i], line, sizeof line, true, REQUEST_TIMEOUT_S) ||
+            strncmp(line, "HTTP/1.1 100 ", 13) != 0)
+            fail_msg("request %d: no 100 Continue: '%s'", i + 1, line);
+    }
+    uint8_t px[PIXELS] = {0};
+    reply *r = post(px, PIXELS);
+    expect_error(r, 503, "server busy: 4 requests in flight", "a fourth connection");
+    assert_string_equal(r->retry, "1");
+    for (int i = 0; i < 3; i++) assert_true(still_open(held[i]));
+    for (int i = 0; i < 3; i++) close(held[i]);
+    /* The server sees the closes on its next turn: a few tries at most. */
+    for (int tries = 0; (r = post(px, PIXELS))->code == 503 && tries < 50; tries++) {
+        struct timespec ms20 = {0, 20000000L};
+        nanosleep(&ms20, NULL);
+    }
+    expect_code(r, 200, "POST /predict once the others left");
+    assert_int_equal(stop_server(SIGTERM), 0);
+    cg_model_free(m);
+}
+
+/* Idle connections never fill the server: past --max-connections those
+ * with no request in flight for a second are closed, oldest first, to make
+ * room, so a real request is served, not told 503 or dropped. */
+static void test_serve_idle_connections_make_room(void **state) {
+    (void)state;
+    char path[600];
+    cg_model *m = make_model(path, sizeof path);
+    start_server_with(path, "--max-connections", "3");
+    enum { IDLE = 8 };
+    int idle[IDLE];
+    for (int i = 0; i < IDLE; i++) {
+        assert_true((idle[i] = raw_connect("127.0.0.2")) >= 0);
+        if (i % 2) raw_send(idle[i], "GET /mod", 8); /* an unfinished request line */
+    }
+    /* Past the second a connection may wait for its first request. */
+    struct timespec wait = {1, 500000000L};
+    nanosleep(&wait, NULL);
+    uint8_t px[PIXELS];
+    for (int i = 0; i < PIXELS; i++) px[i] = i % 28 < 14 ? 0 : 255;
+    check_prediction(m, px, "7");
+    /* The oldest were closed for the newer ones: at most 3 are left. */
+    int left = 0;
+    for (int i = 0; i < IDLE; i++) {
+        char buf[64];
+        left += !raw_read_to_close(idle[i], buf, sizeof buf, i < IDLE - 3 ? 5.0 : 0.2);
+        close(idle[i]);
+    }
+    assert_true(left <= 3);
+    assert_int_equal(stop_server(SIGTERM), 0);
+    cg_model_free(m);
+}
+
+/* A flood of refused connections does not flood stderr: at most 10 lines
+ * a second, then one line counting the rest. */
+static void test_serve_log_is_rate_limited(void **state) {
+    (void)state;
+    char path[600];
+    cg_model_free(make_model(path, sizeof path));
+    start_server_with(path, "--per-ip", "1");
+    double t0 = now_s();
+    int first = raw_connect("127.0.0.2");
+    assert_true(first >= 0);
+    enum { FLOOD = 300 };
+    for (int i = 0; i < FLOOD; i++) {
+        int s = raw_connect("127.0.0.2"); /* refused by the server: a log line each */
+        if (s >= 0) {
+            char buf[16];
+            raw_read_to_close(s, buf, sizeof buf, 5.0);
+            close(s);
+        }
+    }
+    close(first);
+    assert_int_equal(stop_server(SIGTERM), 0);
+    double took = now_s() - t0;
+    char *err = read_file_text(server_err);
+    int lines = count_lines(err);
+    /* 10 a second, over the seconds the flood spanned (counting the
+     * partial ones at both ends), and the line saying it stopped. */
+    int most = 10 * ((int)took + 2) + 1;
+    if (lines > most)
+        fail_msg("%d lines of stderr in %.1f s (at most %d):\n%s", lines, took, most, err);
+    if (took < 5.0 && !strstr(err, " messages suppressed (more than 10 a second)"))
+        fail_msg("no 'messages suppressed' line after %d refusals:\n%s", FLOOD, err);
+    free(err);
+}
+
+/* Ambiguous requests are refused (400), and only exact paths are pages. */
+static void test_serve_strict_requests(void **state) {
+    (void)state;
+    char path[600];
+    cg_model_free(make_model(path, sizeof path));
+    start_server(path);
+    uint8_t px[PIXELS] = {0};
+    struct {
+        const char *text;
+        bool body;
+        const char *status, *needle;
+    } cases[] = {
+        {"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\nContent-Length: 10\r\n\r\n",
+         true, "400", "more than one Content-Length"},
+        {"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\nContent-Length: 784\r\n\r\n",
+         true, "400", "more than one Content-Length"},
+        {"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n",
+         true, "400", "both Content-Length and Transfer-Encoding"},
+        {"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false,
+         "400", "other than chunked"},
+        {"GET /model%00 HTTP/1.1\r\nHost: x\r\n\r\n", false, "400", "%-escapes"},
+        {"GET /model%00.html HTTP/1.1\r\nHost: x\r\n\r\n", false, "400", "%-escapes"},
+        {"GET /%2fmodel HTTP/1.1\r\nHost: x\r\n\r\n", false, "400", "%-escapes"},
+        {"GET /%6dodel HTTP/1.1\r\nHost: x\r\n\r\n", false, "400", "%-escapes"},
+        {"GET //model HTTP/1.1\r\nHost: x\r\n\r\n", false, "404", "no such page"},
+        {"GET /model/ HTTP/1.1\r\nHost: x\r\n\r\n", false, "404", "no such page"},
+        {"GET /model?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", false, "400", "query string"},
+        {"POST /predict? HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\n\r\n", true, "400",
+         "query string"},
+        {"POST /predict/ HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\n\r\n", true, "404",
+         "no such page"},
+        {"GET /model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, "200",
+         "\"kind\":\"linear\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *a = raw_request(cases[i].text, px, cases[i].body ? PIXELS : 0);
+        char status[16];
+        snprintf(status, sizeof status, "HTTP/1.1 %s ", cases[i].status);
+        if (strncmp(a, status, strlen(status)) != 0 || !strstr(a, cases[i].needle))
+            fail_msg("case %zu: expected %s with '%s', got:\n%s", i, cases[i].status,
+                     cases[i].needle, a);
+    }
+    assert_int_equal(stop_server(SIGTERM), 0);
+}
+
+/* GET /healthz: status, model kind, uptime, requests answered. */
+static void test_serve_healthz(void **state) {
+    (void)state;
+    char path[600];
+    cg_model *m = make_model(path, sizeof path);
+    start_server(path);
+    reply *r = request("GET", "/healthz", NULL, 0, NULL, PLAIN);
+    expect_code(r, 200, "GET /healthz");
+    char buf[64];
+    assert_string_equal(json_str(r->body, "status", buf, sizeof buf), "ok");
+    assert_string_equal(json_str(r->body, "kind", buf, sizeof buf), "linear");
+    double uptime = json_num(r->body, "uptime_s");
+    assert_true(uptime >= 0.0 && uptime < 600.0);
+    assert_true(json_num(r->body, "requests") == 0.0);
+    uint8_t px[PIXELS] = {0};
+    for (int i = 0; i < 3; i++) check_prediction(m, px, "3");
+    r = request("GET", "/healthz", NULL, 0, NULL, PLAIN);
+    /* The first /healthz and three predictions. */
+    assert_true(json_num(r->body, "requests") == 4.0);
+    /* GETs keep the connection alive, as POSTs do (a supervisor polls). */
+    assert_int_equal(r->connects, 0);
+    r = request("GET", "/", NULL, 0, NULL, PLAIN);
+    expect_code(r, 200, "GET / after /healthz");
+    assert_int_equal(r->connects, 0);
+    r = request("GET", "/model", NULL, 0, NULL, PLAIN);
+    assert_int_equal(r->connects, 0);
+    r = request("POST", "/healthz", px, PIXELS, "application/octet-stream", PLAIN);
+    expect_error(r, 405, "not POST", "POST /healthz");
+    assert_string_equal(r->allow, "GET, HEAD");
+    assert_int_equal(stop_server(SIGTERM), 0);
+    cg_model_free(m);
+}
+
+/* SIGTERM: no new connections, the request in flight is answered, then
+ * exit 0 with a line; a second signal stops at once, unfinished or not. */
+static void test_serve_graceful_stop(void **state) {
+    (void)state;
+    char path[600];
+    cg_model *m = make_model(path, sizeof path);
+    uint8_t px[PIXELS];
+    for (int i = 0; i < PIXELS; i++) px[i] = i % 28 < 14 ? 0 : 255;
+    static const char head[] = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 784\r\n\r\n";
+
+    start_server(path);
+    int s = raw_connect("127.0.0.1");
+    assert_true(s >= 0);
+    raw_send(s, head, sizeof head - 1);
+    raw_send(s, px, 100);
+    struct timespec ms100 = {0, 100000000L};
+    nanosleep(&ms100, NULL);
+    assert_int_equal(kill(server_pid, SIGTERM), 0);
+    /* New connections are refused (once the signal is handled). */
+    double end = now_s() + 5.0;
+    int other;
+    while ((other = raw_connect("127.0.0.1")) >= 0 && now_s() < end) {
+        close(other);
+        nanosleep(&ms100, NULL);
+    }
+    if (other >= 0) fail_msg("still accepting connections 5 s after SIGTERM");
+    raw_send(s, px + 100, PIXELS - 100);
+    char answer[4096];
+    assert_true(raw_read_to_close(s, answer, sizeof answer, REQUEST_TIMEOUT_S));
+    close(s);
+    if (strncmp(answer, "HTTP/1.1 200 ", 13) != 0 || !strstr(answer, "\"class\":\"7\"") ||
+        !strstr(answer, "Connection: close"))
+        fail_msg("the request in flight got:\n%s", answer);
+    assert_int_equal(wait_exit(server_pid, EXIT_TIMEOUT_S, "cgrad serve after SIGTERM"), 0);
+    server_pid = -1;
+    char *err = read_file_text(server_err);
+    assert_string_equal(err,
+                        "cgrad serve: stopped on SIGTERM; requests served: 1, unfinished: 0\n");
+    free(err);
+    close(server_out);
+    server_out = -1;
+
+    /* A request that never finishes: a second SIGTERM ends the wait. */
+    start_server(path);
+    s = raw_connect("127.0.0.1");
+    assert_true(s >= 0);
+    raw_send(s, head, sizeof head - 1);
+    nanosleep(&ms100, NULL);
+    assert_int_equal(kill(server_pid, SIGTERM), 0);
+    nanosleep(&ms100, NULL);
+    assert_true(still_open(s));
+    assert_int_equal(stop_server(SIGTERM), 0);
+    err = read_file_text(server_err);
+    assert_string_equal(err,
+                        "cgrad serve: stopped on SIGTERM; requests served: 0, unfinished: 1\n");
+    free(err);
+    close(s);
+    cg_model_free(m);
 }
 
 /* The first n PNG names of dir, sorted, as full paths in out[]. */
@@ -796,6 +1216,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_teardown(test_serve_sigint, teardown),
     cmocka_unit_test_teardown(test_serve_usage_and_failures, teardown),
     cmocka_unit_test_teardown(test_serve_real_digits, teardown),
+    cmocka_unit_test_teardown(test_serve_idle_clients_lock_nobody_out, teardown),
+    cmocka_unit_test_teardown(test_serve_slow_sender_deadline, teardown),
+    cmocka_unit_test_teardown(test_serve_busy_answers_503, teardown),
+    cmocka_unit_test_teardown(test_serve_idle_connections_make_room, teardown),
+    cmocka_unit_test_teardown(test_serve_log_is_rate_limited, teardown),
+    cmocka_unit_test_teardown(test_serve_strict_requests, teardown),
+    cmocka_unit_test_teardown(test_serve_healthz, teardown),
+    cmocka_unit_test_teardown(test_serve_graceful_stop, teardown),
 };
 
 static int group_setup(void **state) {

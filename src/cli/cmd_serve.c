@@ -4,6 +4,8 @@
  *
  *   GET  /         the page (cli/serve_page.h)
  *   GET  /model    {"kind":"linear","inputs":784,"classes":["3","7"]}
+ *   GET  /healthz  {"status":"ok","kind":"linear","uptime_s":12.5,"requests":40}
+ *                  for supervisors ("stopping", with 503, while it drains)
  *   POST /predict  the body is exactly 784 bytes (Content-Type
  *                  application/octet-stream, or none): a 28x28 image, row
  *                  after row, one byte per pixel, 0 = background .. 255 =
@@ -11,21 +13,37 @@
  *                  {"class":"3","probability":0.97,"logit":3.47}, worked out
  *                  exactly as `cgrad predict` does for a PNG (pixel / 255;
  *                  sigmoid(logit) is the first class's probability).
- * Every error is JSON, {"error":"..."}: 400 a body of another size, 413 one
- * over 4 KiB, 415 another Content-Type, 404 an unknown path, 405 a wrong
- * method (with the Allow header).
+ * Every error is JSON, {"error":"..."}: 400 a body of another size, an
+ * ambiguous request (two Content-Lengths, or one beside Transfer-Encoding)
+ * or a target with %-escapes or a query string; 404 an unknown path (paths
+ * match exactly: no "/predict/", no "//model"); 405 a wrong method (with
+ * the Allow header); 408 a request not in whole within --request-timeout;
+ * 413 a body over 4 KiB; 415 another Content-Type; 503 "server busy" past
+ * --max-connections (with Retry-After).
  *
  * One thread does everything: libmicrohttpd runs in "external select" mode,
  * driven by the pselect() loop below. That keeps cgrad's per-thread state
  * (grad mode, scopes, the buffer pool) on the main thread, so a request
  * needs no lock and everything is freed at exit. A prediction is one
- * 784-long dot product (or a small MLP), far quicker than the round trip,
- * and MHD never blocks on a slow client, so one thread is plenty.
+ * 784-long dot product (or a small network), and MHD never blocks on a
+ * slow client, so the thread only ever waits for the CPU; bench/README.md
+ * ("Serving") has what that gives under load.
+ *
+ * Limits (what a client can hold, README "Reliability"): --per-ip
+ * connections from one address (more are closed at once, by MHD);
+ * --max-connections open at once, room made past that by closing those
+ * with nothing in flight for SERVE_IDLE_GRACE_S (serve_conns.h), and when
+ * every one has a request in flight, up to as many more accepted only to
+ * be told 503 (past that MHD closes them); a deadline for each whole
+ * request (serve_conns.h), which a client that trickles bytes cannot
+ * stretch; stderr at most SERVE_LOG_PER_S lines a second (serve_log.h).
  *
  * Stopping: SIGINT and SIGTERM stay blocked except inside pselect, whose
  * mask lets them through. A signal therefore either interrupts pselect
  * (EINTR) or waits, pending, until the next one starts; none can slip in
- * between checking the flag and going to sleep.
+ * between checking the flag and going to sleep. The first stops accepting
+ * connections and lets the requests in flight finish (SERVE_DRAIN_S at
+ * most; answers then say "Connection: close"); a second stops at once.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -39,6 +57,7 @@
 #include <strings.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -47,6 +66,8 @@
 #include "cli/commands.h"
 #include "cli/json.h"
 #include "cli/options.h"
+#include "cli/serve_conns.h"
+#include "cli/serve_log.h"
 #include "cli/serve_page.h"
 #include "util/lazy.h"
 
@@ -73,17 +94,25 @@
       (size_t, void *, enum MHD_ResponseMemoryMode))                                        \
     X(destroy_response, MHD_destroy_response, void, (struct MHD_Response *))                \
     X(add_response_header, MHD_add_response_header, enum MHD_Result,                        \
-      (struct MHD_Response *, const char *, const char *))
+      (struct MHD_Response *, const char *, const char *))                                  \
+    X(quiesce_daemon, MHD_quiesce_daemon, MHD_socket, (struct MHD_Daemon *))                \
+    X(get_connection_info, MHD_get_connection_info, const union MHD_ConnectionInfo *,       \
+      (struct MHD_Connection *, enum MHD_ConnectionInfoType, ...))                          \
+    X(get_connection_values, MHD_get_connection_values, int,                                \
+      (struct MHD_Connection *, enum MHD_ValueKind, MHD_KeyValueIterator, void *))
 CG_LAZY_TABLE(mhd_fns, mhd, MHD_FNS, "libmicrohttpd12", "libmicrohttpd.so.12", "libmicrohttpd.so");
 
 static const char SERVE_USAGE[] =
-    "usage: cgrad serve MODEL [--port N] [--host ADDR]\n"
+    "usage: cgrad serve MODEL [--port N] [--host ADDR] [--per-ip N]\n"
+    "                   [--max-connections N] [--request-timeout S]\n"
     "  Serves a page where you draw a digit with the mouse (or a finger) and\n"
     "  see what the model saved by 'cgrad train --save' calls it.\n"
     "  API: POST /predict with a 784-byte body (a 28x28 image, one byte per\n"
     "  pixel, 0 = background, 255 = ink, row after row) answers\n"
-    "  {\"class\":\"3\",\"probability\":0.97,\"probabilities\":{...}}.\n"
-    "  Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.\n";
+    "  {\"class\":\"3\",\"probability\":0.97,\"probabilities\":{...}};\n"
+    "  GET /healthz answers {\"status\":\"ok\",...} for supervisors.\n"
+    "  Stops on Ctrl-C (SIGINT) or SIGTERM once the requests in flight are\n"
+    "  answered (at most 5 s; a second signal stops it at once).\n";
 
 #define SERVE_SIDE 28
 #define SERVE_PIXELS (SERVE_SIDE * SERVE_SIDE)
@@ -99,34 +128,67 @@ static const char SERVE_USAGE[] =
  * yet); a bigger chunked body has its connection cut.
  */
 #define SERVE_MAX_DISCARD (1 << 20)
-#define SERVE_MAX_CONNECTIONS 32u
-#define SERVE_TIMEOUT_S 10u /* idle connections are closed after this */
+/* Past --max-connections, a connection with nothing in flight for this
+ * long is closed to make room (serve_conns.h). Long enough for a client's
+ * next request to arrive on a connection it just opened or was answered on. */
+#define SERVE_IDLE_GRACE_S 1.0
+/* Seconds the requests in flight get to finish after SIGTERM or SIGINT. */
+#define SERVE_DRAIN_S 5.0
 
-/* One POST /predict being received. */
+/* One request past its headers: a POST /predict being received, or a GET
+ * page to answer once the request is in. */
 typedef struct upload {
+    int page;                  /* 1 + its index in PAGES; 0 for /predict */
     size_t len;                /* bytes received, of which the first ... */
     uint8_t px[SERVE_PIXELS];  /* ... SERVE_PIXELS are kept             */
 } upload;
 
-static volatile sig_atomic_t stop_signal;
+/* The server: one per process, as the signals that stop it are. */
+static struct {
+    cg_model *model;
+    serve_conns conns;
+    int max_connections; /* open at once (idle ones make room); then 503 */
+    double started;      /* cg_serve_now() at the start, for the uptime */
+    long served;         /* requests answered in full */
+    bool stopping;       /* a stop signal came: draining */
+} srv;
 
-static void on_stop(int sig) { stop_signal = sig; }
+static volatile sig_atomic_t stop_signal, stop_signals;
+
+static void on_stop(int sig) {
+    stop_signal = sig;
+    stop_signals = stop_signals + 1;
+}
+
+/* The connection's state (serve_conns.h); NULL if it could not be made. */
+static serve_conn *conn_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *info =
+        mhd.get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
 
 /* ------------------------------------------------------------------ */
 /* Responses                                                           */
 /* ------------------------------------------------------------------ */
 
+/* Queues r (and stops the connection's request clock). A 503, and every
+ * answer while the server drains, closes the connection after it. */
 static enum MHD_Result send_response(struct MHD_Connection *c, unsigned int code,
                                      struct MHD_Response *r, const char *type, const char *allow) {
     if (!r) return MHD_NO;
+    bool busy = code == MHD_HTTP_SERVICE_UNAVAILABLE;
     enum MHD_Result ok =
         mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) &&
         mhd.add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") &&
         mhd.add_response_header(r, "X-Content-Type-Options", "nosniff") &&
-        (!allow || mhd.add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow))
+        (!allow || mhd.add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow)) &&
+        (!busy || mhd.add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1")) &&
+        (!(busy || srv.stopping) || mhd.add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close"))
             ? mhd.queue_response(c, code, r)
             : MHD_NO;
     mhd.destroy_response(r);
+    serve_conn *sc = conn_of(c);
+    if (ok == MHD_YES && sc) cg_serve_conn_answering(sc);
     return ok;
 }
 
@@ -205,6 +267,20 @@ static enum MHD_Result send_model(struct MHD_Connection *c, const cg_model *m) {
     return send_json(c, MHD_HTTP_OK, f, &buf, &len, NULL);
 }
 
+/* For supervisors: alive, what it serves, for how long, how much. */
+static enum MHD_Result send_health(struct MHD_Connection *c, const cg_model *m) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return MHD_NO;
+    fprintf(f, "{\"status\":\"%s\",\"kind\":", srv.stopping ? "stopping" : "ok");
+    cg_json_string(f, m->name);
+    fprintf(f, ",\"uptime_s\":%.1f,\"requests\":%ld}\n", cg_serve_now() - srv.started,
+            srv.served);
+    return send_json(c, srv.stopping ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, f, &buf, &len,
+                     NULL);
+}
+
 /* ------------------------------------------------------------------ */
 /* Predictions                                                         */
 /* ------------------------------------------------------------------ */
@@ -252,38 +328,128 @@ static bool is_octet_stream(const char *type) {
                                                type[n] == ' ' || type[n] == '\t');
 }
 
+/* The headers that say where a body ends. */
+typedef struct framing {
+    int lengths;          /* Content-Length headers */
+    int encodings;        /* Transfer-Encoding headers */
+    const char *encoding; /* the last one's value */
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value) {
+    (void)kind;
+    framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) f->lengths++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->encodings++;
+        f->encoding = value;
+    }
+    return MHD_YES;
+}
+
+/*
+ * Why the request's framing is ambiguous, or NULL. Two Content-Lengths, or
+ * one beside Transfer-Encoding, are read one way by one server and another
+ * way by the next (a proxy in front): the gap that request smuggling uses.
+ * RFC 9112 (6.3) lets a server refuse them, and that is the only safe
+ * answer; "chunked" is the only transfer coding understood.
+ */
+static const char *ambiguous(struct MHD_Connection *c) {
+    framing f = {0, 0, NULL};
+    mhd.get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+    if (f.lengths > 1) return "more than one Content-Length header";
+    if (f.lengths && f.encodings) return "both Content-Length and Transfer-Encoding";
+    if (f.encodings > 1 || (f.encodings && strcasecmp(f.encoding, "chunked") != 0))
+        return "a Transfer-Encoding other than chunked";
+    return NULL;
+}
+
+/*
+ * The target as sent (see no_unescape): every path is plain ASCII, so one
+ * with %-escapes is refused rather than decoded (decoding is how "%00"
+ * cut a path short and "%2fmodel" reached /model); none takes a query.
+ */
+static enum MHD_Result check_target(struct MHD_Connection *c, const char *url, bool query,
+                                    bool *done) {
+    *done = true;
+    if (strchr(url, '%'))
+        return send_error(c, MHD_HTTP_BAD_REQUEST, NULL,
+                          "the path has %%-escapes; the paths are /, /model, /healthz and "
+                          "/predict, as they are");
+    if (query)
+        return send_error(c, MHD_HTTP_BAD_REQUEST, NULL,
+                          "no page takes a query string ('?...'); the paths are /, /model, "
+                          "/healthz and /predict");
+    *done = false;
+    return MHD_YES;
+}
+
+/* The pages read with GET (or HEAD). */
+static const char *const PAGES[] = {"/", "/model", "/healthz"};
+#define N_PAGES 3
+
+/* 1 + url's index in PAGES; 0 if it is none of them. */
+static int page_of(const char *url) {
+    for (int k = 0; k < N_PAGES; k++)
+        if (strcmp(url, PAGES[k]) == 0) return k + 1;
+    return 0;
+}
+
+static enum MHD_Result send_get_page(struct MHD_Connection *c, int page) {
+    return page == 1 ? send_page(c) : page == 2 ? send_model(c, srv.model)
+                                                : send_health(c, srv.model);
+}
+
 /*
  * MHD calls this once the headers are in (*req still NULL), once for each
  * piece of the body (*size > 0), and once at the end (*size == 0). A
  * response queued at the first call ends the request there: MHD drops any
- * body and closes the connection. That is how everything but POST /predict
- * is answered (none of it has a body worth reading), and a body too big to
- * read at all (see SERVE_MAX_DISCARD).
+ * body and closes the connection. That is how every error but a wrong body
+ * is answered, and a body too big to read at all (see SERVE_MAX_DISCARD).
+ * A GET page is answered at the end: answered earlier, its connection
+ * would be closed too, and not kept alive for the next request.
+ *
+ * url is the path exactly as sent (no_unescape), without the query.
  */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *data,
                               size_t *size, void **req) {
-    (void)version;
-    cg_model *m = cls;
-    bool get =
-        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-    if (strcmp(url, "/") == 0)
-        return get ? send_page(c)
-                   : send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
-                                "the page is read with GET, not %s", method);
-    if (strcmp(url, "/model") == 0)
-        return get ? send_model(c, m)
-                   : send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
-                                "/model is read with GET, not %s", method);
-    if (strcmp(url, "/predict") != 0)
-        return send_error(c, MHD_HTTP_NOT_FOUND, NULL,
-                          "no such page: there are GET /, GET /model and POST /predict");
-    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-        return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST",
-                          "/predict takes POST (with %d bytes), not %s", SERVE_PIXELS, method);
-
+    (void)cls, (void)version;
     upload *u = *req;
     if (!u) {
+        serve_conn *sc = conn_of(c);
+        cg_serve_conns_shed_idle(&srv.conns, cg_serve_now());
+        int live = cg_serve_conns_live(&srv.conns);
+        if (live > srv.max_connections)
+            return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                              "server busy: %d requests in flight, it serves %d at once; "
+                              "try again in a second",
+                              live, srv.max_connections);
+        const char *why = ambiguous(c);
+        if (why) return send_error(c, MHD_HTTP_BAD_REQUEST, NULL, "ambiguous request: %s", why);
+        bool done = false;
+        enum MHD_Result ret = check_target(c, url, sc && sc->query, &done);
+        if (done) return ret;
+        bool get =
+            strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+        int page = page_of(url);
+        if (page && !get)
+            return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
+                              "%s is read with GET, not %s", page > 1 ? url : "the page", method);
+        if (page) {
+            if (!(u = calloc(1, sizeof *u))) return MHD_NO;
+            u->page = page;
+            *req = u;
+            return MHD_YES;
+        }
+        if (strcmp(url, "/predict") != 0)
+            return send_error(c, MHD_HTTP_NOT_FOUND, NULL,
+                              "no such page: there are GET /, GET /model, GET /healthz and "
+                              "POST /predict");
+        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+            return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST",
+                              "/predict takes POST (with %d bytes), not %s", SERVE_PIXELS,
+                              method);
         const char *type =
             mhd.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (type && !is_octet_stream(type))
@@ -302,7 +468,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (*size > 0) {
-        if (u->len < SERVE_PIXELS) {
+        if (u->len < SERVE_PIXELS && !u->page) {
             size_t keep = SERVE_PIXELS - u->len < *size ? SERVE_PIXELS - u->len : *size;
             memcpy(u->px + u->len, data, keep);
         }
@@ -310,6 +476,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *size = 0;
         return u->len <= SERVE_MAX_DISCARD ? MHD_YES : MHD_NO;
     }
+    if (u->page) return send_get_page(c, u->page); /* a body sent with GET is ignored */
     if (u->len > SERVE_MAX_BODY)
         return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
                           "a body of %zu bytes; /predict takes %d (at most %d)", u->len,
@@ -319,20 +486,53 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                           "/predict takes %d bytes (a %dx%d image, one byte per pixel, row after "
                           "row), got %zu",
                           SERVE_PIXELS, SERVE_SIDE, SERVE_SIDE, u->len);
-    return send_prediction(c, m, u->px);
+    return send_prediction(c, srv.model, u->px);
 }
 
 static void request_done(void *cls, struct MHD_Connection *c, void **req,
                          enum MHD_RequestTerminationCode why) {
-    (void)cls, (void)c, (void)why;
+    (void)cls;
     free(*req);
     *req = NULL;
+    if (why == MHD_REQUEST_TERMINATED_COMPLETED_OK) srv.served++;
+    serve_conn *sc = conn_of(c);
+    if (sc) cg_serve_conn_finished(sc, cg_serve_now());
+}
+
+/* A connection opens or closes: its state (serve_conns.h) is made or freed. */
+static void connection_event(void *cls, struct MHD_Connection *c, void **socket_context,
+                             enum MHD_ConnectionNotificationCode what) {
+    (void)cls;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            mhd.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        /* Out of memory: the connection is served, without a deadline. */
+        *socket_context = info ? cg_serve_conn_open(&srv.conns, info->connect_fd, cg_serve_now())
+                               : NULL;
+    } else if (what == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        cg_serve_conn_close(&srv.conns, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* A request line is in (MHD's "URI log" hook, its first sight of a
+ * request): the request is in flight, and its target (as sent) is noted. */
+static void *request_line(void *cls, const char *uri, struct MHD_Connection *c) {
+    (void)cls;
+    serve_conn *sc = conn_of(c);
+    if (sc) cg_serve_conn_started(sc, uri);
+    return NULL;
+}
+
+/* Leaves every %-escape as it is: the handler sees the path as sent. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s) {
+    (void)cls, (void)c;
+    return strlen(s);
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap) {
     (void)cls;
-    fputs("cgrad serve: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    cg_serve_vlog(fmt, ap);
 }
 
 /* ------------------------------------------------------------------ */
@@ -369,9 +569,30 @@ static bool is_loopback(const struct sockaddr_storage *addr) {
            (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
 }
 
-/* Serves until SIGINT or SIGTERM; false if the event loop itself fails. */
-static bool run_loop(struct MHD_Daemon *d, const sigset_t *wait_mask) {
-    while (!stop_signal) {
+/* The first stop signal: no new connections; the requests in flight get
+ * until *drain_until. */
+static void begin_stop(struct MHD_Daemon *d, double *drain_until) {
+    srv.stopping = true;
+    *drain_until = cg_serve_now() + SERVE_DRAIN_S;
+    MHD_socket listener = mhd.quiesce_daemon(d);
+    if (listener != MHD_INVALID_SOCKET) close(listener);
+}
+
+/*
+ * Serves until a stop signal and then until the requests in flight are
+ * answered (or the drain time is up, or a second signal came); false if the
+ * event loop itself fails. *unfinished: requests in flight when it ended.
+ */
+static bool run_loop(struct MHD_Daemon *d, const sigset_t *wait_mask, int *unfinished) {
+    double drain_until = 0.0;
+    for (;;) {
+        if (stop_signal && !srv.stopping) begin_stop(d, &drain_until);
+        double now = cg_serve_now();
+        double next_deadline = cg_serve_conns_sweep(&srv.conns, now);
+        if (srv.stopping) {
+            *unfinished = cg_serve_conns_in_flight(&srv.conns);
+            if (*unfinished == 0 || now >= drain_until || stop_signals > 1) return true;
+        }
         fd_set rs, ws, es;
         FD_ZERO(&rs);
         FD_ZERO(&ws);
@@ -381,11 +602,16 @@ static bool run_loop(struct MHD_Daemon *d, const sigset_t *wait_mask) {
             cg_fail(CG_ERR_STATE, "serve: too many open connections to wait on");
             return false;
         }
+        /* Sleep until MHD has work, a request's deadline or the drain's end. */
         MHD_UNSIGNED_LONG_LONG ms = 0;
+        double wait_s = mhd.get_timeout(d, &ms) == MHD_YES ? (double)ms / 1000.0 : -1.0;
+        if (next_deadline >= 0 && (wait_s < 0 || next_deadline < wait_s)) wait_s = next_deadline;
+        if (srv.stopping && (wait_s < 0 || drain_until - now < wait_s)) wait_s = drain_until - now;
         struct timespec ts, *tsp = NULL;
-        if (mhd.get_timeout(d, &ms) == MHD_YES) {
-            ts.tv_sec = (time_t)(ms / 1000);
-            ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+        if (wait_s >= 0) {
+            wait_s += 0.001; /* past the deadline, not just short of it */
+            ts.tv_sec = (time_t)wait_s;
+            ts.tv_nsec = (long)((wait_s - (double)ts.tv_sec) * 1e9);
             tsp = &ts;
         }
         if (pselect(max + 1, &rs, &ws, &es, tsp, wait_mask) < 0) {
@@ -395,12 +621,11 @@ static bool run_loop(struct MHD_Daemon *d, const sigset_t *wait_mask) {
         }
         mhd.run_from_select(d, &rs, &ws, &es);
     }
-    return true;
 }
 
 int cg_cmd_serve(int argc, char **argv) {
     const char *host = "127.0.0.1", *path = NULL;
-    int64_t port = 8000;
+    int64_t port = 8000, per_ip = 64, max_conns = 256, timeout_s = 10;
     int n_pos = 0;
     cg_opt opts[] = {
         {"--port", CG_OPT_INT, &port, 0, 65535, NULL, false,
@@ -409,6 +634,16 @@ int cg_cmd_serve(int argc, char **argv) {
          "IP address to listen on (default 127.0.0.1: this machine\n"
          "only; ::1 for IPv6; 0.0.0.0 or :: opens it to the network,\n"
          "with no authentication)", "ADDR"},
+        {"--per-ip", CG_OPT_INT, &per_ip, 1, 400, NULL, false,
+         "connections one client address may hold (default 64; more\n"
+         "are closed at once; behind a proxy, all come from its address)", NULL},
+        {"--max-connections", CG_OPT_INT, &max_conns, 1, 400, NULL, false,
+         "connections open at once (default 256): idle ones are closed\n"
+         "to make room; when all are busy, as many again are answered\n"
+         "503 \"server busy\", and any beyond closed", NULL},
+        {"--request-timeout", CG_OPT_INT, &timeout_s, 1, 3600, NULL, false,
+         "seconds a client has to send a whole request, headers and\n"
+         "body, and that an idle connection is kept (default 10)", "S"},
     };
     int rc =
         cg_opts_parse("serve", SERVE_USAGE, argc, argv, opts, CG_NOPTS(opts), &path, 1, &n_pos);
@@ -452,17 +687,33 @@ int cg_cmd_serve(int argc, char **argv) {
     /* A client that hangs up mid-answer must not kill the server. */
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, &old_pipe);
-    stop_signal = 0;
+    stop_signal = stop_signals = 0;
     bool grad = cg_set_grad_enabled(false);
+    memset(&srv, 0, sizeof srv);
+    srv.model = m;
+    srv.max_connections = (int)max_conns;
+    srv.conns.deadline_s = (double)timeout_s;
+    srv.conns.keep = (int)max_conns;
+    srv.conns.idle_grace_s = SERVE_IDLE_GRACE_S;
+    srv.started = cg_serve_now();
 
+    /* MHD's connection limit is the hard one: up to max_conns more than
+     * are served get a 503 rather than a silent close. Its timeout (idle,
+     * restarted by every byte) only matters while an answer is sent; the
+     * request's own deadline is serve_conns.h's, and comes first (MHD's,
+     * were it due at the same time, would close with no 408). */
     bool v6 = addr.ss_family == AF_INET6;
     struct MHD_Daemon *d = mhd.start_daemon(
-        MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), (uint16_t)port, NULL, NULL, handle, m,
+        MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), (uint16_t)port, NULL, NULL, handle, NULL,
         MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, so it gets every message */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_CONNECTION_LIMIT, SERVE_MAX_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, SERVE_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(2 * max_conns),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)timeout_s + 1,
         MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, connection_event, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, request_line, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
         MHD_OPTION_END);
     if (!d) {
         cg_fail(CG_ERR_IO, "cannot listen on %s port %lld (see above)", host, (long long)port);
@@ -478,8 +729,14 @@ int cg_cmd_serve(int argc, char **argv) {
         printf("serving http://%s%s%s:%lld/ (Ctrl-C to stop)\n", v6 ? "[" : "", host,
                v6 ? "]" : "", (long long)port);
         fflush(stdout);
-        rc = run_loop(d, &wait_mask) ? CG_EXIT_OK : cg_cmd_fail("serve");
+        int unfinished = 0;
+        rc = run_loop(d, &wait_mask, &unfinished) ? CG_EXIT_OK : cg_cmd_fail("serve");
         mhd.stop_daemon(d);
+        cg_serve_conns_clear(&srv.conns);
+        cg_serve_log_flush();
+        if (rc == CG_EXIT_OK)
+            fprintf(stderr, "cgrad serve: stopped on %s; requests served: %ld, unfinished: %d\n",
+                    stop_signal == SIGINT ? "SIGINT" : "SIGTERM", srv.served, unfinished);
     }
 
     cg_set_grad_enabled(grad);
