@@ -1,16 +1,34 @@
 /*
- * serve_page.h - the one page `cgrad serve` shows: draw a digit, see what the
- * model calls it. Self-contained (no external scripts, styles or fonts; the
- * server's Content-Security-Policy forbids them anyway).
+ * serve_page.h - the one page `cgrad serve` shows: draw a digit (or drop a
+ * PNG), see what the model calls it. Self-contained (no external scripts,
+ * styles or fonts; the server's Content-Security-Policy forbids them anyway).
+ * It works for any model the server holds: GET /model names the classes,
+ * and the page shows a bar per class with its probability from
+ * POST /predict. tests/browser/page_test.js drives it in headless Chromium.
  *
  * What the script sends is an MNIST-style image, made the way MNIST itself
  * was (LeCun, Cortes & Burges): the digit's bounding box scaled, keeping its
  * aspect ratio, to fit a 20x20 box, then placed in the 28x28 frame so that
  * its centre of mass is the frame's centre. Each of the 784 pixels averages
- * the canvas area it covers (area sampling): with the 280x280 canvas a
- * 20-pixel brush becomes the 2-3 pixel soft-edged stroke MNIST digits have.
+ * the canvas area it covers (area sampling). The strokes are kept as lists
+ * of points and redrawn, for this, on a hidden 280x280 canvas: their box
+ * scaled to 200 pixels less the pen, the pen 23 pixels wide, so after the
+ * tenfold reduction a stroke is 2.3 pixels wide, the median of MNIST's
+ * test digits (2 x area / perimeter of the pixels over 127), however big or
+ * small the digit was drawn.
+ *
+ * A PNG (the file button, or dropped on the canvas) is decoded by the
+ * browser (createImageBitmap: no <img>, which the policy's img-src 'none'
+ * would block), made gray (its opacity if it has transparent parts),
+ * inverted if its border is light (dark ink on paper), stretched so the
+ * border's mean is 0 and the brightest ink 255, cropped to the ink, drawn
+ * on the hidden canvas with its longer side 200, and prepared as above.
+ *
  * The 784 bytes (0 = background, 255 = ink, row after row) go to
- * POST /predict as application/octet-stream when a stroke ends.
+ * POST /predict as application/octet-stream when a stroke ends; they are
+ * drawn, enlarged, as "What the model sees" and kept in that canvas's
+ * data-pixels attribute (hex) for scripts and tests. The answer region has
+ * aria-busy="true" while a request is out.
  *
  * Pointer events cover mouse, pen and touch alike; `touch-action: none`
  * keeps a finger from scrolling the page instead of drawing.
@@ -71,10 +89,12 @@ static const char SERVE_PAGE[] =
     "<canvas id=\"seen\" width=\"28\" height=\"28\" role=\"img\"\n"
     "aria-labelledby=\"saw\"></canvas>\n"
     "</figure>\n"
-    "<section id=\"result\" aria-labelledby=\"res\" aria-live=\"polite\" aria-busy=\"false\">\n"
+    "<section id=\"result\" aria-labelledby=\"res\">\n"
     "<h2 id=\"res\">The model says</h2>\n"
+    "<div id=\"answer\" aria-live=\"polite\" aria-busy=\"false\">\n"
     "<p id=\"cls\">&ndash;</p>\n"
     "<p id=\"prob\">Nothing drawn yet.</p>\n"
+    "</div>\n"
     "<ol id=\"bars\" aria-label=\"Probability of each class\"></ol>\n"
     "</section>\n"
     "</main>\n"
@@ -100,7 +120,7 @@ static const char SERVE_PAGE[] =
     "\n"
     "function clearAll() {\n"
     "  seq++;  /* answers to earlier drawings are dropped */\n"
-    "  $(\"result\").setAttribute(\"aria-busy\", \"false\");\n"
+    "  $(\"answer\").setAttribute(\"aria-busy\", \"false\");\n"
     "  strokes = []; stroke = null;\n"
     "  blank(ctx); blank(seen); say(\"\");\n"
     "  $(\"seen\").removeAttribute(\"data-pixels\");\n"
@@ -275,7 +295,7 @@ static const char SERVE_PAGE[] =
     "  /* The bytes sent, as hex, for scripts and tests that check the page. */\n"
     "  const hex = b => (b < 16 ? \"0\" : \"\") + b.toString(16);\n"
     "  $(\"seen\").dataset.pixels = Array.from(px, hex).join(\"\");\n"
-    "  const mine = ++seq, res = $(\"result\");\n"
+    "  const mine = ++seq, res = $(\"answer\");\n"
     "  res.setAttribute(\"aria-busy\", \"true\");\n"
     "  let j, err = \"\";\n"
     "  try {\n"

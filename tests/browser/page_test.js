@@ -47,7 +47,7 @@ if (!cgrad || !outDir) {
   process.exit(2);
 }
 const data = process.env.CGRAD_DATA;
-if (!data) skip("set CGRAD_DATA to the folder holding mnist_sample/ and mnist/ (the models are trained on it)");
+if (!data) skip("set CGRAD_DATA to the folder holding mnist_sample/ and mnist/ (to train on)");
 for (const d of ["mnist_sample/valid/3", "mnist/train-images-idx3-ubyte.gz"])
   if (!fs.existsSync(path.join(data, d))) skip(`no ${d} under CGRAD_DATA=${data}`);
 if (!fs.existsSync(CHROMIUM)) skip(`no Chromium at ${CHROMIUM} (apt-get install chromium)`);
@@ -137,7 +137,8 @@ function crc32(buf) {
  * row, deflated into one IDAT chunk. */
 function pngGray(px, w, h) {
   const chunk = (type, body) => {
-    const len = Buffer.alloc(4), crc = Buffer.alloc(4), tb = Buffer.concat([Buffer.from(type), body]);
+    const len = Buffer.alloc(4), crc = Buffer.alloc(4);
+    const tb = Buffer.concat([Buffer.from(type), body]);
     len.writeUInt32BE(body.length);
     crc.writeUInt32BE(crc32(tb));
     return Buffer.concat([len, tb, crc]);
@@ -147,21 +148,32 @@ function pngGray(px, w, h) {
   ihdr.writeUInt32BE(h, 4);
   ihdr[8] = 8;  /* bit depth; colour type 0 (gray), the rest 0 */
   const raw = Buffer.alloc(h * (w + 1));
-  for (let y = 0; y < h; y++) Buffer.from(px.subarray(y * w, (y + 1) * w)).copy(raw, y * (w + 1) + 1);
+  for (let y = 0; y < h; y++)
+    Buffer.from(px.subarray(y * w, (y + 1) * w)).copy(raw, y * (w + 1) + 1);
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr),
                         chunk("IDAT", zlib.deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
 }
 
-/* The ink's bounding box and centre of mass (pixel centres at i + 0.5). */
+/* The ink's bounding box, centre of mass (pixel centres at i + 0.5) and
+ * stroke width: a stroke of width t and length l covers t * l pixels and has
+ * a perimeter of 2 * l, so t = 2 * area / perimeter, taking the pixels over
+ * 127 and their edges, whose staircase is 4 / pi times longer than the
+ * outline on average over directions. MNIST's test digits: 2.3 (median),
+ * 1.7 to 3.3 (10th to 90th percentile). */
 function measure(px) {
-  let x0 = 28, y0 = 28, x1 = -1, y1 = -1, m = 0, mx = 0, my = 0;
+  let x0 = 28, y0 = 28, x1 = -1, y1 = -1, m = 0, mx = 0, my = 0, area = 0, edges = 0;
+  const on = (x, y) => x >= 0 && y >= 0 && x < 28 && y < 28 && px[28 * y + x] > 127;
   for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
     const v = px[28 * y + x];
+    if (on(x, y)) area++;
+    if (x < 27 && on(x, y) !== on(x + 1, y)) edges++;
+    if (y < 27 && on(x, y) !== on(x, y + 1)) edges++;
     if (!v) continue;
     x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
     m += v; mx += v * (x + 0.5); my += v * (y + 0.5);
   }
-  return { w: x1 - x0 + 1, h: y1 - y0 + 1, cx: mx / m, cy: my / m };
+  return { w: x1 - x0 + 1, h: y1 - y0 + 1, cx: mx / m, cy: my / m,
+           stroke: 2 * area / (edges * Math.PI / 4) };
 }
 
 /* ------------------------------------------------------------------ */
@@ -170,7 +182,7 @@ function measure(px) {
 
 /* What the page shows now: the 784 bytes it sent, its class, its bars. */
 async function shown(page) {
-  await page.waitForSelector('#result[aria-busy="false"]', { timeout: STEP_TIMEOUT_MS });
+  await page.waitForSelector('#answer[aria-busy="false"]', { timeout: STEP_TIMEOUT_MS });
   return page.evaluate(() => {
     const hex = document.getElementById("seen").dataset.pixels || "";
     const bars = [...document.querySelectorAll("#bars li")].map(li => ({
@@ -212,12 +224,27 @@ function agreesWithPredict(s, model, file, what) {
   return { px, cls: want.class };
 }
 
-function mnistLike(px, what) {
+function mnistLike(px, what, drawn) {
   const m = measure(px);
+  if (drawn)
+    check(m.stroke >= 1.7 && m.stroke <= 3.3,
+          `${what}: strokes ${m.stroke.toFixed(2)} pixels wide, as MNIST's 1.7 to 3.3`);
   check(Math.max(m.w, m.h) >= 19 && Math.max(m.w, m.h) <= 21,
         `${what}: the ink's box is ${m.w}x${m.h}, the longer side 20 +- 1 as in MNIST`);
   check(Math.hypot(m.cx - 14, m.cy - 14) < 0.5,
         `${what}: centre of mass (${m.cx.toFixed(2)}, ${m.cy.toFixed(2)}), within 0.5 of (14, 14)`);
+}
+
+/* A file dropped on the canvas: the drag events a browser sends, with the
+ * file in their DataTransfer (DevTools cannot drag a file from the desktop). */
+async function drop(page, name, bytes, type) {
+  await page.evaluate(([b64, name, type]) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([Uint8Array.from(atob(b64), c => c.charCodeAt(0))], name, { type }));
+    const pad = document.getElementById("pad");
+    pad.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, cancelable: true }));
+    pad.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, cancelable: true }));
+  }, [bytes.toString("base64"), name, type]);
 }
 
 const SEVEN = [[[70, 60], [210, 60], [120, 230]]];
@@ -263,7 +290,7 @@ async function testModel(browser, model, name, digits) {
       const r = agreesWithPredict(s, model, path.join(outDir, `${name}-drawn-${label}.png`),
                                   `${name}, a drawn ${label}`);
       if (!r) continue;
-      mnistLike(r.px, `${name}, a drawn ${label}`);
+      mnistLike(r.px, `${name}, a drawn ${label}`, true);
       check(r.cls === label, `${name}: a drawn ${label} is read as ${r.cls}`);
       if (label === "7") big = r.px;
     }
@@ -281,7 +308,8 @@ async function testModel(browser, model, name, digits) {
 
     await page.click("#clear");
     const cleared = await shown(page);
-    check(cleared.hex === "" && cleared.cls === "\u2013" && cleared.bars.every(b => b.pct === "\u2013"),
+    const none = "\u2013";  /* the dash shown for no answer */
+    check(cleared.hex === "" && cleared.cls === none && cleared.bars.every(b => b.pct === none),
           `${name}: Clear empties the drawing, the answer and the bars`);
 
     /* Uploads: the file input, then a drop on the canvas. */
@@ -291,15 +319,7 @@ async function testModel(browser, model, name, digits) {
       if (how === "opened") {
         await page.setInputFiles("#file", file);
       } else {
-        const bytes = fs.readFileSync(file).toString("base64");
-        await page.evaluate(([b64, fname]) => {
-          const bin = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-          const dt = new DataTransfer();
-          dt.items.add(new File([bin], fname, { type: "image/png" }));
-          const pad = document.getElementById("pad");
-          pad.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, cancelable: true }));
-          pad.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, cancelable: true }));
-        }, [bytes, path.basename(file)]);
+        await drop(page, path.basename(file), fs.readFileSync(file), "image/png");
       }
       await page.waitForFunction(() => document.getElementById("seen").dataset.pixels);
       const s = await shown(page);
@@ -307,10 +327,12 @@ async function testModel(browser, model, name, digits) {
       if (!r) continue;
       mnistLike(r.px, what);
       const orig = JSON.parse(cgradRun(["predict", model, file, "--json"]));
-      check(r.cls === orig.class, `${what}: the page says ${r.cls}, cgrad predict on the file ${orig.class}`);
+      check(r.cls === orig.class,
+            `${what}: the page says ${r.cls}, cgrad predict on the file ${orig.class}`);
 
       /* The image the page made, and its negative: sent alike. */
-      const pos = path.join(outDir, `${name}-light.png`), neg = path.join(outDir, `${name}-dark.png`);
+      const pos = path.join(outDir, `${name}-light.png`);
+      const neg = path.join(outDir, `${name}-dark.png`);
       fs.writeFileSync(pos, pngGray(r.px, 28, 28));
       fs.writeFileSync(neg, pngGray(r.px.map(v => 255 - v), 28, 28));
       const sent = [];
@@ -324,8 +346,16 @@ async function testModel(browser, model, name, digits) {
             `${what}: a dark-on-light copy is sent exactly like the light-on-dark one`);
     }
 
-    check(errors.length === 0, `${name}: no console errors` + (errors.length ? ": " + errors.join(" | ") : ""));
-    check(elsewhere.length === 0, `${name}: nothing asked of another origin ${elsewhere.join(" ")}`);
+    /* A file that is no image: named in a message, nothing sent. */
+    await page.click("#clear");
+    await drop(page, "notes.txt", Buffer.from("not a picture\n"), "text/plain");
+    await page.waitForFunction(() => document.getElementById("note").textContent);
+    const bad = await shown(page);
+    check(bad.note.includes("notes.txt") && bad.hex === "" && bad.cls === none,
+          `${name}: a dropped text file is refused, named ("${bad.note}")`);
+
+    check(errors.length === 0, `${name}: no console errors ${errors.join(" | ")}`);
+    check(elsewhere.length === 0, `${name}: nothing asked of another origin: ${elsewhere}`);
   } finally {
     await page.close();
     const code = await stopServer(server);
