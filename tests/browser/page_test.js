@@ -249,8 +249,13 @@ async function drop(page, name, bytes, type) {
 
 const SEVEN = [[[70, 60], [210, 60], [120, 230]]];
 const SEVEN_SMALL = [[[12, 12], [82, 12], [37, 97]]];  /* half the size, in a corner */
-const THREE = [[[85, 70], [120, 50], [170, 52], [195, 80], [185, 115], [140, 135], [185, 150],
-                [205, 185], [190, 220], [145, 238], [95, 225]]];
+/* Points every 15 degrees from `from` to `to` (degrees, clockwise from the
+ * x axis, since y grows downwards) of a circle. */
+const arc = (cx, cy, r, from, to) => Array.from({ length: (to - from) / 15 + 1 }, (_, i) => {
+  const a = (from + 15 * i) * Math.PI / 180;
+  return [cx + r * Math.cos(a), cy + r * Math.sin(a)];
+});
+const THREE = [[...arc(140, 95, 48, -165, 90), ...arc(140, 190, 50, -90, 165)]];
 const ONE = [[[140, 40], [140, 240]]];
 const ZERO = [Array.from({ length: 33 }, (_, i) => {
   const a = 2 * Math.PI * i / 32;
@@ -330,20 +335,28 @@ async function testModel(browser, model, name, digits) {
       check(r.cls === orig.class,
             `${what}: the page says ${r.cls}, cgrad predict on the file ${orig.class}`);
 
-      /* The image the page made, and its negative: sent alike. */
-      const pos = path.join(outDir, `${name}-light.png`);
-      const neg = path.join(outDir, `${name}-dark.png`);
-      fs.writeFileSync(pos, pngGray(r.px, 28, 28));
-      fs.writeFileSync(neg, pngGray(r.px.map(v => 255 - v), 28, 28));
+      /* The image the page made, its negative, and the negative 50 times
+       * bigger (1400x1400, which the page first reduces to 1000x1000). */
+      const K = 50, bigNeg = new Uint8Array(28 * K * 28 * K);
+      for (let y = 0; y < 28 * K; y++) for (let x = 0; x < 28 * K; x++)
+        bigNeg[28 * K * y + x] = 255 - r.px[28 * Math.floor(y / K) + Math.floor(x / K)];
+      const copies = [["light", pngGray(r.px, 28, 28)],
+                      ["dark", pngGray(r.px.map(v => 255 - v), 28, 28)],
+                      ["dark-big", pngGray(bigNeg, 28 * K, 28 * K)]];
       const sent = [];
-      for (const f of [pos, neg]) {
+      for (const [kind, png] of copies) {
+        const f = path.join(outDir, `${name}-${kind}.png`);
+        fs.writeFileSync(f, png);
         await page.click("#clear");
         await page.setInputFiles("#file", f);
         await page.waitForFunction(() => document.getElementById("seen").dataset.pixels);
-        sent.push((await shown(page)).hex);
+        sent.push(await shown(page));
       }
-      check(sent[0] === sent[1] && sent[0].length === 1568,
+      check(sent[0].hex === sent[1].hex && sent[0].hex.length === 1568,
             `${what}: a dark-on-light copy is sent exactly like the light-on-dark one`);
+      check(sent[2].cls === sent[0].cls,
+            `${what}: a dark-on-light copy 1400 pixels wide is read as ${sent[2].cls} too`);
+      mnistLike(Buffer.from(sent[2].hex, "hex"), `${what}, 1400 pixels wide`);
     }
 
     /* A file that is no image: named in a message, nothing sent. */
