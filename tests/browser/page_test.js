@@ -16,8 +16,10 @@
  *     a PNG, and that a digit drawn small in a corner is sent like the same
  *     digit drawn big;
  *   - uploads MNIST PNGs (file input and drag-and-drop) and checks the
- *     class against `cgrad predict` on the same file, and that a
- *     dark-on-light copy is sent exactly like the light-on-dark one;
+ *     class against `cgrad predict` on the same file, that a dark-on-light
+ *     copy is sent exactly like the light-on-dark one, that one 1400 pixels
+ *     wide gets the same class, and that a file that is no image is refused
+ *     with a message;
  *   - checks Clear, that the page logs no console error and asks nothing
  *     of any other origin, and saves a screenshot in OUT_DIR.
  * Every wait is bounded and the servers are stopped (SIGTERM, then SIGKILL)
@@ -154,7 +156,7 @@ function pngGray(px, w, h) {
                         chunk("IDAT", zlib.deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
 }
 
-/* The ink's bounding box, centre of mass (pixel centres at i + 0.5) and
+/* The ink's bounding box, centre of mass (pixel centres at i + 0.5), and
  * stroke width: a stroke of width t and length l covers t * l pixels and has
  * a perimeter of 2 * l, so t = 2 * area / perimeter, taking the pixels over
  * 127 and their edges, whose staircase is 4 / pi times longer than the
@@ -262,7 +264,7 @@ const ZERO = [Array.from({ length: 33 }, (_, i) => {
   return [140 + 60 * Math.sin(a), 140 - 90 * Math.cos(a)];
 })];
 
-/* The first PNG of a validation class, and a dark-on-light copy of it. */
+/* The first PNG (by name) of a class of mnist_sample's validation set. */
 function mnistPng(cls) {
   const dir = path.join(data, "mnist_sample/valid", cls);
   return path.join(dir, fs.readdirSync(dir).filter(f => f.endsWith(".png")).sort()[0]);
