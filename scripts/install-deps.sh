@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libomp-dev
       libpng-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev
-      libcmocka-dev libmicrohttpd-dev libssl-dev valgrind python3)
+      libcmocka-dev libmicrohttpd-dev libssl-dev valgrind python3
+      openmpi-bin libopenmpi-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-pil libopenblas-openmp-dev time)
 fi

@@ -350,7 +350,9 @@ static char *slurp(const char *dir, const char *name) {
 /* mpirun ARGS (shell words), killed after 120 s, as CI needs it: without
  * ssh (one node), shared memory only, as root where the tests run as root.
  * The ranks of an ASan build leave Open MPI's own allocations (made once
- * at start) to LeakSanitizer: tests/lsan-mpi.supp names them. */
+ * at start) to LeakSanitizer: tests/lsan-mpi.supp names them, which needs
+ * whole stacks (Open MPI has no frame pointers: the slow unwinder) of
+ * components that stay loaded (disable_dlclose). */
 static run_result mpirun(const char *fmt, ...) {
     static char dir[256];
     if (!dir[0]) snprintf(dir, sizeof dir, "%s", cg_test_tmpdir());
@@ -360,7 +362,9 @@ static run_result mpirun(const char *fmt, ...) {
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     snprintf(cmd, sizeof cmd,
-             "LSAN_OPTIONS=suppressions=%s/lsan-mpi.supp:print_suppressions=0 "
+             "LSAN_OPTIONS=suppressions=%s/lsan-mpi.supp:print_suppressions=0:"
+             "fast_unwind_on_malloc=0 "
+             "OMPI_MCA_mca_base_component_disable_dlclose=1 "
              "timeout -s KILL 120 %s --oversubscribe %s --mca btl self,vader "
              "--mca btl_vader_single_copy_mechanism none %s >'%s/out' 2>'%s/err' </dev/null",
              CGRAD_TEST_SOURCE, CGRAD_MPIEXEC, geteuid() == 0 ? "--allow-run-as-root" : "", args,
