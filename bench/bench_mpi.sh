@@ -6,10 +6,12 @@
 # and validation), the milliseconds per step spent in the gradient
 # allreduce (from --json's allreduce_seconds: the transfer plus the wait for
 # the slower rank), its share of the epoch, and the accuracy reached.
-# See docs/scaling.md for what the figures mean at cluster scale.
+# First bench_allreduce (the collective alone, by size). See docs/scaling.md
+# for what the figures mean at cluster scale.
 #
 # usage: bench/bench_mpi.sh [-n RUNS] [--threads T] [--data DIR]
-# environment: CGRAD_BIN (default build/cgrad), CGRAD_DATA, MPIRUN (default mpirun)
+# environment: CGRAD_BIN (default build/cgrad), CGRAD_BENCH_ALLREDUCE (default
+#   bench_allreduce beside CGRAD_BIN), CGRAD_DATA, MPIRUN (default mpirun)
 set -u
 export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,7 +23,7 @@ while [ $# -gt 0 ]; do
     -n|--runs) RUNS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --data) DATA=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench_mpi.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -47,6 +49,14 @@ if ! mpi 2 "$CGRAD_BIN" train --model linear --epochs 1 --data "$DATA" --quiet -
      >"$probe" 2>&1 || ! grep -q '"ranks":2' "$probe"; then
   echo "bench_mpi: $CGRAD_BIN does not train under mpirun (built without MPI?); skipped"
   tail -3 "$probe"; exit 0
+fi
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other processes share these cores)"
+# The allreduce alone, by size: what a step pays without waiting for a slower rank.
+BENCH_ALLREDUCE=${CGRAD_BENCH_ALLREDUCE:-$(dirname "$CGRAD_BIN")/bench_allreduce}
+if [ -x "$BENCH_ALLREDUCE" ]; then
+  OMP_NUM_THREADS=1 mpi "$THREADS" "$BENCH_ALLREDUCE" || echo "(bench_allreduce failed)"
+  echo
 fi
 
 json_num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" | tail -1; }
@@ -91,3 +101,4 @@ for model in mlp cnn; do
   done
   echo
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
