@@ -30,6 +30,8 @@
 #include <mpi.h>
 #endif
 
+#ifdef CGRAD_HAVE_MPI
+
 /* ------------------------------------------------------------------ */
 /* Shared by the scenarios                                             */
 /* ------------------------------------------------------------------ */
@@ -72,8 +74,6 @@ static uint64_t model_hash(const cg_model *m) {
     }
     return h;
 }
-
-#ifdef CGRAD_HAVE_MPI
 
 static int rank_of_world(void) {
     int r = 0;

@@ -12,6 +12,14 @@
  * else treats its NULL as one process alone (rank 0 of 1), so the library
  * and the CLI have one code path and no MPI dependency.
  *
+ * Open MPI is not linked but loaded on the first cg_comm_mpi_world
+ * (src/util/lazy.h), as libcurl is for fetch: linked in, its seven
+ * libraries would be loaded by every cgrad process, training alone or
+ * not. Only mpi.h's types are used at compile time; its handles
+ * (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM, ...) are, in Open MPI, the
+ * addresses of global objects, so they come from dlsym with the
+ * functions.
+ *
  * Why the ranks end with the same bits: every rank starts from rank 0's
  * weights, reduces the same gradient buffer with one MPI_Allreduce (Open
  * MPI's algorithms, ring or recursive doubling, hand every rank the same
@@ -24,8 +32,11 @@
 #include <stdlib.h>
 
 #ifdef CGRAD_HAVE_MPI
-#include <limits.h>
 #include <mpi.h>
+
+#include <dlfcn.h>
+
+#include "util/lazy.h"
 #endif
 
 /* ------------------------------------------------------------------ */
@@ -84,6 +95,65 @@ void cg_comm_stats(const cg_comm *c, int64_t *calls, double *seconds, int64_t *b
 
 #ifdef CGRAD_HAVE_MPI
 
+/* The functions, then the objects whose addresses are the handles (typed
+ * as functions here, as a lazy table holds; read back with handle()). */
+#define MPI_FNS(X)                                                                            \
+    X(initialized, MPI_Initialized, int, (int *))                                             \
+    X(finalized, MPI_Finalized, int, (int *))                                                 \
+    X(init_thread, MPI_Init_thread, int, (int *, char ***, int, int *))                       \
+    X(finalize, MPI_Finalize, int, (void))                                                    \
+    X(comm_dup, MPI_Comm_dup, int, (MPI_Comm, MPI_Comm *))                                    \
+    X(comm_free, MPI_Comm_free, int, (MPI_Comm *))                                            \
+    X(comm_rank, MPI_Comm_rank, int, (MPI_Comm, int *))                                       \
+    X(comm_size, MPI_Comm_size, int, (MPI_Comm, int *))                                       \
+    X(comm_set_errhandler, MPI_Comm_set_errhandler, int, (MPI_Comm, MPI_Errhandler))          \
+    X(error_string, MPI_Error_string, int, (int, char *, int *))                              \
+    X(allreduce, MPI_Allreduce, int, (const void *, void *, int, MPI_Datatype, MPI_Op,        \
+                                      MPI_Comm))                                              \
+    X(bcast, MPI_Bcast, int, (void *, int, MPI_Datatype, int, MPI_Comm))                      \
+    X(comm_world, ompi_mpi_comm_world, void, (void))                                          \
+    X(errors_return, ompi_mpi_errors_return, void, (void))                                    \
+    X(type_float, ompi_mpi_float, void, (void))                                               \
+    X(type_double, ompi_mpi_double, void, (void))                                             \
+    X(type_int64, ompi_mpi_int64_t, void, (void))                                             \
+    X(op_sum, ompi_mpi_op_sum, void, (void))                                                  \
+    X(op_min, ompi_mpi_op_min, void, (void))
+CG_LAZY_TABLE(mpi_fns, mpi, MPI_FNS, "libopenmpi3", "libmpi.so.40", "libmpi.so");
+
+/* The handles, set once by cg_comm_mpi_world. */
+static struct {
+    void *world, *errors_return, *type_float, *type_double, *type_int64, *op_sum, *op_min;
+} h;
+#define WORLD ((MPI_Comm)h.world)
+#define FLOAT_T ((MPI_Datatype)h.type_float)
+#define DOUBLE_T ((MPI_Datatype)h.type_double)
+#define INT64_T ((MPI_Datatype)h.type_int64)
+#define SUM_OP ((MPI_Op)h.op_sum)
+#define MIN_OP ((MPI_Op)h.op_min)
+
+/* A global object's address. A program that links Open MPI itself and
+ * names MPI_COMM_WORLD has a copy of the object in its own data (a copy
+ * relocation), and that copy is the one Open MPI uses: the global scope
+ * (dlopen(NULL)) finds it first. Otherwise the table's address (its bytes,
+ * as lazy.c fills it) is the library's own object. */
+static void *handle_of(void *self, const char *name, void (*object)(void)) {
+    void *p = self ? dlsym(self, name) : NULL;
+    if (!p) memcpy(&p, &object, sizeof p);
+    return p;
+}
+
+static void find_handles(void) {
+    void *self = dlopen(NULL, RTLD_NOW);
+    h.world = handle_of(self, "ompi_mpi_comm_world", mpi.comm_world);
+    h.errors_return = handle_of(self, "ompi_mpi_errors_return", mpi.errors_return);
+    h.type_float = handle_of(self, "ompi_mpi_float", mpi.type_float);
+    h.type_double = handle_of(self, "ompi_mpi_double", mpi.type_double);
+    h.type_int64 = handle_of(self, "ompi_mpi_int64_t", mpi.type_int64);
+    h.op_sum = handle_of(self, "ompi_mpi_op_sum", mpi.op_sum);
+    h.op_min = handle_of(self, "ompi_mpi_op_min", mpi.op_min);
+    if (self) dlclose(self);
+}
+
 /* Communicators alive, and whether MPI was started here: the last one
  * freed ends what cg_comm_mpi_world began. */
 static int live_comms;
@@ -94,22 +164,24 @@ static cg_status mpi_check(int rc, const char *call) {
     if (rc == MPI_SUCCESS) return CG_OK;
     char why[MPI_MAX_ERROR_STRING];
     int len = 0;
-    if (MPI_Error_string(rc, why, &len) != MPI_SUCCESS) len = 0;
+    if (mpi.error_string(rc, why, &len) != MPI_SUCCESS) len = 0;
     why[len] = '\0';
     return cg_fail(CG_ERR_IO, "MPI: %s failed: %s", call, len ? why : "unknown error");
 }
 
 cg_comm *cg_comm_mpi_world(void) {
+    if (cg_lazy_load(&mpi_lib, "MPI") != CG_OK) return NULL;
+    find_handles();
     int inited = 0, finalized = 0;
-    MPI_Initialized(&inited);
-    MPI_Finalized(&finalized);
+    mpi.initialized(&inited);
+    mpi.finalized(&finalized);
     if (finalized) {
         cg_fail(CG_ERR_STATE, "MPI: already finalized; a communicator cannot be made again");
         return NULL;
     }
     if (!inited) {
         int provided;
-        if (mpi_check(MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided),
+        if (mpi_check(mpi.init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided),
                       "MPI_Init_thread") != CG_OK)
             return NULL;
         we_initialized = true;
@@ -119,23 +191,23 @@ cg_comm *cg_comm_mpi_world(void) {
         cg_fail(CG_ERR_NOMEM, "MPI: out of memory");
         return NULL;
     }
-    if (mpi_check(MPI_Comm_dup(MPI_COMM_WORLD, &c->comm), "MPI_Comm_dup") != CG_OK) {
+    if (mpi_check(mpi.comm_dup(WORLD, &c->comm), "MPI_Comm_dup") != CG_OK) {
         free(c);
         return NULL;
     }
-    MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(c->comm, &c->rank);
-    MPI_Comm_size(c->comm, &c->size);
+    mpi.comm_set_errhandler(c->comm, (MPI_Errhandler)h.errors_return);
+    mpi.comm_rank(c->comm, &c->rank);
+    mpi.comm_size(c->comm, &c->size);
     live_comms++;
     return c;
 }
 
 void cg_comm_free(cg_comm *c) {
     if (!c) return;
-    MPI_Comm_free(&c->comm);
+    mpi.comm_free(&c->comm);
     free(c);
     if (--live_comms == 0 && we_initialized) {
-        MPI_Finalize();
+        mpi.finalize();
         we_initialized = false;
     }
 }
@@ -147,7 +219,7 @@ static cg_status allreduce(cg_comm *c, void *buf, int64_t n, MPI_Datatype type, 
                            MPI_Op op) {
     for (int64_t lo = 0; lo < n; lo += MPI_PIECE) {
         int k = (int)(n - lo < MPI_PIECE ? n - lo : MPI_PIECE);
-        if (mpi_check(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)lo * size, k, type, op,
+        if (mpi_check(mpi.allreduce(MPI_IN_PLACE, (char *)buf + (size_t)lo * size, k, type, op,
                                     c->comm),
                       "MPI_Allreduce") != CG_OK)
             return cg_last_status();
@@ -158,7 +230,7 @@ static cg_status allreduce(cg_comm *c, void *buf, int64_t n, MPI_Datatype type, 
 static cg_status bcast(cg_comm *c, void *buf, int64_t n, MPI_Datatype type, size_t size) {
     for (int64_t lo = 0; lo < n; lo += MPI_PIECE) {
         int k = (int)(n - lo < MPI_PIECE ? n - lo : MPI_PIECE);
-        if (mpi_check(MPI_Bcast((char *)buf + (size_t)lo * size, k, type, 0, c->comm),
+        if (mpi_check(mpi.bcast((char *)buf + (size_t)lo * size, k, type, 0, c->comm),
                       "MPI_Bcast") != CG_OK)
             return cg_last_status();
     }
@@ -168,7 +240,7 @@ static cg_status bcast(cg_comm *c, void *buf, int64_t n, MPI_Datatype type, size
 cg_status cg_comm_allreduce_floats(cg_comm *c, float *buf, int64_t n) {
     if (!c || c->size < 2) return CG_OK;
     double t0 = cg_seconds();
-    cg_status st = allreduce(c, buf, n, MPI_FLOAT, sizeof *buf, MPI_SUM);
+    cg_status st = allreduce(c, buf, n, FLOAT_T, sizeof *buf, SUM_OP);
     c->seconds += cg_seconds() - t0;
     c->calls++;
     c->bytes += n * (int64_t)sizeof *buf;
@@ -178,22 +250,22 @@ cg_status cg_comm_allreduce_floats(cg_comm *c, float *buf, int64_t n) {
 cg_status cg_comm_allreduce_sum(cg_comm *c, double *buf, int64_t n) {
     if (!c || c->size < 2) return CG_OK;
     if (!buf && n > 0) return cg_fail(CG_ERR_ARG, "MPI: allreduce of no buffer");
-    return allreduce(c, buf, n, MPI_DOUBLE, sizeof *buf, MPI_SUM);
+    return allreduce(c, buf, n, DOUBLE_T, sizeof *buf, SUM_OP);
 }
 
 cg_status cg_comm_min_i64(cg_comm *c, int64_t *v) {
     if (!c || c->size < 2) return CG_OK;
-    return allreduce(c, v, 1, MPI_INT64_T, sizeof *v, MPI_MIN);
+    return allreduce(c, v, 1, INT64_T, sizeof *v, MIN_OP);
 }
 
 cg_status cg_comm_bcast_floats(cg_comm *c, float *buf, int64_t n) {
     if (!c || c->size < 2) return CG_OK;
-    return bcast(c, buf, n, MPI_FLOAT, sizeof *buf);
+    return bcast(c, buf, n, FLOAT_T, sizeof *buf);
 }
 
 cg_status cg_comm_bcast_i64(cg_comm *c, int64_t *buf, int n) {
     if (!c || c->size < 2) return CG_OK;
-    return bcast(c, buf, n, MPI_INT64_T, sizeof *buf);
+    return bcast(c, buf, n, INT64_T, sizeof *buf);
 }
 
 #else /* built without MPI: only the one-process communicator, NULL */
