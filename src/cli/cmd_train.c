@@ -491,6 +491,9 @@ int cg_cmd_train(int argc, char **argv) {
     rc = CG_EXIT_FAIL;
     double t1 = cg_cli_now();
     if (lead) print_header(&c, m, &train, &valid);
+    if (lead && comm && !c.quiet && !c.json)
+        printf("%d processes, each training on its slice of every batch of %lld\n",
+               cg_comm_size(comm), (long long)c.bs);
 
     cg_fit_config fc = {
         .epochs = c.epochs, .bs = c.bs, .seed = c.seed ^ LOADER_SEED_MIX, .shuffle = !c.no_shuffle,
