@@ -25,7 +25,8 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     int reps = 51;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            reps = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: mpirun -np N bench_allreduce [--reps N]\n");
             return 2;

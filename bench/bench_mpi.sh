@@ -60,7 +60,10 @@ if [ -x "$BENCH_ALLREDUCE" ]; then
 fi
 
 json_num() { sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" | tail -1; }
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2); else print "-" }'; }
+median() {
+  sort -g | awk '{ a[NR] = $1 }
+    END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2); else print "-" }'
+}
 
 # model epochs bs: the recipe's batch size, so steps = ceil(12396 / bs) per epoch
 n_train=$(find "$DATA/train" -name '*.png' | wc -l)
@@ -80,7 +83,9 @@ for model in mlp cnn; do
       s=$(json_num seconds <<<"$out")
       r=$(json_num allreduce_seconds <<<"$out")
       a=$(json_num accuracy <<<"$out")
-      if [ -z "$s" ]; then echo "bench_mpi: $model $setup failed: $(tail -2 <<<"$out")"; continue; fi
+      if [ -z "$s" ]; then
+        echo "bench_mpi: $model $setup failed: $(tail -2 <<<"$out")"; continue
+      fi
       SEC[$model.$setup]+="$(awk -v s="$s" -v e="$epochs" 'BEGIN { print s / e }') "
       RED[$model.$setup]+="$(awk -v r="$r" -v n="$steps" 'BEGIN { print 1000 * r / n }') "
       ACC[$model.$setup]+="$a "

@@ -82,15 +82,14 @@ static int rank_of_world(void) {
 }
 
 /* A scenario's failure: says which rank and why, then exit 1. */
-#define REQUIRE(cond, ...)                                                      \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "rank %d: %s:%d: ", rank_of_world(), __FILE__,      \
-                    __LINE__);                                                  \
-            fprintf(stderr, __VA_ARGS__);                                       \
-            fprintf(stderr, " (last error: %s)\n", cg_last_error());            \
-            exit(1);                                                            \
-        }                                                                       \
+#define REQUIRE(cond, ...)                                                            \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, "rank %d: %s:%d: ", rank_of_world(), __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                                             \
+            fprintf(stderr, " (last error: %s)\n", cg_last_error());                  \
+            exit(1);                                                                  \
+        }                                                                             \
     } while (0)
 
 /* on_epoch: the hash of the model, compared across ranks (its own MPI
@@ -151,9 +150,15 @@ static void two_classes(cg_dataset *train, cg_dataset *valid) {
 static int scenario_same_answer(cg_comm *comm) {
     cg_dataset train = {0}, valid = {0};
     two_classes(&train, &valid);
-    cg_fit_config fc = {.epochs = 3, .bs = 101, .seed = 7, .shuffle = true,
-                        .loss = CG_LOSS_MNIST, .opt = cg_sgd_config(0.1f),
-                        .sched = CG_SCHED_CONSTANT, .score_epoch0 = true, .comm = comm};
+    cg_fit_config fc = {.epochs = 3,
+                        .bs = 101,
+                        .seed = 7,
+                        .shuffle = true,
+                        .loss = CG_LOSS_MNIST,
+                        .opt = cg_sgd_config(0.1f),
+                        .sched = CG_SCHED_CONSTANT,
+                        .score_epoch0 = true,
+                        .comm = comm};
     cg_rng rng;
     cg_rng_seed(&rng, 42);
     cg_model *m = cg_model_new(CG_MODEL_MLP, 784, 30, 1, CG_INIT_PYTORCH, 0.0f, &rng);
@@ -174,12 +179,10 @@ static int scenario_same_answer(cg_comm *comm) {
         model_diff(m, ref, &rel_norm, &rel_max);
         printf("2 ranks vs 1 process, %lld images: weights differ by %.3g (norm), %.3g (max), "
                "relative; accuracy %.4f vs %.4f\n",
-               (long long)cg_dataset_size(&train), rel_norm, rel_max, multi.accuracy,
-               one.accuracy);
-        REQUIRE(rel_norm < 1e-5 && rel_max < 1e-5, "weights differ by %g / %g", rel_norm,
-                rel_max);
-        REQUIRE(fabs(multi.accuracy - one.accuracy) <= 0.001, "accuracy %g vs %g",
-                multi.accuracy, one.accuracy);
+               (long long)cg_dataset_size(&train), rel_norm, rel_max, multi.accuracy, one.accuracy);
+        REQUIRE(rel_norm < 1e-5 && rel_max < 1e-5, "weights differ by %g / %g", rel_norm, rel_max);
+        REQUIRE(fabs(multi.accuracy - one.accuracy) <= 0.001, "accuracy %g vs %g", multi.accuracy,
+                one.accuracy);
         REQUIRE(multi.n == one.n && multi.accuracy > 0.7, "scored %lld items, accuracy %g",
                 (long long)multi.n, multi.accuracy);
         cg_model_free(ref);
@@ -202,20 +205,26 @@ static int scenario_every_kind(cg_comm *comm) {
                                         "conv:4:3:2,bn,relu,conv:8:3:2,bn,relu,gap,linear"};
     for (int s = 0; s < 2; s++)
         for (int o = 0; o < 4; o++) {
-            cg_optim_config opt = o < 2 ? cg_sgd_config(0.05f)
-                                        : o == 2 ? cg_adam_config(0.01f)
-                                                 : cg_adamw_config(0.01f, 0.01f);
+            cg_optim_config opt = o < 2    ? cg_sgd_config(0.05f)
+                                  : o == 2 ? cg_adam_config(0.01f)
+                                           : cg_adamw_config(0.01f, 0.01f);
             if (o == 1) opt.momentum = 0.9f, opt.nesterov = true;
             cg_rng rng;
             cg_rng_seed(&rng, 11);
-            cg_model *m = cg_model_for_images(specs[s], "custom", 1, 12, 12, 3, CG_INIT_KAIMING,
-                                              0.0f, &rng);
+            cg_model *m =
+                cg_model_for_images(specs[s], "custom", 1, 12, 12, 3, CG_INIT_KAIMING, 0.0f, &rng);
             REQUIRE(m, "model %s", specs[s]);
             epoch_check e = {.m = m};
-            cg_fit_config fc = {.epochs = 3, .bs = 33, .seed = 5, .shuffle = true,
-                                .loss = CG_LOSS_CE, .opt = opt,
+            cg_fit_config fc = {.epochs = 3,
+                                .bs = 33,
+                                .seed = 5,
+                                .shuffle = true,
+                                .loss = CG_LOSS_CE,
+                                .opt = opt,
                                 .sched = o >= 2 ? CG_SCHED_ONE_CYCLE : CG_SCHED_CONSTANT,
-                                .score_epoch0 = true, .on_epoch = check_hash, .user = &e,
+                                .score_epoch0 = true,
+                                .on_epoch = check_hash,
+                                .user = &e,
                                 .comm = comm};
             cg_recorder rec = {0};
             cg_score score;
@@ -223,8 +232,8 @@ static int scenario_every_kind(cg_comm *comm) {
                     specs[s], o);
             REQUIRE(e.differ == 0, "%s, optimizer %d: weights differ across ranks", specs[s], o);
             const cg_epoch_record *last = &rec.epochs[rec.n_epochs - 1];
-            REQUIRE(isfinite(last->train_loss) && score.n == 60, "%s opt %d: loss %g", specs[s],
-                    o, last->train_loss);
+            REQUIRE(isfinite(last->train_loss) && score.n == 60, "%s opt %d: loss %g", specs[s], o,
+                    last->train_loss);
             REQUIRE(last->train_loss < rec.epochs[0].train_loss, "%s opt %d: loss %g from %g",
                     specs[s], o, last->train_loss, rec.epochs[0].train_loss);
             cg_recorder_free(&rec);
@@ -245,10 +254,14 @@ static int scenario_one_rank_fails(cg_comm *comm) {
     synthetic(&valid, 20, 12, 2, 4);
     cg_rng rng;
     cg_rng_seed(&rng, 3);
-    cg_model *m = cg_model_for_images("linear", "linear", 1, 12, 12, 2, CG_INIT_PYTORCH, 0.0f,
-                                      &rng);
-    cg_fit_config fc = {.epochs = 2, .bs = 10, .seed = 1, .loss = CG_LOSS_CE,
-                        .opt = cg_sgd_config(0.1f), .comm = comm};
+    cg_model *m =
+        cg_model_for_images("linear", "linear", 1, 12, 12, 2, CG_INIT_PYTORCH, 0.0f, &rng);
+    cg_fit_config fc = {.epochs = 2,
+                        .bs = 10,
+                        .seed = 1,
+                        .loss = CG_LOSS_CE,
+                        .opt = cg_sgd_config(0.1f),
+                        .comm = comm};
     REQUIRE(cg_fit(m, &train, &valid, &fc, NULL, NULL) != CG_OK, "fit with unequal data");
     if (rank == 1)
         REQUIRE(strstr(cg_last_error(), "rank 1 has training items 120, rank 0 100") &&
@@ -298,10 +311,15 @@ static int scenario_rank_dies(cg_comm *comm, const char *save) {
     synthetic(&valid, 20, 12, 2, 4);
     cg_rng rng;
     cg_rng_seed(&rng, 3);
-    cg_model *m = cg_model_for_images("linear", "linear", 1, 12, 12, 2, CG_INIT_PYTORCH, 0.0f,
-                                      &rng);
-    cg_fit_config fc = {.epochs = 50, .bs = 10, .seed = 1, .loss = CG_LOSS_CE,
-                        .opt = cg_sgd_config(0.1f), .on_batch = die_in_step_2, .comm = comm};
+    cg_model *m =
+        cg_model_for_images("linear", "linear", 1, 12, 12, 2, CG_INIT_PYTORCH, 0.0f, &rng);
+    cg_fit_config fc = {.epochs = 50,
+                        .bs = 10,
+                        .seed = 1,
+                        .loss = CG_LOSS_CE,
+                        .opt = cg_sgd_config(0.1f),
+                        .on_batch = die_in_step_2,
+                        .comm = comm};
     cg_status st = cg_fit(m, &train, &valid, &fc, NULL, NULL);
     if (st == CG_OK && cg_comm_rank(comm) == 0) cg_model_save(m, save);
     cg_model_free(m);
@@ -319,12 +337,16 @@ static int run_scenario(int argc, char **argv) {
     }
     cg_set_num_threads(1);
     int rc = 1;
-    if (strcmp(argv[1], "same-answer") == 0) rc = scenario_same_answer(comm);
-    else if (strcmp(argv[1], "every-kind") == 0) rc = scenario_every_kind(comm);
-    else if (strcmp(argv[1], "one-rank-fails") == 0) rc = scenario_one_rank_fails(comm);
+    if (strcmp(argv[1], "same-answer") == 0)
+        rc = scenario_same_answer(comm);
+    else if (strcmp(argv[1], "every-kind") == 0)
+        rc = scenario_every_kind(comm);
+    else if (strcmp(argv[1], "one-rank-fails") == 0)
+        rc = scenario_one_rank_fails(comm);
     else if (strcmp(argv[1], "rank-dies") == 0 && argc > 2)
         rc = scenario_rank_dies(comm, argv[2]);
-    else fprintf(stderr, "unknown scenario %s\n", argv[1]);
+    else
+        fprintf(stderr, "unknown scenario %s\n", argv[1]);
     cg_comm_free(comm);
     return rc;
 }
@@ -455,8 +477,7 @@ static void write_png_folder(const char *root, int per_class_train, int per_clas
     for (int64_t i = 0; i < n; i++) {
         int c = (int)ds.y->data[i];
         int split = i / 2 < per_class_train ? 0 : 1;
-        snprintf(p, sizeof p, "%s/%s/%s/%05lld.png", root, splits[split], classes[c],
-                 (long long)i);
+        snprintf(p, sizeof p, "%s/%s/%s/%05lld.png", root, splits[split], classes[c], (long long)i);
         assert_int_equal(cg_png_write_gray(p, ds.pixels + i * 784, 28, 28), CG_OK);
     }
     cg_dataset_free(&ds);
@@ -574,9 +595,9 @@ static void test_without_mpi_says_so(void **state) {
 /* What a launcher's variables say, without starting MPI. */
 static void test_launcher_environment(void **state) {
     (void)state;
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
-                                       "PMI_SIZE", "PMI_RANK", "SLURM_STEP_NUM_TASKS",
-                                       "SLURM_PROCID"};
+    static const char *const vars[] = {
+        "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK",
+        "SLURM_STEP_NUM_TASKS", "SLURM_PROCID"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
     int rank = -1;
     assert_int_equal(cg_comm_launched(&rank), 1);

@@ -57,10 +57,9 @@ static long env_number(const char *const *names) {
 }
 
 int cg_comm_launched(int *rank) {
-    static const char *const sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
-                                        "SLURM_STEP_NUM_TASKS", NULL};
-    static const char *const ranks[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID",
+    static const char *const sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS",
                                         NULL};
+    static const char *const ranks[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID", NULL};
     long n = env_number(sizes), r = env_number(ranks);
     /* SLURM_PROCID alone is also set in a batch script's shell: only a
      * step's task count says srun started us. */
@@ -97,26 +96,25 @@ void cg_comm_stats(const cg_comm *c, int64_t *calls, double *seconds, int64_t *b
 
 /* The functions, then the objects whose addresses are the handles (typed
  * as functions here, as a lazy table holds; read back with handle()). */
-#define MPI_FNS(X)                                                                            \
-    X(initialized, MPI_Initialized, int, (int *))                                             \
-    X(finalized, MPI_Finalized, int, (int *))                                                 \
-    X(init_thread, MPI_Init_thread, int, (int *, char ***, int, int *))                       \
-    X(finalize, MPI_Finalize, int, (void))                                                    \
-    X(comm_dup, MPI_Comm_dup, int, (MPI_Comm, MPI_Comm *))                                    \
-    X(comm_free, MPI_Comm_free, int, (MPI_Comm *))                                            \
-    X(comm_rank, MPI_Comm_rank, int, (MPI_Comm, int *))                                       \
-    X(comm_size, MPI_Comm_size, int, (MPI_Comm, int *))                                       \
-    X(comm_set_errhandler, MPI_Comm_set_errhandler, int, (MPI_Comm, MPI_Errhandler))          \
-    X(error_string, MPI_Error_string, int, (int, char *, int *))                              \
-    X(allreduce, MPI_Allreduce, int, (const void *, void *, int, MPI_Datatype, MPI_Op,        \
-                                      MPI_Comm))                                              \
-    X(bcast, MPI_Bcast, int, (void *, int, MPI_Datatype, int, MPI_Comm))                      \
-    X(comm_world, ompi_mpi_comm_world, void, (void))                                          \
-    X(errors_return, ompi_mpi_errors_return, void, (void))                                    \
-    X(type_float, ompi_mpi_float, void, (void))                                               \
-    X(type_double, ompi_mpi_double, void, (void))                                             \
-    X(type_int64, ompi_mpi_int64_t, void, (void))                                             \
-    X(op_sum, ompi_mpi_op_sum, void, (void))                                                  \
+#define MPI_FNS(X)                                                                                \
+    X(initialized, MPI_Initialized, int, (int *))                                                 \
+    X(finalized, MPI_Finalized, int, (int *))                                                     \
+    X(init_thread, MPI_Init_thread, int, (int *, char ***, int, int *))                           \
+    X(finalize, MPI_Finalize, int, (void))                                                        \
+    X(comm_dup, MPI_Comm_dup, int, (MPI_Comm, MPI_Comm *))                                        \
+    X(comm_free, MPI_Comm_free, int, (MPI_Comm *))                                                \
+    X(comm_rank, MPI_Comm_rank, int, (MPI_Comm, int *))                                           \
+    X(comm_size, MPI_Comm_size, int, (MPI_Comm, int *))                                           \
+    X(comm_set_errhandler, MPI_Comm_set_errhandler, int, (MPI_Comm, MPI_Errhandler))              \
+    X(error_string, MPI_Error_string, int, (int, char *, int *))                                  \
+    X(allreduce, MPI_Allreduce, int, (const void *, void *, int, MPI_Datatype, MPI_Op, MPI_Comm)) \
+    X(bcast, MPI_Bcast, int, (void *, int, MPI_Datatype, int, MPI_Comm))                          \
+    X(comm_world, ompi_mpi_comm_world, void, (void))                                              \
+    X(errors_return, ompi_mpi_errors_return, void, (void))                                        \
+    X(type_float, ompi_mpi_float, void, (void))                                                   \
+    X(type_double, ompi_mpi_double, void, (void))                                                 \
+    X(type_int64, ompi_mpi_int64_t, void, (void))                                                 \
+    X(op_sum, ompi_mpi_op_sum, void, (void))                                                      \
     X(op_min, ompi_mpi_op_min, void, (void))
 CG_LAZY_TABLE(mpi_fns, mpi, MPI_FNS, "libopenmpi3", "libmpi.so.40", "libmpi.so");
 
@@ -219,9 +217,9 @@ static cg_status allreduce(cg_comm *c, void *buf, int64_t n, MPI_Datatype type, 
                            MPI_Op op) {
     for (int64_t lo = 0; lo < n; lo += MPI_PIECE) {
         int k = (int)(n - lo < MPI_PIECE ? n - lo : MPI_PIECE);
-        if (mpi_check(mpi.allreduce(MPI_IN_PLACE, (char *)buf + (size_t)lo * size, k, type, op,
-                                    c->comm),
-                      "MPI_Allreduce") != CG_OK)
+        if (mpi_check(
+                mpi.allreduce(MPI_IN_PLACE, (char *)buf + (size_t)lo * size, k, type, op, c->comm),
+                "MPI_Allreduce") != CG_OK)
             return cg_last_status();
     }
     return CG_OK;
