@@ -193,8 +193,8 @@ static int scenario_same_answer(cg_comm *comm) {
     return 0;
 }
 
-/* Every model kind and optimizer: an mlp with dropout and a CNN with batch
- * norm, each with SGD, SGD with Nesterov momentum, Adam and AdamW under
+/* Every model kind and optimizer: an mlp with dropout, a CNN with batch
+ * norm and a small ResNet, each with SGD, SGD with Nesterov momentum, Adam and AdamW under
  * one-cycle, trained on 2 ranks: the same bits on both after every epoch
  * (running statistics included), finite figures, and learning. */
 static int scenario_every_kind(cg_comm *comm) {
@@ -202,8 +202,9 @@ static int scenario_every_kind(cg_comm *comm) {
     synthetic(&train, 241, 12, 3, 3);
     synthetic(&valid, 60, 12, 3, 4);
     static const char *const specs[] = {"linear:16,relu,dropout:0.2,linear",
-                                        "conv:4:3:2,bn,relu,conv:8:3:2,bn,relu,gap,linear"};
-    for (int s = 0; s < 2; s++)
+                                        "conv:4:3:2,bn,relu,conv:8:3:2,bn,relu,gap,linear",
+                                        "conv:4:3:2,bn,relu,res:8:2,gap,linear"};
+    for (int s = 0; s < 3; s++)
         for (int o = 0; o < 4; o++) {
             cg_optim_config opt = o < 2    ? cg_sgd_config(0.05f)
                                   : o == 2 ? cg_adam_config(0.01f)
