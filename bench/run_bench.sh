@@ -583,4 +583,12 @@ if [ "$RUN_SERVE" = 1 ]; then
   CGRAD_BIN="$CGRAD_BIN" "$ROOT/bench/bench_serve.sh" ${DATA:+--data "$DATA"} ||
     echo "(bench_serve.sh failed)"
 fi
+
+# Data-parallel over MPI: 1 rank x T threads against T ranks x 1 thread, and
+# the time per step in the allreduce (bench/bench_mpi.sh; BENCH_MPI=0: skip).
+if [ "${BENCH_MPI:-1}" = 1 ] && [ "$HAVE_CGRAD" = 1 ]; then
+  echo
+  CGRAD_BIN="$CGRAD_BIN" "$ROOT/bench/bench_mpi.sh" --threads "$THREADS" --data "$DATA" ||
+    echo "(bench_mpi failed)"
+fi
 exit 0

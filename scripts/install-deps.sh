@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-dev libomp-dev
       libpng-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev
       libcmocka-dev libmicrohttpd-dev libssl-dev valgrind python3
-      libcairo2-dev fonts-dejavu-core)
+      libcairo2-dev fonts-dejavu-core openmpi-bin libopenmpi-dev)
 # The browser test of `cgrad serve`'s page (tests/browser): Chromium, and
 # Node.js with npm unless a Node.js is already there (NodeSource's brings
 # its own npm, which Debian's npm package would conflict with).

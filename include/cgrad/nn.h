@@ -331,6 +331,50 @@ void cg_recorder_free(cg_recorder *r);
  * the path's extension (.csv / .json); atomic. */
 cg_status cg_recorder_write(const cg_recorder *r, const char *path);
 
+/* ------------------------------------------------------------------ */
+/* Data-parallel training over MPI (src/nn/distributed.c)              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A group of processes that train one model together (PyTorch's
+ * DistributedDataParallel): each takes its slice of every global batch, and
+ * their gradients are averaged with one MPI_Allreduce per step before every
+ * process takes the same optimizer step. Opaque, so this header never needs
+ * mpi.h; a build without MPI (cmake -DCGRAD_MPI=OFF, or no libopenmpi-dev)
+ * has the same functions, and cg_comm_mpi_world then fails with a message.
+ * A NULL communicator is one process alone: rank 0 of 1.
+ */
+typedef struct cg_comm cg_comm;
+
+/* The processes a launcher started (mpirun, mpiexec, Slurm's srun), read
+ * from the environment without starting MPI: the number of them (1 when
+ * none did), and this one's rank into *rank (may be NULL). */
+int cg_comm_launched(int *rank);
+/* MPI_COMM_WORLD (MPI_Init_thread on the first call, FUNNELED: MPI is called
+ * from the calling thread only, OpenMP's threads never call it). NULL +
+ * cg_last_error when built without MPI or when MPI cannot start. */
+cg_comm *cg_comm_mpi_world(void);
+/* This process's rank (0 .. size-1) and the number of processes. */
+int cg_comm_rank(const cg_comm *c);
+int cg_comm_size(const cg_comm *c);
+/*
+ * Every rank calls it with its own status; all get the same answer: CG_OK
+ * when every rank is fine; else the lowest failing rank gets its own status
+ * (and keeps its message, to print), and every other rank CG_ERR_STATE with
+ * cg_comm_peer_failed true (nothing of its own to print). So a failure on
+ * one rank ends all of them, with one message.
+ */
+cg_status cg_comm_agree(cg_comm *c, cg_status local);
+/* Whether the last failure came from another rank (see cg_comm_agree). */
+bool cg_comm_peer_failed(const cg_comm *c);
+/* In place, the sum over ranks of buf[0..n) (every rank gets the same bits). */
+cg_status cg_comm_allreduce_sum(cg_comm *c, double *buf, int64_t n);
+/* What the gradient averaging has cost so far: allreduce calls, seconds
+ * spent in them, and bytes reduced (each may be NULL). */
+void cg_comm_stats(const cg_comm *c, int64_t *calls, double *seconds, int64_t *bytes);
+/* Ends MPI (MPI_Finalize) if cg_comm_mpi_world started it; NULL is fine. */
+void cg_comm_free(cg_comm *c);
+
 typedef struct cg_fit_config {
     int64_t epochs, bs;
     uint64_t seed;             /* the loader's shuffle order               */
@@ -347,6 +391,18 @@ typedef struct cg_fit_config {
     void (*on_batch)(void *user, int epoch, int64_t batch, int64_t n_batches, float loss);
     bool (*on_epoch)(void *user, const cg_epoch_record *r, const cg_score *valid);
     void *user;
+    /* NULL: one process. Else data-parallel over c's ranks (every rank
+     * calls cg_fit with the same model, data and config): bs stays the
+     * global batch, rank r takes rows [bs*r/N, bs*(r+1)/N) of each one, the
+     * ranks average the gradients each step weighted by their share of the
+     * batch (the single-process gradient, up to float reassociation), split
+     * the validation set and sum its counts; every rank ends with the same
+     * weights and score. Rank 0's weights and state are sent to the others
+     * first. Batch norm uses each rank's own slice in training (PyTorch
+     * DDP's default); its running statistics are rank 0's, sent to the
+     * others before each validation. A failure on any rank ends fit on
+     * every rank (cg_comm_agree). */
+    cg_comm *comm;
 } cg_fit_config;
 
 /*

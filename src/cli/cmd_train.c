@@ -16,6 +16,11 @@
  * it, the batch order from the loader's own generator seeded from it, so
  * the same seed (and thread count) gives the same numbers and a
  * byte-identical --save file.
+ *
+ * Under mpirun or srun (N > 1 processes) the processes train one model
+ * together (cg_fit_config.comm; docs/scaling.md): every rank loads the
+ * data and builds the same model, the ranks agree on every failure (the
+ * failing rank alone says why), and rank 0 alone prints and saves.
  */
 #include <errno.h>
 #include <math.h>
@@ -104,7 +109,7 @@ static void print_header(const train_cfg *c, const cg_model *m, const cg_dataset
 
 static void print_summary(const train_cfg *c, const cg_model *m, const cg_dataset *valid,
                           const cg_score *s, const cg_recorder *rec, double seconds,
-                          double load_seconds) {
+                          double load_seconds, const cg_comm *comm) {
     if (c->json) {
         const cg_epoch_record *last = &rec->epochs[rec->n_epochs - 1];
         printf("{\"command\":\"train\",\"model\":\"%s\",\"epochs\":%lld,\"seed\":%llu,\"lr\":",
@@ -141,6 +146,10 @@ static void print_summary(const train_cfg *c, const cg_model *m, const cg_datase
         cg_json_number(stdout, seconds);
         printf(",\"load_seconds\":");
         cg_json_number(stdout, load_seconds);
+        double reduce_seconds;
+        cg_comm_stats(comm, NULL, &reduce_seconds, NULL);
+        printf(",\"ranks\":%d,\"allreduce_seconds\":", cg_comm_size(comm));
+        cg_json_number(stdout, reduce_seconds);
         printf(",\"saved\":");
         if (c->save)
             cg_json_string(stdout, c->save);
@@ -212,10 +221,24 @@ int cg_cmd_train(int argc, char **argv) {
     if (rc != CG_OPTS_CONTINUE) return rc;
     if (c.threads > 0) cg_set_num_threads((int)c.threads);
 
-    if ((c.save && check_output_path("--save", "save", c.save) != CG_OK) ||
-        (c.history && check_output_path("--history", "write the history", c.history) != CG_OK) ||
-        (c.plot && check_output_path("--plot", "draw the plot", c.plot) != CG_OK))
-        return cg_cmd_fail("train");
+    /* Started by mpirun / srun as one of several: train together. */
+    int launched_rank, launched = cg_comm_launched(&launched_rank);
+    cg_comm *comm = NULL;
+    if (launched > 1 && !(comm = cg_comm_mpi_world()))
+        return launched_rank == 0 ? cg_cmd_fail("train") : CG_EXIT_FAIL;
+    const bool lead = cg_comm_rank(comm) == 0; /* prints and saves */
+
+    cg_status out_ok = CG_OK;
+    if (lead && ((c.save && check_output_path("--save", "save", c.save) != CG_OK) ||
+                 (c.history &&
+                  check_output_path("--history", "write the history", c.history) != CG_OK) ||
+                 (c.plot && check_output_path("--plot", "draw the plot", c.plot) != CG_OK)))
+        out_ok = cg_last_status();
+    if (cg_comm_agree(comm, out_ok) != CG_OK) {
+        rc = cg_comm_peer_failed(comm) ? CG_EXIT_FAIL : cg_cmd_fail("train");
+        cg_comm_free(comm);
+        return rc;
+    }
 
     cg_dataset train = {0}, valid = {0};
     cg_model *m = NULL;
@@ -225,23 +248,31 @@ int cg_cmd_train(int argc, char **argv) {
     /* The datasets keep only their bytes (full MNIST: 47 MB, not 188 MB of
      * floats): batches and scores are made from them, with the same bits. */
     cg_data_keep_floats(false);
-    if ((rc = cg_cli_load_data("train", &c.src, 0, NULL, &train, &valid)) != CG_OPTS_CONTINUE)
-        goto done;
-    if ((rc = cg_train_finish_defaults("train", &c, train.n_classes)) != CG_OPTS_CONTINUE) goto done;
-    cg_progress_init(&prog, (int)c.epochs, c.json, c.quiet);
-    rc = CG_EXIT_FAIL;
-
+    if ((rc = cg_cli_load_data("train", &c.src, 0, NULL, &train, &valid)) == CG_OPTS_CONTINUE)
+        rc = cg_train_finish_defaults("train", &c, train.n_classes);
     cg_rng rng;
     cg_rng_seed(&rng, c.seed);
-    if (!(m = cg_train_build_model(&c, &train, &rng))) goto fail;
+    if (rc == CG_OPTS_CONTINUE && !(m = cg_train_build_model(&c, &train, &rng)))
+        rc = cg_cmd_fail("train");
+    /* Every rank goes on, or none (the one that failed has said why). */
+    if (cg_comm_agree(comm, rc == CG_OPTS_CONTINUE ? CG_OK : CG_ERR_ARG) != CG_OK) {
+        if (rc == CG_OPTS_CONTINUE) rc = CG_EXIT_FAIL;
+        goto done;
+    }
+    cg_progress_init(&prog, (int)c.epochs, c.json && lead, c.quiet || !lead);
+    rc = CG_EXIT_FAIL;
     double t1 = cg_cli_now();
-    print_header(&c, m, &train, &valid);
+    if (lead) print_header(&c, m, &train, &valid);
+    if (lead && comm && !c.quiet && !c.json)
+        printf("%d processes, each training on its slice of every batch of %lld\n",
+               cg_comm_size(comm), (long long)c.bs);
 
     cg_fit_config fc = {
         .epochs = c.epochs, .bs = c.bs, .seed = c.seed ^ LOADER_SEED_MIX, .shuffle = !c.no_shuffle,
         .loss = (cg_loss_kind)c.loss, .opt = cg_train_optim_config(&c),
         .sched = c.sched == SCHED_ONE_CYCLE ? CG_SCHED_ONE_CYCLE : CG_SCHED_CONSTANT,
         .score_epoch0 = true, .on_batch = on_batch, .on_epoch = on_epoch, .user = &prog,
+        .comm = comm,
     };
     cg_score score;
     if (cg_fit(m, &train, &valid, &fc, &rec, &score) != CG_OK) goto fail;
@@ -249,6 +280,10 @@ int cg_cmd_train(int argc, char **argv) {
     double seconds = cg_cli_now() - t1;
     char why[160];
     train_end end = rec.n_epochs > 0 ? diverged(m, &rec, &score, why, sizeof why) : TRAINED;
+    if (!lead) {
+        rc = CG_EXIT_OK; /* the same weights and figures as rank 0's, which reports them */
+        goto done;
+    }
     if (end == NOT_FINITE) {
         fprintf(stderr, "cgrad train: training diverged (%s): try a lower --lr%s\n", why,
                 c.save ? "; the model is not saved" : "");
@@ -260,16 +295,23 @@ int cg_cmd_train(int argc, char **argv) {
     if (c.save && cg_model_save(m, c.save) != CG_OK) goto fail;
     if (c.history && cg_recorder_write(&rec, c.history) != CG_OK) goto fail;
     if (c.plot && cg_plot_recorder(&rec, m->name, c.plot) != CG_OK) goto fail;
-    print_summary(&c, m, &valid, &score, &rec, seconds, t1 - t0);
+    print_summary(&c, m, &valid, &score, &rec, seconds, t1 - t0, comm);
     rc = CG_EXIT_OK;
     goto done;
 fail:
     cg_progress_clear(&prog);
-    rc = cg_cmd_fail("train");
+    if (comm && !cg_comm_peer_failed(comm)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", cg_last_error());
+        cg_fail(cg_last_status(), "rank %d of %d: %s", cg_comm_rank(comm), cg_comm_size(comm),
+                why);
+    }
+    rc = cg_comm_peer_failed(comm) ? CG_EXIT_FAIL : cg_cmd_fail("train");
 done:
     cg_recorder_free(&rec);
     cg_model_free(m);
     cg_dataset_free(&train);
     cg_dataset_free(&valid);
+    cg_comm_free(comm);
     return rc;
 }
