@@ -769,7 +769,7 @@ static void test_serve_usage_and_failures(void **state) {
         {{"serve", "/nonexistent/m.cgm", "--port", "0", NULL},
          1,
          "cgrad serve: model: cannot open"},
-        {{"serve", bad_model, "--port", "0", NULL}, 1, "takes 100 pixels; the page sends 28x28"},
+        {{"serve", bad_model, "--port", "0", NULL}, 1, "takes 100 inputs per item; this needs 784"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *err = NULL;
