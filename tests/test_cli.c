@@ -20,114 +20,14 @@
 /* Running the program                                                 */
 /* ------------------------------------------------------------------ */
 
-typedef struct run_result {
-    int status; /* exit status, or -1 if it did not exit normally */
-    char *out, *err;
-} run_result;
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    size_t cap = 1 << 16, len = 0;
-    char *s = malloc(cap);
-    assert_non_null(s);
-    for (size_t got; (got = fread(s + len, 1, cap - len - 1, f)) > 0;) {
-        len += got;
-        if (cap - len < 2) {
-            cap *= 2;
-            s = realloc(s, cap);
-            assert_non_null(s);
-        }
-    }
-    s[len] = '\0';
-    fclose(f);
-    return s;
-}
-
-/* $CGRAD_TEST_BUILD/cgrad (ctest sets it), else the cgrad built beside this
- * test program (BUILD/tests/test_cli -> BUILD/cgrad). */
-static const char *cgrad_bin(void) {
-    static char path[1024];
-    const char *build = getenv("CGRAD_TEST_BUILD");
-    if (build && *build) {
-        snprintf(path, sizeof path, "%s/cgrad", build);
-        return path;
-    }
-    char self[900];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    char *slash = n > 0 ? (self[n] = '\0', strrchr(self, '/')) : NULL;
-    if (slash) {
-        *slash = '\0';
-        snprintf(path, sizeof path, "%s/../cgrad", self);
-        if (access(path, X_OK) == 0) return path;
-    }
-    printf("skipped: no cgrad program found (set CGRAD_TEST_BUILD to the build folder)\n");
-    skip();
-    return NULL;
-}
-
-/* The dataset root, or skips the test. */
-static const char *data_root(void) {
-    static char root[1024];
-    const char *d = cg_test_data_dir();
-    if (!d) skip();
-    snprintf(root, sizeof root, "%s/mnist_sample", d);
-    return root;
-}
-
-/* Runs `cgrad ARGS` (ARGS are shell words) capturing stdout and stderr;
- * killed after limit_s seconds when limit_s > 0 (a hang then fails the
- * check instead of stalling the suite). */
-static run_result vrun(int limit_s, const char *fmt, va_list ap) {
-    static char dir[512];
-    if (!dir[0]) snprintf(dir, sizeof dir, "%s", cg_test_tmpdir());
-    char args[1 << 17], limit[32] = "";
-    int n = vsnprintf(args, sizeof args, fmt, ap);
-    assert_true(n >= 0 && (size_t)n < sizeof args);
-    if (limit_s > 0) snprintf(limit, sizeof limit, "timeout -s KILL %d ", limit_s);
-    size_t cmd_size = sizeof args + 4096;
-    char *cmd = malloc(cmd_size);
-    assert_non_null(cmd);
-    snprintf(cmd, cmd_size, "%s'%s' %s >'%s/out' 2>'%s/err' </dev/null", limit, cgrad_bin(), args,
-             dir, dir);
-    int st = system(cmd);
-    free(cmd);
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, NULL, NULL};
-    char p[600];
-    snprintf(p, sizeof p, "%s/out", dir);
-    r.out = read_text(p);
-    snprintf(p, sizeof p, "%s/err", dir);
-    r.err = read_text(p);
-    return r;
-}
-
-static run_result run(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    run_result r = vrun(0, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-/* run, killed after 20 s: for what used to hang. */
-static run_result run_bounded(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    run_result r = vrun(20, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-static void run_free(run_result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static void expect_status(const run_result *r, int status, const char *what) {
-    if (r->status != status)
-        fail_msg("%s: exit status %d, expected %d\nstdout: %s\nstderr: %s", what, r->status,
-                 status, r->out, r->err);
-}
+/* The shared runner (testutil.h), under this file's short names. */
+typedef cg_test_run run_result;
+#define cgrad_bin cg_test_cgrad_bin
+#define data_root cg_test_sample_dir
+#define run(...) cg_test_cgrad(0, __VA_ARGS__)
+#define run_bounded(...) cg_test_cgrad(20, __VA_ARGS__) /* for what used to hang */
+#define run_free cg_test_run_free
+#define expect_status cg_test_expect_status
 
 static void expect_contains(const char *text, const char *needle, const char *what) {
     if (!strstr(text, needle)) fail_msg("%s: '%s' not found in:\n%s", what, needle, text);
@@ -894,7 +794,7 @@ static void test_cli_layout_errors(void **state) {
 static void expect_refused(const char *what, const char *msg, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    run_result r = vrun(20, fmt, ap);
+    run_result r = cg_test_vcgrad(20, fmt, ap);
     va_end(ap);
     expect_status(&r, 1, what);
     expect_contains(r.err, msg, what);

@@ -18,29 +18,12 @@
 /* Running the program                                                 */
 /* ------------------------------------------------------------------ */
 
-typedef struct result {
-    int status;
-    char *out, *err;
-} result;
-
-static const char *cgrad_bin(void) {
-    static char path[1024];
-    const char *build = getenv("CGRAD_TEST_BUILD");
-    if (!build || !*build) {
-        printf("skipped: CGRAD_TEST_BUILD (the build folder) is not set\n");
-        skip();
-    }
-    snprintf(path, sizeof path, "%s/cgrad", build);
-    return path;
-}
-
-static const char *data_root(void) {
-    static char root[1024];
-    const char *d = cg_test_data_dir();
-    if (!d) skip();
-    snprintf(root, sizeof root, "%s/mnist_sample", d);
-    return root;
-}
+/* The shared runner (testutil.h), under this file's short names. */
+typedef cg_test_run result;
+#define data_root cg_test_sample_dir
+#define run(...) cg_test_cgrad(0, __VA_ARGS__)
+#define result_free cg_test_run_free
+#define expect_status cg_test_expect_status
 
 static const char *tmp(void) {
     static char dir[512];
@@ -48,40 +31,8 @@ static const char *tmp(void) {
     return dir;
 }
 
-/* `cgrad ARGS` with stdout and stderr captured in files. */
-static result run(const char *fmt, ...) {
-    char args[4096], cmd[8192], path[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out' 2>'%s/err' </dev/null", cgrad_bin(), args, tmp(),
-             tmp());
-    int st = system(cmd);
-    result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, NULL, NULL};
-    size_t len;
-    snprintf(path, sizeof path, "%s/out", tmp());
-    r.out = (char *)cg_test_read_file(path, &len);
-    snprintf(path, sizeof path, "%s/err", tmp());
-    r.err = (char *)cg_test_read_file(path, &len);
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    return r;
-}
-
-static void result_free(result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static void expect_status(const result *r, int status, const char *what) {
-    if (r->status != status)
-        fail_msg("%s: exit %d, expected %d\nstdout: %s\nstderr: %s", what, r->status, status,
-                 r->out, r->err);
-}
-
 /* ------------------------------------------------------------------ */
-/* A JSON validator (RFC 8259's grammar) and key lookup                 */
+/* JSON                                                                */
 /* ------------------------------------------------------------------ */
 
 static const char *ws(const char *p) {

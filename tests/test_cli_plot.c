@@ -20,34 +20,20 @@ static const char *dir(void) {
     return d;
 }
 
-/* The MNIST sample's root, or the test is skipped. */
-static const char *sample(void) {
-    static char root[1024];
-    const char *d = cg_test_data_dir();
-    if (!d) skip();
-    snprintf(root, sizeof root, "%s/mnist_sample", d);
-    return root;
-}
+#define sample cg_test_sample_dir /* testutil.h */
 
 /* Runs `cgrad ARGS` in this test's folder, stdout to DIR/out and stderr to
  * DIR/err; returns the exit status. */
 static int cgrad(const char *fmt, ...) {
-    const char *build = getenv("CGRAD_TEST_BUILD");
-    if (!build || !*build) {
-        printf("skipped: CGRAD_TEST_BUILD is not set (ctest sets it)\n");
-        skip();
-    }
-    /* The build folder may be given relative to where we started: made
-     * absolute, as the command runs in this test's folder. */
-    char build_abs[4096];
-    if (!realpath(build, build_abs)) fail_msg("CGRAD_TEST_BUILD=%s: no such folder", build);
+    /* Made absolute, as the command runs in this test's folder. */
+    char bin[4096];
+    if (!realpath(cg_test_cgrad_bin(), bin)) fail_msg("%s: no such program", cg_test_cgrad_bin());
     char args[4096], cmd[8192 + 4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/cgrad' %s >out 2>err </dev/null", dir(), build_abs,
-             args);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >out 2>err </dev/null", dir(), bin, args);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -54,16 +54,7 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static const char *cgrad_bin(void) {
-    static char path[1024];
-    const char *build = getenv("CGRAD_TEST_BUILD");
-    if (!build || !*build) {
-        printf("skipped: set CGRAD_TEST_BUILD to the build folder (ctest does)\n");
-        skip();
-    }
-    snprintf(path, sizeof path, "%s/cgrad", build);
-    return path;
-}
+#define cgrad_bin cg_test_cgrad_bin /* testutil.h */
 
 static char *read_file_text(const char *path) {
     FILE *f = fopen(path, "rb");

@@ -1,10 +1,13 @@
 #include "testutil.h"
 
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
+#include <sys/wait.h>
 
 void cg_test_setup_filter(void) {
     const char *only = getenv("CGRAD_TEST_ONLY");
@@ -202,4 +205,98 @@ void cg_test_check_picture(const char *path, int64_t *width, int64_t *height) {
                  100.0 * frac, (long long)dark, (long long)levels);
     *width = w;
     *height = h;
+}
+
+/* ------------------------------------------------------------------ */
+/* The cgrad program                                                   */
+/* ------------------------------------------------------------------ */
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t cap = 1 << 16, len = 0;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    for (size_t got; (got = fread(s + len, 1, cap - len - 1, f)) > 0;) {
+        len += got;
+        if (cap - len < 2) {
+            cap *= 2;
+            s = realloc(s, cap);
+            assert_non_null(s);
+        }
+    }
+    s[len] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* See testutil.h. */
+const char *cg_test_cgrad_bin(void) {
+    static char path[1024];
+    const char *build = getenv("CGRAD_TEST_BUILD");
+    if (build && *build) {
+        snprintf(path, sizeof path, "%s/cgrad", build);
+        return path;
+    }
+    char self[900];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    char *slash = n > 0 ? (self[n] = '\0', strrchr(self, '/')) : NULL;
+    if (slash) {
+        *slash = '\0';
+        snprintf(path, sizeof path, "%s/../cgrad", self);
+        if (access(path, X_OK) == 0) return path;
+    }
+    printf("skipped: no cgrad program found (set CGRAD_TEST_BUILD to the build folder)\n");
+    skip();
+    return NULL;
+}
+
+const char *cg_test_sample_dir(void) {
+    static char root[1024];
+    const char *d = cg_test_data_dir();
+    if (!d) skip();
+    snprintf(root, sizeof root, "%s/mnist_sample", d);
+    return root;
+}
+
+cg_test_run cg_test_vcgrad(int limit_s, const char *fmt, va_list ap) {
+    static char dir[512];
+    if (!dir[0]) snprintf(dir, sizeof dir, "%s", cg_test_tmpdir());
+    char args[1 << 17], limit[32] = "";
+    int n = vsnprintf(args, sizeof args, fmt, ap);
+    assert_true(n >= 0 && (size_t)n < sizeof args);
+    if (limit_s > 0) snprintf(limit, sizeof limit, "timeout -s KILL %d ", limit_s);
+    size_t cmd_size = sizeof args + 4096;
+    char *cmd = malloc(cmd_size);
+    assert_non_null(cmd);
+    snprintf(cmd, cmd_size, "%s'%s' %s >'%s/out' 2>'%s/err' </dev/null", limit, cg_test_cgrad_bin(), args,
+             dir, dir);
+    int st = system(cmd);
+    free(cmd);
+    cg_test_run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, NULL, NULL};
+    char p[600];
+    snprintf(p, sizeof p, "%s/out", dir);
+    r.out = read_text(p);
+    snprintf(p, sizeof p, "%s/err", dir);
+    r.err = read_text(p);
+    return r;
+}
+
+cg_test_run cg_test_cgrad(int limit_s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    cg_test_run r = cg_test_vcgrad(limit_s, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+void cg_test_run_free(cg_test_run *r) {
+    free(r->out);
+    free(r->err);
+}
+
+void cg_test_expect_status(const cg_test_run *r, int status, const char *what) {
+    if (r->status != status)
+        fail_msg("%s: exit status %d, expected %d\nstdout: %s\nstderr: %s", what, r->status,
+                 status, r->out, r->err);
 }

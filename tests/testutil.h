@@ -64,25 +64,10 @@ bool cg_test_reset_peak_rss(void);
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define CG_TEST_ASAN 1
-/* A PNG that cgrad drew: it reads as a PNG (cg_png_read_gray), its size
- * goes to *width, *height, and it is not blank (some, not all, of it drawn
- * darker than the background, with dark strokes and several gray levels). */
-void cg_test_check_picture(const char *path, int64_t *width, int64_t *height);
-
 #endif
-/* A PNG that cgrad drew: it reads as a PNG (cg_png_read_gray), its size
- * goes to *width, *height, and it is not blank (some, not all, of it drawn
- * darker than the background, with dark strokes and several gray levels). */
-void cg_test_check_picture(const char *path, int64_t *width, int64_t *height);
-
 #endif
 #if defined(__SANITIZE_ADDRESS__)
 #define CG_TEST_ASAN 1
-/* A PNG that cgrad drew: it reads as a PNG (cg_png_read_gray), its size
- * goes to *width, *height, and it is not blank (some, not all, of it drawn
- * darker than the background, with dark strokes and several gray levels). */
-void cg_test_check_picture(const char *path, int64_t *width, int64_t *height);
-
 #endif
 
 /* The whole file, malloc'd (plus a NUL after it); *len gets its size. */
@@ -97,5 +82,28 @@ const char *cg_test_tmpdir(void);
  * goes to *width, *height, and it is not blank (some, not all, of it drawn
  * darker than the background, with dark strokes and several gray levels). */
 void cg_test_check_picture(const char *path, int64_t *width, int64_t *height);
+
+/* ---- the cgrad program, run as a user runs it ---- */
+
+/* $CGRAD_TEST_BUILD/cgrad (ctest sets it), else the cgrad built beside this
+ * test program (BUILD/tests/test_x -> BUILD/cgrad); skips the test if none. */
+const char *cg_test_cgrad_bin(void);
+/* $CGRAD_DATA/mnist_sample, or skips the test. */
+const char *cg_test_sample_dir(void);
+
+typedef struct cg_test_run {
+    int status; /* exit status, or -1 if it did not exit normally */
+    char *out, *err;
+} cg_test_run;
+
+/* Runs `cgrad ARGS` (ARGS: shell words, printf-style) with stdin empty and
+ * stdout and stderr captured; killed after limit_s seconds when limit_s > 0
+ * (a hang then fails the check instead of stalling the suite). */
+cg_test_run cg_test_cgrad(int limit_s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+cg_test_run cg_test_vcgrad(int limit_s, const char *fmt, va_list ap);
+void cg_test_run_free(cg_test_run *r);
+/* Fails, printing both streams, unless r exited with `status`. */
+void cg_test_expect_status(const cg_test_run *r, int status, const char *what);
 
 #endif

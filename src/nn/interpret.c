@@ -49,13 +49,8 @@ static cg_status interpret_chunk(cg_model *m, const cg_dataset *ds, cg_loss_kind
                                  int64_t cnt, int64_t *idx, cg_interpretation *in) {
     cg_status st = CG_OK;
     cg_scope_begin();
-    cg_tensor *x, *labels = cg_tensor_rows(ds->y, lo, lo + cnt);
-    if (ds->x) {
-        x = cg_tensor_rows(ds->x, lo, lo + cnt);
-    } else {
-        for (int64_t i = 0; i < cnt; i++) idx[i] = lo + i;
-        x = cg_dataset_batch(ds, idx, cnt);
-    }
+    cg_tensor *x = cg_eval_rows(ds, lo, cnt, idx);
+    cg_tensor *labels = cg_tensor_rows(ds->y, lo, lo + cnt);
     cg_tensor *preds = cg_model_forward(m, x);
     cg_tensor *targets = cg_loss_targets(kind, labels);
     cg_tensor *soft = preds && preds->shape[1] > 1 ? cg_tensor_softmax(preds) : preds;

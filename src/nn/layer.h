@@ -113,6 +113,9 @@ cg_model *cg_model_parse(const char *spec, const char *name, const int64_t *in_s
 /* Rows a no-graph pass over a split takes at a time (cg_model_evaluate's
  * chunks), so another pass gets the same outputs bit for bit. */
 int64_t cg_eval_chunk(const cg_model *m);
+/* Rows lo..lo+cnt of ds as a batch: a view of x when the split has floats,
+ * else made from its bytes (idx: room for cnt indices). */
+cg_tensor *cg_eval_rows(const cg_dataset *ds, int64_t lo, int64_t cnt, int64_t *idx);
 /* The loss fits the model's outputs and the data's classes (cg_fail: how not). */
 cg_status cg_check_loss(const cg_model *m, int n_classes, cg_loss_kind loss);
 

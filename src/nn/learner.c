@@ -89,6 +89,12 @@ static void count_batch(const cg_tensor *preds, const float *labels, int64_t n, 
 }
 
 /* The loss fits the model's outputs and the data's classes. */
+cg_tensor *cg_eval_rows(const cg_dataset *ds, int64_t lo, int64_t cnt, int64_t *idx) {
+    if (ds->x) return cg_tensor_rows(ds->x, lo, lo + cnt);
+    for (int64_t i = 0; i < cnt; i++) idx[i] = lo + i;
+    return cg_dataset_batch(ds, idx, cnt);
+}
+
 cg_status cg_check_loss(const cg_model *m, int n_classes, cg_loss_kind loss) {
     if (!cg_loss_name(loss)) return cg_fail(CG_ERR_ARG, "fit: unknown loss %d", (int)loss);
     bool binary = loss != CG_LOSS_CE;
@@ -121,13 +127,8 @@ static cg_status evaluate_rows(cg_model *m, const cg_dataset *ds, cg_loss_kind l
     for (int64_t lo = begin; st == CG_OK && lo < n; lo += chunk) {
         int64_t cnt = n - lo < chunk ? n - lo : chunk;
         cg_scope_begin();
-        cg_tensor *x, *labels = cg_tensor_rows(ds->y, lo, lo + cnt);
-        if (ds->x) {
-            x = cg_tensor_rows(ds->x, lo, lo + cnt);
-        } else {
-            for (int64_t i = 0; i < cnt; i++) idx[i] = lo + i;
-            x = cg_dataset_batch(ds, idx, cnt);
-        }
+        cg_tensor *x = cg_eval_rows(ds, lo, cnt, idx);
+        cg_tensor *labels = cg_tensor_rows(ds->y, lo, lo + cnt);
         cg_tensor *preds = cg_model_forward(m, x);
         cg_tensor *l = cg_loss(loss, preds, cg_loss_targets(loss, labels));
         if (!l || !labels) {
