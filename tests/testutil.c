@@ -269,7 +269,8 @@ cg_test_run cg_test_vcgrad(int limit_s, const char *fmt, va_list ap) {
     size_t cmd_size = sizeof args + 4096;
     char *cmd = malloc(cmd_size);
     assert_non_null(cmd);
-    snprintf(cmd, cmd_size, "%s'%s' %s >'%s/out' 2>'%s/err' </dev/null", limit, cg_test_cgrad_bin(), args,
+    snprintf(cmd, cmd_size, "%s'%s' %s >'%s/out' 2>'%s/err' </dev/null", limit,
+             cg_test_cgrad_bin(), args,
              dir, dir);
     int st = system(cmd);
     free(cmd);

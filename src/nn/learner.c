@@ -46,9 +46,9 @@
 #define EVAL_BUDGET ((int64_t)1 << 22)
 #define EVAL_CHUNK_MAX 4096
 
-/* Rows scored at a time: as many as the budget holds of the model's outputs per item, at most 4096 -
- * MNIST_SAMPLE's validation set in one go for the chapter's models, a few
- * hundred images at a time for a CNN. */
+/* Rows scored at a time: as many as the budget holds of the model's
+ * outputs per item, at most 4096 - MNIST_SAMPLE's validation set in one go
+ * for the chapter's models, a few hundred images at a time for a CNN. */
 int64_t cg_eval_chunk(const cg_model *m) {
     int64_t per_item = m->n_inputs;
     for (int i = 0; i < m->n_layers; i++) {
