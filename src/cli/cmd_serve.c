@@ -658,8 +658,13 @@ int cg_cmd_serve(int argc, char **argv) {
     cg_model *m = cg_model_load(path);
     if (!m || cg_cli_check_model(m, path, NULL) != CG_OK ||
         (m->n_inputs != SERVE_PIXELS &&
-         cg_fail(CG_ERR_SHAPE, "%s takes %lld pixels; the page sends %dx%d = %d", path,
-                 (long long)m->n_inputs, SERVE_SIDE, SERVE_SIDE, SERVE_PIXELS))) {
+         (m->n_inputs == 3 * SERVE_PIXELS
+              ? cg_fail(CG_ERR_SHAPE,
+                        "%s takes RGB images (3 planes of %dx%d); the page sends gray %dx%d "
+                        "drawings: serve a model trained on gray images",
+                        path, SERVE_SIDE, SERVE_SIDE, SERVE_SIDE, SERVE_SIDE)
+              : cg_fail(CG_ERR_SHAPE, "%s takes %lld pixels; the page sends %dx%d = %d", path,
+                        (long long)m->n_inputs, SERVE_SIDE, SERVE_SIDE, SERVE_PIXELS)))) {
         cg_model_free(m);
         return cg_cmd_fail("serve");
     }
