@@ -290,10 +290,11 @@ cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg
                        model_path, (long long)m->n_outputs, m->n_classes);
     if (!ds) return CG_OK;
     if (cg_dataset_image_numel(ds) != m->n_inputs) {
-        char shape[64];
+        char takes[96], have[96];
         return cg_fail(CG_ERR_SHAPE, "%s takes %lld values (%s), the data's images are %s",
-                       model_path, (long long)m->n_inputs, cg_cli_model_input(m, shape, 32),
-                       cg_cli_image_shape(ds, shape + 32, 32));
+                       model_path, (long long)m->n_inputs,
+                       cg_cli_model_input(m, takes, sizeof takes),
+                       cg_cli_image_shape(ds, have, sizeof have));
     }
     bool same = ds->n_classes == m->n_classes;
     for (int c = 0; same && c < m->n_classes; c++)
