@@ -134,8 +134,9 @@ int64_t cg_dataset_image_numel(const cg_dataset *ds) {
 cg_status cg_dataset_images(const char *op, const cg_dataset *ds, int64_t *rows, int64_t *len) {
     if (ds && ds->x) {
         if (ds->x->ndim != 2)
-            return cg_fail(CG_ERR_STATE, "%s: the dataset's x has %d dimensions, not 2 ([N, C*H*W])",
-                           op, ds->x->ndim);
+            return cg_fail(CG_ERR_STATE,
+                           "%s: the dataset's x has %d dimensions, not 2 ([N, C*H*W])", op,
+                           ds->x->ndim);
         *rows = ds->x->shape[0];
         *len = ds->x->shape[1];
         return CG_OK;

@@ -184,9 +184,9 @@ static cg_status decode_body(png_job *job, void *argp) {
     bool fits = planes == 3 ? out_channels == 3 : out_channels == 1 || out_channels == 2;
     if (png_get_bit_depth(png, info) != 8 || !fits ||
         png_get_rowbytes(png, info) != (size_t)(w * out_channels))
-        return cg_fail(CG_ERR_FORMAT, "png: %s: libpng did not give 8-bit %s (%d channels of %d bits)",
-                       arg->name, planes == 3 ? "RGB" : "gray", out_channels,
-                       png_get_bit_depth(png, info));
+        return cg_fail(CG_ERR_FORMAT,
+                       "png: %s: libpng did not give 8-bit %s (%d channels of %d bits)", arg->name,
+                       planes == 3 ? "RGB" : "gray", out_channels, png_get_bit_depth(png, info));
 
     const int64_t hw = w * h;
     uint8_t *dst = img->pixels;
