@@ -104,7 +104,7 @@ static void test_load_for_checks_inputs(void **state) {
     cg_model *m = make("linear", (int64_t[]){3}, 1, 1);
     assert_int_equal(cg_model_save(m, path), CG_OK);
     cg_model_free(m);
-    assert_load_fails(path, 784, "takes 3 inputs per item; this needs 784");
+    assert_load_fails(path, 784, "takes items of 3 (3 numbers); this needs 784");
     assert_int_equal(cg_last_status(), CG_ERR_SHAPE);
     cg_model *back = cg_model_load_for(path, 3);
     assert_non_null(back);

@@ -760,7 +760,7 @@ static void test_serve_usage_and_failures(void **state) {
         {{"serve", "/nonexistent/m.cgm", "--port", "0", NULL},
          1,
          "cgrad serve: model: cannot open"},
-        {{"serve", bad_model, "--port", "0", NULL}, 1, "takes 100 inputs per item; this needs 784"},
+        {{"serve", bad_model, "--port", "0", NULL}, 1, "takes items of 100 (100 numbers); this needs 784: the page sends gray 28x28"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *err = NULL;

@@ -18,14 +18,19 @@ extern "C" {
 #define CG_MAX_CLASSES 64
 #define CG_CLASS_NAME_MAX 32
 
-/* Images and labels: the article's train_x / train_y. */
+/*
+ * Images and labels: the article's train_x / train_y. An image is C planes
+ * of H x W (channel-major, CHW, as torchvision's ToTensor gives it): C = 1
+ * for gray, 3 for RGB (R, then G, then B). A row of x or pixels is one
+ * image's C*H*W values, which an image model views as [C, H, W].
+ */
 typedef struct cg_dataset {
-    /* [N, H*W] floats in [0, 1] (pixel / 255); NULL when the dataset was
+    /* [N, C*H*W] floats in [0, 1] (pixel / 255); NULL when the dataset was
      * loaded with cg_data_keep_floats(false), and then every call here
      * works from `pixels` instead. */
     cg_tensor *x;
     cg_tensor *y;       /* [N] class index (0..n_classes-1) as a float    */
-    /* The 8-bit pixels x was made from, [N, H*W] (x = pixels / 255), as
+    /* The 8-bit pixels x was made from, [N, C*H*W] (x = pixels / 255), as
      * torchvision's MNIST keeps them; owned (malloc), or NULL. Every loader
      * sets them; cg_dataset_batch reads them. A program that changes x in
      * place must free them and set NULL, and batches then come from x. */
@@ -33,10 +38,16 @@ typedef struct cg_dataset {
     int64_t height, width;
     int n_classes;
     char class_names[CG_MAX_CLASSES][CG_CLASS_NAME_MAX];
+    /* Planes per image: 1 (gray) or 3 (RGB). Every loader sets it; 0, in a
+     * dataset made by hand, counts as 1. */
+    int channels;
 } cg_dataset;
 
 /* Items in the dataset (rows of y). */
 int64_t cg_dataset_size(const cg_dataset *ds);
+/* Values in one image, C*H*W (channels 0 counting as 1): what a model's
+ * n_inputs must be to take the dataset's images. */
+int64_t cg_dataset_image_numel(const cg_dataset *ds);
 /*
  * Whether the loaders also make x, the images as floats (on by default, the
  * article's train_x). Off, a dataset holds only its bytes (x NULL): 60,000
@@ -49,7 +60,10 @@ bool cg_data_keep_floats(bool on);
 /*
  * A folder of class folders (fastai's layout): DIR/<class>/<image>.png.
  * Classes are the sub-folder names, sorted; files are taken in sorted
- * order, images only. Every PNG becomes 8-bit gray (see src/data/png.c).
+ * order, images only. The folder is RGB (channels 3) if any of its PNGs
+ * has colour (colour type RGB or RGBA, or a palette with a colour that is
+ * not gray), its gray images then read as three equal planes; else every
+ * PNG becomes 8-bit gray, channels 1 (conversions: src/data/png.c).
  */
 cg_status cg_dataset_load_folder(cg_dataset *ds, const char *dir);
 /*
@@ -60,6 +74,15 @@ cg_status cg_dataset_load_folder(cg_dataset *ds, const char *dir);
  * cannot be written is skipped. The folder cache_dir must exist.
  */
 cg_status cg_dataset_load_folder_cached(cg_dataset *ds, const char *dir, const char *cache_dir);
+/*
+ * cg_dataset_load_folder_cached (cache_dir NULL: no cache) with the
+ * channels chosen: 0 decides from the images as above; 1 reads every
+ * image gray (colour ones by their luma), 3 every image as RGB (gray ones
+ * replicated): how a validation split is read as its training split was,
+ * or data for a model that takes C channels.
+ */
+cg_status cg_dataset_load_folder_as(cg_dataset *ds, const char *dir, const char *cache_dir,
+                                    int channels);
 /* MNIST IDX files (gzip or raw). */
 cg_status cg_dataset_load_idx(cg_dataset *ds, const char *images_path, const char *labels_path);
 /* CSV digits: label,p0,...,p783 per line, an optional header line. */
@@ -68,20 +91,20 @@ cg_status cg_dataset_load_csv(cg_dataset *ds, const char *path);
 cg_status cg_dataset_select_classes(cg_dataset *ds, const char *const *names, int n);
 void cg_dataset_free(cg_dataset *ds);
 /*
- * A batch: rows idx[0..n) of ds->x as a new [n, H*W] tensor, the article's
+ * A batch: rows idx[0..n) of ds->x as a new [n, C*H*W] tensor, the article's
  * train_x[idx]. Made from ds->pixels when there are some (pixel / 255 per
  * batch, the same bits as x's rows, from a quarter of the memory), else
  * cg_tensor_index_select(ds->x, idx, n), which also records the gather for
  * backward when x requires grad. NULL + cg_last_error on a bad index.
  */
 cg_tensor *cg_dataset_batch(const cg_dataset *ds, const int64_t *idx, int64_t n);
-/* The rows of ds->x whose label is class c, [count, H*W] (count may be 0):
+/* The rows of ds->x whose label is class c, [count, C*H*W] (count may be 0):
  * the book's stacked_threes; a view when the loader kept them together (a
  * folder's classes are), else a gathered copy (without x, one made from the
  * pixels, the same bits). NULL only on failure. */
 cg_tensor *cg_dataset_class_rows(const cg_dataset *ds, int c, int64_t *count);
 /*
- * The mean image of class c, [H*W] (the article's stacked_threes.mean(0)):
+ * The mean image of class c, [C*H*W] (the article's stacked_threes.mean(0)):
  * from ds->pixels when there are some - each pixel's exact integer sum,
  * divided once in double and rounded to float - else the mean of x's rows
  * of that class. NULL + cg_last_error for a bad class or one with no images.
@@ -90,6 +113,32 @@ cg_tensor *cg_dataset_mean_image(const cg_dataset *ds, int c);
 
 /* One PNG file as 8-bit gray pixels (malloc'd, *w x *h). */
 cg_status cg_png_read_gray(const char *path, uint8_t **pixels, int64_t *width, int64_t *height);
+
+/* An image of 8-bit pixels: `channels` planes of height x width, one after
+ * the other (CHW; for RGB the R plane, then G, then B). */
+typedef struct cg_image {
+    uint8_t *pixels; /* channels * height * width bytes */
+    int64_t width, height;
+    int channels;
+} cg_image;
+
+/*
+ * One PNG file as img->channels planes (pixels malloc'd, the rest set):
+ * 1 reads it gray (as cg_png_read_gray), 3 as RGB (gray replicated to
+ * three planes, alpha dropped as PIL's convert("RGB") drops it), 0 as
+ * the file is - 3 for a PNG with colour, else 1 (see
+ * cg_dataset_load_folder).
+ */
+cg_status cg_png_read_image(const char *path, int channels, cg_image *img);
+/*
+ * One PNG file as an item for a model whose items have the shape in_shape
+ * (in_ndim dimensions, as cg_model's): [C, H, W] takes a W x H image,
+ * read with C channels (1 or 3); a flat [n] takes a w x h image read gray
+ * when n = w*h, as RGB when n = 3*w*h. *pixels (malloc'd) gets the item's
+ * values; a PNG of another size is CG_ERR_SHAPE, naming both.
+ */
+cg_status cg_png_read_item(const char *path, const int64_t *in_shape, int in_ndim,
+                           uint8_t **pixels);
 cg_status cg_png_write_gray(const char *path, const uint8_t *pixels, int64_t width, int64_t height);
 
 /*

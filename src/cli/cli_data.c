@@ -88,7 +88,7 @@ static void split_source(const char *root, cg_data_layout layout, cg_data_split 
 }
 
 cg_status cg_cli_load_split(cg_dataset *ds, const char *root, cg_data_layout layout,
-                            cg_data_split split) {
+                            cg_data_split split, int channels) {
     if ((int)layout < 0 || (int)layout >= N_LAYOUTS ||
         (split != CG_SPLIT_TRAIN && split != CG_SPLIT_VALID))
         return cg_fail(CG_ERR_ARG, "data: no layout %d or split %d", (int)layout, (int)split);
@@ -104,7 +104,13 @@ cg_status cg_cli_load_split(cg_dataset *ds, const char *root, cg_data_layout lay
     }
     if (!l->folders) return cg_dataset_load_idx(ds, images, labels);
     char cache[PATH_SIZE];
-    return cg_dataset_load_folder_cached(ds, images, cg_cli_image_cache(cache, sizeof cache));
+    const char *cache_dir = cg_cli_image_cache(cache, sizeof cache);
+    /* As the images are first: a folder's usual cache file, and no second
+     * look at its headers when that is what was wanted. */
+    cg_status st = cg_dataset_load_folder_cached(ds, images, cache_dir);
+    if (st != CG_OK || channels == 0 || ds->channels == channels) return st;
+    cg_dataset_free(ds);
+    return cg_dataset_load_folder_as(ds, images, cache_dir, channels);
 }
 
 const char *cg_cli_image_cache(char *buf, size_t size) {
@@ -221,6 +227,11 @@ int cg_cli_check_data_opts(const char *cmd, const cg_data_opts *o, int n_classes
 
 int cg_cli_load_data(const char *cmd, const cg_data_opts *o, int n_classes, const char *hint,
                      cg_dataset *train, cg_dataset *valid) {
+    return cg_cli_load_data_as(cmd, o, n_classes, hint, 0, train, valid);
+}
+
+int cg_cli_load_data_as(const char *cmd, const cg_data_opts *o, int n_classes, const char *hint,
+                        int channels, cg_dataset *train, cg_dataset *valid) {
     class_list want;
     int rc = check_data_opts(cmd, o, n_classes, &want);
     if (rc != CG_OPTS_CONTINUE) return rc;
@@ -234,7 +245,18 @@ int cg_cli_load_data(const char *cmd, const cg_data_opts *o, int n_classes, cons
     for (int s = 0; s < 2; s++) {
         if (!sets[s]) continue;
         split_source(root, layout, (cg_data_split)s, source[s]);
-        if (cg_cli_load_split(sets[s], root, layout, (cg_data_split)s) != CG_OK)
+        if (cg_cli_load_split(sets[s], root, layout, (cg_data_split)s, channels) != CG_OK)
+            return cg_cmd_fail(cmd);
+        rc = narrow_split(cmd, source[s], sets[s], o->classes ? &want : NULL, n_classes, hint);
+        if (rc != CG_OPTS_CONTINUE) return rc;
+    }
+    /* Colour in either split makes both RGB: the gray one is read again
+     * with its images as three planes (the images of each split decide
+     * alone, so this is the one case where they differ). */
+    if (train && valid && train->channels != valid->channels) {
+        int s = train->channels == 1 ? 0 : 1;
+        cg_dataset_free(sets[s]);
+        if (cg_cli_load_split(sets[s], root, layout, (cg_data_split)s, 3) != CG_OK)
             return cg_cmd_fail(cmd);
         rc = narrow_split(cmd, source[s], sets[s], o->classes ? &want : NULL, n_classes, hint);
         if (rc != CG_OPTS_CONTINUE) return rc;
@@ -267,10 +289,13 @@ cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg
                        "per class (or one for 2 classes)",
                        model_path, (long long)m->n_outputs, m->n_classes);
     if (!ds) return CG_OK;
-    if (ds->height * ds->width != m->n_inputs)
-        return cg_fail(CG_ERR_SHAPE, "%s takes %lld pixels, the data's images have %lldx%lld",
-                       model_path, (long long)m->n_inputs, (long long)ds->height,
-                       (long long)ds->width);
+    if (cg_dataset_image_numel(ds) != m->n_inputs) {
+        char takes[96], have[96];
+        return cg_fail(CG_ERR_SHAPE, "%s takes %lld values (%s), the data's images are %s",
+                       model_path, (long long)m->n_inputs,
+                       cg_cli_model_input(m, takes, sizeof takes),
+                       cg_cli_image_shape(ds, have, sizeof have));
+    }
     bool same = ds->n_classes == m->n_classes;
     for (int c = 0; same && c < m->n_classes; c++)
         same = strcmp(m->class_names[c], ds->class_names[c]) == 0;
@@ -288,6 +313,29 @@ cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg
     return CG_OK;
 }
 
+int cg_cli_model_channels(const cg_model *m) {
+    return m->in_ndim == 3 && (m->in_shape[0] == 1 || m->in_shape[0] == 3) ? (int)m->in_shape[0]
+                                                                             : 0;
+}
+
+const char *cg_cli_model_input(const cg_model *m, char *buf, size_t size) {
+    if (m->in_ndim == 3)
+        snprintf(buf, size, "%s images of %lldx%lld",
+                 m->in_shape[0] == 3   ? "RGB"
+                 : m->in_shape[0] == 1 ? "gray"
+                                       : "multi-channel",
+                 (long long)m->in_shape[2], (long long)m->in_shape[1]);
+    else
+        snprintf(buf, size, "flat rows");
+    return buf;
+}
+
+const char *cg_cli_image_shape(const cg_dataset *ds, char *buf, size_t size) {
+    snprintf(buf, size, "%s %lldx%lld", ds->channels == 3 ? "RGB" : "gray", (long long)ds->width,
+             (long long)ds->height);
+    return buf;
+}
+
 cg_loss_kind cg_cli_model_loss(const cg_model *m) {
     return m->n_outputs == 1 ? CG_LOSS_MNIST : CG_LOSS_CE;
 }
@@ -302,7 +350,9 @@ int cg_cli_load_model_valid(const char *cmd, const char *path, const cg_data_opt
     cg_cli_join_names((*m)->class_names, (*m)->n_classes, ",", hint, sizeof hint);
     if ((rc = cg_cli_check_data_opts(cmd, src, (*m)->n_classes)) != CG_OPTS_CONTINUE) return rc;
     cg_data_keep_floats(false);
-    if ((rc = cg_cli_load_data(cmd, src, (*m)->n_classes, hint, NULL, valid)) != CG_OPTS_CONTINUE)
+    /* Read as the model takes its images: an RGB model's data RGB. */
+    if ((rc = cg_cli_load_data_as(cmd, src, (*m)->n_classes, hint, cg_cli_model_channels(*m),
+                                  NULL, valid)) != CG_OPTS_CONTINUE)
         return rc;
     if (cg_cli_check_model(*m, path, valid) != CG_OK) return cg_cmd_fail(cmd);
     return CG_OPTS_CONTINUE;

@@ -43,9 +43,11 @@ typedef enum cg_data_split { CG_SPLIT_TRAIN = 0, CG_SPLIT_VALID = 1 } cg_data_sp
 cg_status cg_cli_detect_layout(const char *root, bool need_train, cg_data_layout *layout);
 
 /* Loads one split of ROOT, held in that layout; errors name the folder or
- * file. */
+ * file. channels 0: as the images are (cg_dataset_load_folder); 1 or 3:
+ * a folder's images read so (cg_dataset_load_folder_as; IDX files are
+ * gray whatever is asked). */
 cg_status cg_cli_load_split(cg_dataset *ds, const char *root, cg_data_layout layout,
-                            cg_data_split split);
+                            cg_data_split split, int channels);
 
 /* The folder of decoded-image caches (cg_dataset_load_folder_cached):
  * cg_cache_dir()/images, made if missing; NULL (no cache) when the
@@ -71,6 +73,11 @@ const char *cg_cli_image_cache(char *buf, size_t size);
  */
 int cg_cli_load_data(const char *cmd, const cg_data_opts *o, int n_classes, const char *hint,
                      cg_dataset *train, cg_dataset *valid);
+/* The same with the splits' channels chosen (see cg_cli_load_split). With
+ * channels 0 each split's images decide, and one RGB split makes the other
+ * RGB too (read again with 3 channels), so both always agree. */
+int cg_cli_load_data_as(const char *cmd, const cg_data_opts *o, int n_classes, const char *hint,
+                        int channels, cg_dataset *train, cg_dataset *valid);
 
 /* cg_cli_load_data's checks that need no data (--data with --dataset, the
  * --classes list), for a command with work to do before loading it. */
@@ -90,6 +97,15 @@ const char *cg_cli_join_names(const char (*names)[CG_CLASS_NAME_MAX], int n, con
 /* The model's classes are the data's, in the same order (ds NULL: only that
  * the model names its classes), and its inputs fit the images. */
 cg_status cg_cli_check_model(const cg_model *m, const char *model_path, const cg_dataset *ds);
+
+/* The channels of the images a model takes: 1 or 3 for one that starts
+ * with an image layer ([C, H, W]), 0 for one that takes flat rows (its
+ * n_inputs may be gray or RGB pixels). */
+int cg_cli_model_channels(const cg_model *m);
+/* What a model takes and what a dataset's images are, for messages:
+ * "RGB images of 28x28" / "flat rows"; "gray 28x28". */
+const char *cg_cli_model_input(const cg_model *m, char *buf, size_t size);
+const char *cg_cli_image_shape(const cg_dataset *ds, char *buf, size_t size);
 
 /* The loss a saved model's head implies: the book's mnist_loss for one
  * output (what `cgrad train` reports by default), cross-entropy otherwise. */

@@ -3,9 +3,11 @@
  * calls each image, and how sure it is.
  *
  * An image becomes a row the way the training images did (pixel / 255, row
- * after row) and cg_model_classify gives each class's probability: for a
- * two-class model with one output, sigmoid(logit) is the first class's (the
- * book's "is it a 3?"), for the others the softmax of the outputs.
+ * after row; for a model of RGB images the R, G and B planes one after the
+ * other: cg_png_read_item) and cg_model_classify gives each class's
+ * probability: for a two-class model with one output, sigmoid(logit) is
+ * the first class's (the book's "is it a 3?"), for the others the softmax
+ * of the outputs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,21 +20,15 @@
 static const char PREDICT_USAGE[] =
     "usage: cgrad predict MODEL IMAGE.png... [--json]\n"
     "  Prints, for each image, the class the model gives it and that class's\n"
-    "  probability. Images must have the size the model was trained on (28x28).\n"
+    "  probability. Images must have the size the model was trained on (28x28),\n"
+    "  and are read gray or RGB as the model's training images were.\n"
     ;
 
 /* The model's call on one image: class index and every class's
  * probability (probs has room for the model's classes). */
 static int predict_one(cg_model *m, const char *path, double *probs) {
     uint8_t *px = NULL;
-    int64_t w = 0, h = 0;
-    if (cg_png_read_gray(path, &px, &w, &h) != CG_OK) return -1;
-    if (w * h != m->n_inputs) {
-        free(px);
-        cg_fail(CG_ERR_SHAPE, "%s is %lldx%lld (%lld pixels); the model takes %lld pixels", path,
-                (long long)w, (long long)h, (long long)(w * h), (long long)m->n_inputs);
-        return -1;
-    }
+    if (cg_png_read_item(path, m->in_shape, m->in_ndim, &px) != CG_OK) return -1;
     int cls = cg_model_classify(m, px, probs, NULL);
     free(px);
     return cls;

@@ -657,6 +657,12 @@ int cg_cmd_serve(int argc, char **argv) {
 
     /* A model of other inputs is refused from its header, unread. */
     cg_model *m = cg_model_load_for(path, SERVE_PIXELS);
+    if (!m && cg_last_status() == CG_ERR_SHAPE) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", cg_last_error());
+        cg_fail(CG_ERR_SHAPE, "%s: the page sends gray %dx%d drawings", why, SERVE_SIDE,
+                SERVE_SIDE);
+    }
     if (!m || cg_cli_check_model(m, path, NULL) != CG_OK) {
         cg_model_free(m);
         return cg_cmd_fail("serve");

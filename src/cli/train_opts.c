@@ -248,8 +248,9 @@ cg_model *cg_train_build_model(const train_cfg *c, const cg_dataset *train, cg_r
                  : cg_model_preset(MODEL_KINDS[c->model], 0, n_outputs, spec, sizeof spec, &name))
         return NULL;
     static const cg_init inits[] = {CG_INIT_NORMAL, CG_INIT_PYTORCH, CG_INIT_KAIMING};
-    cg_model *m = cg_model_for_images(spec, name, 1, train->height, train->width, n_outputs,
-                                      inits[c->init], (float)(isnan(c->std) ? 1.0 : c->std), rng);
+    cg_model *m = cg_model_for_images(spec, name, train->channels, train->height, train->width,
+                                      n_outputs, inits[c->init],
+                                      (float)(isnan(c->std) ? 1.0 : c->std), rng);
     if (!m) return NULL;
     m->n_classes = train->n_classes;
     memcpy(m->class_names, train->class_names, sizeof m->class_names);

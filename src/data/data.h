@@ -35,10 +35,11 @@ void cg_u8_to_unit(float *restrict dst, const uint8_t *restrict src, int64_t n);
 void cg_u8_to_unit_portable(float *restrict dst, const uint8_t *restrict src, int64_t n);
 
 /* Gives ds fresh tensors y [n] and, when cg_data_keep_floats is on, x
- * [n, h*w], owned by ds whatever scope is open, and pixels [n*h*w] (all
- * uninitialised); sets height and width. Every loader allocates here, so
- * every loader honours the setting. */
-cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w);
+ * [n, c*h*w], owned by ds whatever scope is open, and pixels [n*c*h*w]
+ * (all uninitialised); sets channels, height and width. Every loader
+ * allocates here, so every loader honours the setting. */
+cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int c, int64_t h,
+                           int64_t w);
 
 /* Item i's label, and its row of x from its row of pixels (pixel / 255)
  * when ds keeps floats: the one place a loader makes floats. Serial. */
@@ -49,12 +50,12 @@ void cg_dataset_set_item(cg_dataset *ds, int64_t i, int label);
  * pixel / 255, in parallel, and y with the n labels. */
 void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *labels);
 
-/* How many images ds holds and the values in one (H*W), from x, or from y
- * and the image size when it holds only bytes; CG_ERR_STATE naming `op`
+/* How many images ds holds and the values in one (C*H*W), from x, or from
+ * y and the image size when it holds only bytes; CG_ERR_STATE naming `op`
  * when it holds neither x nor pixels (never loaded, or freed). */
 cg_status cg_dataset_images(const char *op, const cg_dataset *ds, int64_t *rows, int64_t *len);
 
-/* Builds ds from 8-bit pixels (n images of h x w, row after row) and
+/* Builds a gray ds from 8-bit pixels (n images of h x w, row after row) and
  * labels: n_classes = max label + 1, named "0", "1", ... (digits). A label
  * that is not below CG_MAX_CLASSES is an error naming `name` and the item. */
 cg_status cg_dataset_from_u8(cg_dataset *ds, const char *op, const char *name,
@@ -83,8 +84,9 @@ const char *cg_folder_rel_path(const cg_folder_items *it, int64_t i);
  * cg_folder_count elements). */
 cg_status cg_folder_stat_all(const cg_folder_items *it, int64_t *size, int64_t *mtime_ns);
 /* Decodes the listed images into ds (keeping its class names), in
- * parallel; on failure ds is freed. */
-cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it);
+ * parallel, as `channels` planes (0: 3 if any image has colour, else 1;
+ * see cg_dataset_load_folder_as); on failure ds is freed. */
+cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it, int channels);
 void cg_folder_items_free(cg_folder_items *it);
 
 /* ---- PNG (png.c) ---- */
@@ -93,20 +95,22 @@ void cg_folder_items_free(cg_folder_items *it);
 #define CG_PNG_MAX_PIXELS ((int64_t)1 << 28)
 
 /*
- * Decodes PNG bytes to 8-bit gray (conversions: see png.c). `name` names
- * the image in messages.
- *  - pixels NULL on entry: any size; *pixels is malloc'd (width*height)
- *    and width/height are set.
- *  - pixels non-NULL on entry: the image must be exactly width x height
- *    (else CG_ERR_SHAPE naming both sizes) and is written there.
+ * Decodes PNG bytes to img->channels planes of 8-bit pixels (1: gray, 3:
+ * RGB, 0: as the image is, 3 if cg_png_has_colour; conversions: see
+ * png.c), setting img->channels. `name` names the image in messages.
+ *  - pixels NULL on entry: any size; *pixels is malloc'd
+ *    (channels*width*height) and width/height are set.
+ *  - pixels non-NULL on entry: channels must be 1 or 3 and the image
+ *    exactly width x height (else CG_ERR_SHAPE naming both sizes); it is
+ *    written there.
  * On failure nothing is left allocated.
  */
-typedef struct cg_gray_image {
-    uint8_t *pixels;
-    int64_t width, height;
-} cg_gray_image;
+cg_status cg_png_decode(const uint8_t *buf, size_t len, const char *name, cg_image *img);
 
-cg_status cg_png_decode(const uint8_t *buf, size_t len, const char *name, cg_gray_image *img);
+/* Whether PNG bytes hold colour: colour type RGB or RGBA, or a palette
+ * with an entry whose red, green and blue differ (a palette of grays is
+ * gray, as libpng's own check_palette does). From the headers only. */
+cg_status cg_png_has_colour(const uint8_t *buf, size_t len, const char *name, bool *colour);
 
 /* ---- IDX (idx.c) ---- */
 

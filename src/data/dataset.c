@@ -126,11 +126,17 @@ bool cg_data_keep_floats(bool on) {
 
 int64_t cg_dataset_size(const cg_dataset *ds) { return ds && ds->y ? ds->y->numel : 0; }
 
+int64_t cg_dataset_image_numel(const cg_dataset *ds) {
+    if (!ds) return 0;
+    return (ds->channels > 0 ? ds->channels : 1) * ds->height * ds->width;
+}
+
 cg_status cg_dataset_images(const char *op, const cg_dataset *ds, int64_t *rows, int64_t *len) {
     if (ds && ds->x) {
         if (ds->x->ndim != 2)
-            return cg_fail(CG_ERR_STATE, "%s: the dataset's x has %d dimensions, not 2 ([N, H*W])",
-                           op, ds->x->ndim);
+            return cg_fail(CG_ERR_STATE,
+                           "%s: the dataset's x has %d dimensions, not 2 ([N, C*H*W])", op,
+                           ds->x->ndim);
         *rows = ds->x->shape[0];
         *len = ds->x->shape[1];
         return CG_OK;
@@ -138,11 +144,13 @@ cg_status cg_dataset_images(const char *op, const cg_dataset *ds, int64_t *rows,
     /* Bytes only: y says how many images, the image size how long each. */
     if (!ds || !ds->pixels || !ds->y)
         return cg_fail(CG_ERR_STATE, "%s: the dataset is not loaded (it has no images)", op);
-    if (ds->height < 1 || ds->width < 1 || ds->height > CG_MAX_NUMEL / ds->width)
-        return cg_fail(CG_ERR_STATE, "%s: the dataset's images have a bad size, %lldx%lld", op,
-                       (long long)ds->height, (long long)ds->width);
+    if (ds->height < 1 || ds->width < 1 || ds->channels < 0 || ds->channels > 3 ||
+        ds->height > CG_MAX_NUMEL / 3 / ds->width)
+        return cg_fail(CG_ERR_STATE,
+                       "%s: the dataset's images have a bad size, %lldx%lld with %d channels", op,
+                       (long long)ds->height, (long long)ds->width, ds->channels);
     *rows = ds->y->numel;
-    *len = ds->height * ds->width;
+    *len = cg_dataset_image_numel(ds);
     return CG_OK;
 }
 
@@ -158,20 +166,21 @@ static cg_tensor *owned_tensor(const char *op, const int64_t *shape, int ndim) {
 /* cg_dataset_alloc with its parts chosen: x when `floats`, pixels when
  * `bytes`. x is never made when not asked for, not even for a moment:
  * peak memory is the point of going without it. */
-static cg_status alloc_parts(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w,
-                             bool floats, bool bytes) {
-    if (n < 0 || h <= 0 || w <= 0 || h > CG_MAX_NUMEL / w || (n > 0 && h * w > CG_MAX_NUMEL / n))
-        return cg_fail(CG_ERR_ARG, "%s: bad dataset size %lld images of %lldx%lld", op,
-                       (long long)n, (long long)h, (long long)w);
-    const int64_t numel = n * h * w, xs[2] = {n, h * w};
+static cg_status alloc_parts(cg_dataset *ds, const char *op, int64_t n, int c, int64_t h,
+                             int64_t w, bool floats, bool bytes) {
+    if (n < 0 || (c != 1 && c != 3) || h <= 0 || w <= 0 || h > CG_MAX_NUMEL / 3 / w ||
+        (n > 0 && c * h * w > CG_MAX_NUMEL / n))
+        return cg_fail(CG_ERR_ARG, "%s: bad dataset size %lld images of %d x %lldx%lld", op,
+                       (long long)n, c, (long long)h, (long long)w);
+    const int64_t numel = n * c * h * w, xs[2] = {n, c * h * w};
     ds->x = NULL;
     ds->pixels = NULL;
     ds->y = owned_tensor(op, &n, 1);
     cg_status st = ds->y ? CG_OK : cg_last_status();
     if (st == CG_OK && floats && !(ds->x = owned_tensor(op, xs, 2))) st = cg_last_status();
     if (st == CG_OK && bytes && !(ds->pixels = malloc(numel > 0 ? (size_t)numel : 1)))
-        st = cg_fail(CG_ERR_NOMEM, "%s: cannot allocate %lld images of %lldx%lld pixels", op,
-                     (long long)n, (long long)h, (long long)w);
+        st = cg_fail(CG_ERR_NOMEM, "%s: cannot allocate %lld images of %d x %lldx%lld pixels",
+                     op, (long long)n, c, (long long)h, (long long)w);
     if (st != CG_OK) {
         cg_tensor_release(ds->x);
         cg_tensor_release(ds->y);
@@ -181,6 +190,7 @@ static cg_status alloc_parts(cg_dataset *ds, const char *op, int64_t n, int64_t 
     /* They are about to be written whole: map their pages in one go. */
     if (ds->x) cg_prefault(ds->x->data, (size_t)numel * sizeof(float));
     if (ds->pixels) cg_prefault(ds->pixels, (size_t)numel);
+    ds->channels = c;
     ds->height = h;
     ds->width = w;
     return CG_OK;
@@ -189,18 +199,19 @@ static cg_status alloc_parts(cg_dataset *ds, const char *op, int64_t n, int64_t 
 /* The setting, as a load allocates its dataset. */
 static bool floats_wanted(void) { return atomic_load_explicit(&keep_floats, memory_order_relaxed); }
 
-cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int64_t h, int64_t w) {
-    return alloc_parts(ds, op, n, h, w, floats_wanted(), true);
+cg_status cg_dataset_alloc(cg_dataset *ds, const char *op, int64_t n, int c, int64_t h,
+                           int64_t w) {
+    return alloc_parts(ds, op, n, c, h, w, floats_wanted(), true);
 }
 
 void cg_dataset_set_item(cg_dataset *ds, int64_t i, int label) {
-    const int64_t hw = ds->height * ds->width;
-    if (ds->x) cg_u8_to_unit(ds->x->data + i * hw, ds->pixels + i * hw, hw);
+    const int64_t chw = cg_dataset_image_numel(ds);
+    if (ds->x) cg_u8_to_unit(ds->x->data + i * chw, ds->pixels + i * chw, chw);
     ds->y->data[i] = (float)label;
 }
 
 void cg_dataset_fill_u8(cg_dataset *ds, const uint8_t *pixels, const uint8_t *labels) {
-    const int64_t n = cg_dataset_size(ds), hw = ds->height * ds->width;
+    const int64_t n = cg_dataset_size(ds), hw = cg_dataset_image_numel(ds);
 #pragma omp parallel for schedule(static) if (n * hw >= 16 * CG_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) {
         if (pixels != ds->pixels) memcpy(ds->pixels + i * hw, pixels + i * hw, (size_t)hw);
@@ -224,7 +235,7 @@ static cg_status from_u8(cg_dataset *ds, const char *op, const char *name, const
         }
         if (labels[i] > max_label) max_label = labels[i];
     }
-    if (alloc_parts(ds, op, n, h, w, floats_wanted(), !owned) != CG_OK) {
+    if (alloc_parts(ds, op, n, 1, h, w, floats_wanted(), !owned) != CG_OK) {
         free(owned);
         return cg_last_status();
     }
@@ -270,12 +281,12 @@ static int class_of(const cg_dataset *ds, int64_t i, const int *map) {
 cg_status cg_dataset_select_classes(cg_dataset *ds, const char *const *names, int n) {
     int64_t rows, cols;
     if (cg_dataset_images("select_classes", ds, &rows, &cols) != CG_OK) return cg_last_status();
-    if (!ds->y || ds->y->numel != rows || cols != ds->height * ds->width)
+    if (!ds->y || ds->y->numel != rows || cols != cg_dataset_image_numel(ds))
         return cg_fail(CG_ERR_STATE,
-                       "select_classes: the dataset has %lld images of %lld pixels but %lld labels "
-                       "and an image size of %lldx%lld",
+                       "select_classes: the dataset has %lld images of %lld values but %lld labels "
+                       "and an image size of %d x %lldx%lld",
                        (long long)rows, (long long)cols, (long long)cg_dataset_size(ds),
-                       (long long)ds->height, (long long)ds->width);
+                       ds->channels, (long long)ds->height, (long long)ds->width);
     if (!names || n < 1 || n > CG_MAX_CLASSES)
         return cg_fail(CG_ERR_ARG, "select_classes: need 1..%d class names, got %d", CG_MAX_CLASSES,
                        n);
@@ -305,8 +316,8 @@ cg_status cg_dataset_select_classes(cg_dataset *ds, const char *const *names, in
     /* The parts ds has: floats if it keeps them, bytes unless x was
      * changed or made by hand (then there are none to keep). */
     cg_dataset out = *ds;
-    if (alloc_parts(&out, "select_classes", kept, ds->height, ds->width, ds->x != NULL,
-                    ds->pixels != NULL) != CG_OK)
+    if (alloc_parts(&out, "select_classes", kept, ds->channels > 0 ? ds->channels : 1, ds->height,
+                    ds->width, ds->x != NULL, ds->pixels != NULL) != CG_OK)
         return cg_last_status();
     for (int64_t i = 0, j = 0; i < rows; i++) {
         int c = class_of(ds, i, map);

@@ -9,6 +9,13 @@
  * Files decode in parallel, each on its own; a failure is reported for the
  * first failing file in that order, whichever thread met it, so the error
  * does not depend on the thread count.
+ *
+ * A folder is gray or RGB as a whole, decided before anything is decoded:
+ * the headers read for the images' sizes also give each PNG's colour type
+ * (IHDR), and one colour image makes the folder RGB (a palette image is
+ * looked at further, by libpng: a palette of grays is gray). Its gray
+ * images are then read as three equal planes, as torchvision's
+ * ImageFolder reads every image with convert("RGB").
  */
 #include "data/data.h"
 #include "util/file.h"
@@ -16,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <png.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -263,7 +271,7 @@ static cg_status list_images(cg_dataset *ds, const char *root, folder_items *it)
 }
 
 /* Reads and decodes image i of the list. */
-static cg_status read_png(const folder_items *it, int64_t i, cg_bytes *file, cg_gray_image *img) {
+static cg_status read_png(const folder_items *it, int64_t i, cg_bytes *file, cg_image *img) {
     int c = it->label[i];
     const char *path = it->path[i];
     if (cg_read_file_at("png", it->dirfd[c], path + it->base[c], path, FOLDER_MAX_FILE, file) !=
@@ -274,7 +282,7 @@ static cg_status read_png(const folder_items *it, int64_t i, cg_bytes *file, cg_
 
 /* Decodes images 1..n-1 into ds (image 0 is done and fixed the size). */
 static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
-    const int64_t n = it->n, hw = ds->height * ds->width;
+    const int64_t n = it->n, chw = cg_dataset_image_numel(ds);
     int64_t first_bad = n; /* the lowest failing index met so far */
     cg_status bad_status = CG_OK;
     char bad_msg[512] = "";
@@ -290,7 +298,7 @@ static cg_status decode_all(cg_dataset *ds, const folder_items *it) {
             /* Files after a known failure cannot change the report. */
             if (i > stop) continue;
             /* Decoded straight into the dataset's bytes, then divided (if it keeps x). */
-            cg_gray_image img = {ds->pixels + i * hw, ds->width, ds->height};
+            cg_image img = {ds->pixels + i * chw, ds->width, ds->height, ds->channels};
             if (read_png(it, i, &file, &img) != CG_OK) {
 #pragma omp critical(cg_folder_error)
                 if (i < first_bad) {
@@ -378,23 +386,41 @@ void cg_folder_items_free(cg_folder_items *it) {
     free(it);
 }
 
-/* Image i's size from its PNG header (signature, then IHDR's width and
- * height, big-endian), or 0x0 when the header is not there to read: the
- * decoder then says what is wrong with the file. */
-static void header_size(const folder_items *it, int64_t i, uint32_t *wh) {
+/* What a PNG's header says: its size and whether it has colour. */
+typedef struct png_header {
+    uint32_t w, h; /* 0x0 when the header is not there to read */
+    bool colour;
+} png_header;
+
+/* Image i's header: the signature, then IHDR's width and height
+ * (big-endian), bit depth and colour type. A palette's colours come after
+ * IHDR, so a palette image is read whole and its header read by libpng.
+ * A header not there to read gives 0x0 and gray: the decoder then says
+ * what is wrong with the file. */
+static void read_header(const folder_items *it, int64_t i, png_header *out) {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     const int c = it->label[i];
-    uint8_t h[24];
-    wh[0] = wh[1] = 0;
-    int fd = cg_open_regular_at("png", it->dirfd[c], it->path[i] + it->base[c], it->path[i], NULL);
+    const char *name = it->path[i] + it->base[c];
+    uint8_t h[26];
+    *out = (png_header){0};
+    int fd = cg_open_regular_at("png", it->dirfd[c], name, it->path[i], NULL);
     if (fd < 0) return;
     if (pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h, sig, 8) == 0 &&
         memcmp(h + 12, "IHDR", 4) == 0) {
-        for (int k = 0; k < 2; k++)
-            wh[k] = (uint32_t)h[16 + 4 * k] << 24 | (uint32_t)h[17 + 4 * k] << 16 |
-                    (uint32_t)h[18 + 4 * k] << 8 | h[19 + 4 * k];
+        out->w = (uint32_t)h[16] << 24 | (uint32_t)h[17] << 16 | (uint32_t)h[18] << 8 | h[19];
+        out->h = (uint32_t)h[20] << 24 | (uint32_t)h[21] << 16 | (uint32_t)h[22] << 8 | h[23];
+        out->colour = (h[25] & PNG_COLOR_MASK_COLOR) != 0;
     }
     close(fd);
+    if (out->colour && h[25] == PNG_COLOR_TYPE_PALETTE) {
+        cg_bytes file = {0};
+        bool colour = true; /* a file that cannot be read: the decoder's to report */
+        if (cg_read_file_at("png", it->dirfd[c], name, it->path[i], FOLDER_MAX_FILE, &file) ==
+            CG_OK)
+            (void)cg_png_has_colour(file.data, file.len, it->path[i], &colour);
+        out->colour = colour;
+        cg_bytes_free(&file);
+    }
 }
 
 /*
@@ -402,48 +428,56 @@ static void header_size(const folder_items *it, int64_t i, uint32_t *wh) {
  * images have), before anything is allocated for the split: the buffer is
  * n images of that size, so one 8000x8000 image among 28x28 ones must not
  * size it (15 GB), and the error names the odd file, not a correct one.
- * A header is 24 bytes, so this costs an open per file: a few
- * milliseconds for 12,000 files, on all threads.
+ * A header is 26 bytes, so this costs an open per file: a few
+ * milliseconds for 12,000 files, on all threads. *colour: whether any
+ * image has colour.
  */
-static cg_status check_sizes(const folder_items *it) {
+static cg_status check_headers(const folder_items *it, bool *colour) {
     const int64_t n = it->n;
-    uint32_t *wh = malloc((size_t)n * 2 * sizeof *wh);
-    if (!wh) return cg_fail(CG_ERR_NOMEM, "folder: out of memory reading image sizes");
+    png_header *hd = malloc((size_t)n * sizeof *hd);
+    if (!hd) return cg_fail(CG_ERR_NOMEM, "folder: out of memory reading image sizes");
 #pragma omp parallel for schedule(dynamic, 64) if (n >= 256)
-    for (int64_t i = 0; i < n; i++) header_size(it, i, wh + 2 * i);
+    for (int64_t i = 0; i < n; i++) read_header(it, i, hd + i);
     cg_clear_error(); /* unreadable headers are the decoder's to report */
+    *colour = false;
+    for (int64_t i = 0; i < n; i++) *colour |= hd[i].colour;
     /* The majority's size (Boyer-Moore vote), then counted: with no
      * majority, the first image's size stands. */
     int64_t cand = 0, votes = 0, same = 0;
     for (int64_t i = 0; i < n; i++) {
         if (votes == 0) cand = i;
-        votes += wh[2 * i] == wh[2 * cand] && wh[2 * i + 1] == wh[2 * cand + 1] ? 1 : -1;
+        votes += hd[i].w == hd[cand].w && hd[i].h == hd[cand].h ? 1 : -1;
     }
-    for (int64_t i = 0; i < n; i++)
-        same += wh[2 * i] == wh[2 * cand] && wh[2 * i + 1] == wh[2 * cand + 1];
+    for (int64_t i = 0; i < n; i++) same += hd[i].w == hd[cand].w && hd[i].h == hd[cand].h;
     if (2 * same <= n) cand = 0;
-    const uint32_t w = wh[2 * cand], h = wh[2 * cand + 1];
+    const uint32_t w = hd[cand].w, h = hd[cand].h;
     cg_status st = CG_OK;
     for (int64_t i = 0; i < n && st == CG_OK; i++) {
-        const uint32_t *s = wh + 2 * i;
-        if ((s[0] || s[1]) && w && h && (s[0] != w || s[1] != h))
+        const png_header *s = hd + i;
+        if ((s->w || s->h) && w && h && (s->w != w || s->h != h))
             st = cg_fail(CG_ERR_SHAPE, "folder: %s is %ux%u; %s images are %ux%u", it->path[i],
-                         s[0], s[1], 2 * same > n && n - same == 1 ? "the other" : "most", w, h);
+                         s->w, s->h, 2 * same > n && n - same == 1 ? "the other" : "most", w, h);
     }
-    free(wh);
+    free(hd);
     return st;
 }
 
-cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it) {
+cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it, int channels) {
+    if (channels != 0 && channels != 1 && channels != 3)
+        return cg_fail(CG_ERR_ARG, "folder: cannot load images of %d channels (1 gray, 3 RGB, "
+                                   "0 as the images are)",
+                       channels);
     cg_bytes file = {0};
-    cg_gray_image first = {0};
-    cg_status st = check_sizes(it);
+    bool colour = false;
+    cg_status st = check_headers(it, &colour);
+    cg_image first = {.channels = channels ? channels : colour ? 3 : 1};
     if (st == CG_OK) st = read_png(it, 0, &file, &first);
     cg_bytes_free(&file);
     /* Keeps the class names cg_folder_list set. */
-    if (st == CG_OK) st = cg_dataset_alloc(ds, "folder", it->n, first.height, first.width);
+    if (st == CG_OK)
+        st = cg_dataset_alloc(ds, "folder", it->n, first.channels, first.height, first.width);
     if (st == CG_OK) {
-        memcpy(ds->pixels, first.pixels, (size_t)(first.height * first.width));
+        memcpy(ds->pixels, first.pixels, (size_t)cg_dataset_image_numel(ds));
         cg_dataset_set_item(ds, 0, it->label[0]);
         st = decode_all(ds, it);
     }
@@ -453,9 +487,5 @@ cg_status cg_folder_decode(cg_dataset *ds, const cg_folder_items *it) {
 }
 
 cg_status cg_dataset_load_folder(cg_dataset *ds, const char *dir) {
-    cg_folder_items *it;
-    cg_status st = cg_folder_list(ds, dir, &it);
-    if (st == CG_OK) st = cg_folder_decode(ds, it);
-    cg_folder_items_free(it);
-    return st;
+    return cg_dataset_load_folder_as(ds, dir, NULL, 0);
 }

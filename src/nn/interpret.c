@@ -87,10 +87,11 @@ cg_status cg_interpret(cg_model *m, const cg_dataset *ds, cg_loss_kind loss,
     if (!m || !ds || !ds->y || !out)
         return cg_fail(CG_ERR_ARG, "interpret: needs a model, data and a result");
     if (cg_check_loss(m, ds->n_classes, loss) != CG_OK) return cg_last_status();
-    if (ds->height * ds->width != m->n_inputs)
+    if (cg_dataset_image_numel(ds) != m->n_inputs)
         return cg_fail(CG_ERR_SHAPE,
-                       "interpret: the model takes %lld inputs, the images have %lldx%lld",
-                       (long long)m->n_inputs, (long long)ds->height, (long long)ds->width);
+                       "interpret: the model takes %lld inputs, the images have %lld (%lldx%lld)",
+                       (long long)m->n_inputs, (long long)cg_dataset_image_numel(ds),
+                       (long long)ds->height, (long long)ds->width);
     const int64_t n = cg_dataset_size(ds), chunk = cg_eval_chunk(m);
     const int k = ds->n_classes;
     out->n_classes = k;
@@ -232,7 +233,7 @@ cg_status cg_interpretation_plot_top_losses(const cg_interpretation *in, const c
         st = cg_fail(CG_ERR_NOMEM, "top losses plot: out of memory");
     else if ((k = cg_interpretation_top_losses(in, k, idx)) < 0)
         st = cg_last_status();
-    const int64_t side = ds->height * ds->width;
+    const int64_t side = cg_dataset_image_numel(ds); /* an RGB image shows its R plane */
     for (int64_t i = 0; st == CG_OK && i < k; i++) {
         int64_t j = idx[i];
         snprintf(captions[i], CAPTION_MAX, "%s/%s\n%.2f / %.2f", ds->class_names[in->predicted[j]],

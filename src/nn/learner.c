@@ -504,7 +504,7 @@ static cg_status check_config(const cg_model *m, const cg_dataset *train, const 
         return cg_fail(CG_ERR_ARG, "fit: the training data has %d classes, the validation data %d",
                        train->n_classes, valid->n_classes);
     if (cg_dataset_size(train) < 1) return cg_fail(CG_ERR_ARG, "fit: no training data");
-    if (train->height * train->width != m->n_inputs)
+    if (cg_dataset_image_numel(train) != m->n_inputs)
         return cg_fail(CG_ERR_SHAPE, "fit: the model takes %lld inputs, the images have %lldx%lld",
                        (long long)m->n_inputs, (long long)train->height, (long long)train->width);
     if (cg_check_loss(m, train->n_classes, c->loss) != CG_OK) return cg_last_status();

@@ -218,10 +218,11 @@ static cg_status check_config(const cg_model *m, const cg_dataset *train,
         return cg_fail(CG_ERR_ARG, "lr_find: the batch size must be >= 1 (got %lld)",
                        (long long)c->bs);
     if (cg_dataset_size(train) < 1) return cg_fail(CG_ERR_ARG, "lr_find: no training data");
-    if (train->height * train->width != m->n_inputs)
+    if (cg_dataset_image_numel(train) != m->n_inputs)
         return cg_fail(CG_ERR_SHAPE,
-                       "lr_find: the model takes %lld inputs, the images have %lldx%lld",
-                       (long long)m->n_inputs, (long long)train->height, (long long)train->width);
+                       "lr_find: the model takes %lld inputs, the images have %lld (%lldx%lld)",
+                       (long long)m->n_inputs, (long long)cg_dataset_image_numel(train),
+                       (long long)train->height, (long long)train->width);
     return cg_check_loss(m, train->n_classes, c->loss);
 }
 

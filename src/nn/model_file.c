@@ -206,12 +206,19 @@ static cg_status check_crc(FILE *f, const char *path, size_t size) {
     return CG_OK;
 }
 
-/* The model's items must be `want` numbers (0: any); checked from the
- * header, before the weights are read. */
-static cg_status check_inputs(const char *path, double have, int64_t want) {
+/* The model's items, of `shape`, must be `want` numbers (0: any); checked
+ * from the header, before the weights are read. */
+static cg_status check_inputs(const char *path, const int64_t *shape, int ndim, int64_t want) {
+    double have = 1.0;
+    char dims[96] = "";
+    for (int d = 0; d < ndim; d++) {
+        have *= (double)shape[d];
+        size_t used = strlen(dims);
+        snprintf(dims + used, sizeof dims - used, "%s%lld", d ? "x" : "", (long long)shape[d]);
+    }
     if (want == 0 || have == (double)want) return CG_OK;
-    return cg_fail(CG_ERR_SHAPE, "model: %s takes %.0f inputs per item; this needs %lld", path,
-                   have, (long long)want);
+    return cg_fail(CG_ERR_SHAPE, "model: %s takes items of %s (%.0f numbers); this needs %lld",
+                   path, dims, have, (long long)want);
 }
 
 /* What is wrong with the name in p's `size` bytes, or NULL: it must be
@@ -358,7 +365,7 @@ static cg_model *load_v2(FILE *f, const char *path, const uint8_t *head, size_t 
         goto fail;
     }
     /* What the command needs, and room for the weights, before reading. */
-    if (check_inputs(path, (double)m->n_inputs, want) != CG_OK ||
+    if (check_inputs(path, m->in_shape, m->in_ndim, want) != CG_OK ||
         cg_memory_check("model", (double)(expect - h), "loading its weights") != CG_OK ||
         check_crc(f, path, flen) != CG_OK)
         goto fail;
@@ -440,7 +447,7 @@ static cg_model *load_v1(FILE *f, const char *path, const uint8_t *head, size_t 
     cg_model *m = NULL;
     /* Checked before anything is allocated; then the file (a few MB for
      * what versions 1 wrote) is read whole. */
-    if (check_inputs(path, (double)n_in, want) != CG_OK || check_crc(f, path, flen) != CG_OK ||
+    if (check_inputs(path, &n_in, 1, want) != CG_OK || check_crc(f, path, flen) != CG_OK ||
         cg_model_preset((cg_model_kind)kind, n_hid, n_out, spec, sizeof spec, &name) != CG_OK ||
         !(m = cg_model_parse(spec, name, &n_in, 1, n_out, &plans)) ||
         cg_memory_check("model", 2.0 * (double)flen, "reading it") != CG_OK ||

@@ -228,7 +228,7 @@ cg_status cg_plot_dataset_batch(const cg_dataset *ds, int rows, int cols, bool s
             idx[j] = t;
         }
     }
-    const int64_t hw = ds->height * ds->width;
+    const int64_t hw = cg_dataset_image_numel(ds); /* an RGB image shows its R plane */
     for (int i = 0; i < n; i++) {
         int64_t k = idx[i];
         int c = (int)ds->y->data[k];
