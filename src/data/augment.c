@@ -81,31 +81,47 @@ static inline float pixel_or_zero(const float *plane, int64_t x, int64_t y, int6
     return x >= 0 && x < width && y >= 0 && y < height ? plane[y * width + x] : 0.0f;
 }
 
+/* floor(v) for |v| far below 2^62, without a call into libm. */
+static inline int64_t floor_to_int(float v) {
+    const int64_t i = (int64_t)v;
+    return (float)i > v ? i - 1 : i;
+}
+
 void cg_affine_warp(const cg_affine *t, const float *src, float *dst, int64_t channels,
                     int64_t height, int64_t width) {
     const double rad = (double)t->angle_deg * (PI / 180.0);
     /* R(-angle) / scale; exactly the identity for angle 0, scale 1. */
     const float c = (float)(cos(rad) / (double)t->scale), s = (float)(sin(rad) / (double)t->scale);
     const float cx = 0.5f * (float)(width - 1), cy = 0.5f * (float)(height - 1);
+    const int64_t plane = height * width;
     for (int64_t y = 0; y < height; y++)
         for (int64_t x = 0; x < width; x++) {
             const float u = (float)x - cx - t->dx, v = (float)y - cy - t->dy;
             const float sx = c * u + s * v + cx, sy = c * v - s * u + cy;
-            const float fx0 = floorf(sx), fy0 = floorf(sy);
-            const float fx = sx - fx0, fy = sy - fy0;
-            /* Far outside (or not finite): the four neighbours are all 0. */
-            if (!(fx0 >= -1.0f && fx0 < (float)width && fy0 >= -1.0f && fy0 < (float)height)) {
-                for (int64_t k = 0; k < channels; k++) dst[(k * height + y) * width + x] = 0.0f;
+            float *out = dst + y * width + x;
+            /* Outside (or not finite): the four neighbours are all 0. */
+            if (!(sx > -1.0f && sx < (float)width && sy > -1.0f && sy < (float)height)) {
+                for (int64_t k = 0; k < channels; k++) out[k * plane] = 0.0f;
                 continue;
             }
-            const int64_t x0 = (int64_t)fx0, y0 = (int64_t)fy0;
+            const int64_t x0 = floor_to_int(sx), y0 = floor_to_int(sy);
+            const float fx = sx - (float)x0, fy = sy - (float)y0;
+            const bool inside = x0 >= 0 && x0 + 1 < width && y0 >= 0 && y0 + 1 < height;
             for (int64_t k = 0; k < channels; k++) {
-                const float *p = src + k * height * width;
-                const float top = (1.0f - fx) * pixel_or_zero(p, x0, y0, width, height) +
-                                  fx * pixel_or_zero(p, x0 + 1, y0, width, height);
-                const float bottom = (1.0f - fx) * pixel_or_zero(p, x0, y0 + 1, width, height) +
-                                     fx * pixel_or_zero(p, x0 + 1, y0 + 1, width, height);
-                dst[(k * height + y) * width + x] = (1.0f - fy) * top + fy * bottom;
+                const float *p = src + k * plane;
+                float p00, p01, p10, p11;
+                if (inside) { /* most pixels: no bounds to check */
+                    const float *q = p + y0 * width + x0;
+                    p00 = q[0], p01 = q[1], p10 = q[width], p11 = q[width + 1];
+                } else {
+                    p00 = pixel_or_zero(p, x0, y0, width, height);
+                    p01 = pixel_or_zero(p, x0 + 1, y0, width, height);
+                    p10 = pixel_or_zero(p, x0, y0 + 1, width, height);
+                    p11 = pixel_or_zero(p, x0 + 1, y0 + 1, width, height);
+                }
+                const float top = (1.0f - fx) * p00 + fx * p01;
+                const float bottom = (1.0f - fx) * p10 + fx * p11;
+                out[k * plane] = (1.0f - fy) * top + fy * bottom;
             }
         }
 }
