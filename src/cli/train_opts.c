@@ -27,7 +27,6 @@ typedef struct recipe {
     int64_t epochs, bs;
     int init, opt, sched;
     const char *hidden;
-    bool augment; /* random shifts, rotations and zooms of training images */
 } recipe;
 
 /* [model][two classes?]: for more than two classes (row 0) every model is
@@ -42,13 +41,13 @@ static const recipe RECIPES[N_MODELS][2] = {
                    {CG_LOSS_MNIST, 0.1, 40, 256, INIT_PYTORCH, OPT_SGD, SCHED_CONSTANT, "30"}},
     [MODEL_CNN] = {{CG_LOSS_CE, 0.1, 5, 512, INIT_PYTORCH, OPT_ADAMW, SCHED_ONE_CYCLE, NULL},
                    {CG_LOSS_CE, 0.1, 5, 512, INIT_PYTORCH, OPT_ADAMW, SCHED_ONE_CYCLE, NULL}},
-    [MODEL_RESNET] = {{CG_LOSS_CE, 0.05, 5, 256, INIT_KAIMING, OPT_ADAMW, SCHED_ONE_CYCLE, NULL,
-                       true},
-                      {CG_LOSS_CE, 0.01, 5, 256, INIT_KAIMING, OPT_ADAMW, SCHED_ONE_CYCLE, NULL,
-                       true}},
+    [MODEL_RESNET] = {{CG_LOSS_CE, 0.05, 5, 256, INIT_KAIMING, OPT_ADAMW, SCHED_ONE_CYCLE, NULL},
+                      {CG_LOSS_CE, 0.01, 5, 256, INIT_KAIMING, OPT_ADAMW, SCHED_ONE_CYCLE, NULL}},
     [MODEL_ARCH] = {{CG_LOSS_CE, 0.01, 5, 256, INIT_KAIMING, OPT_ADAM, SCHED_ONE_CYCLE, NULL},
                     {CG_LOSS_CE, 0.01, 5, 256, INIT_KAIMING, OPT_ADAM, SCHED_ONE_CYCLE, NULL}},
 };
+/* The models trained on augmented images by default (--augment). */
+static const bool AUGMENT_BY_DEFAULT[N_MODELS] = {[MODEL_RESNET] = true};
 #define DEFAULT_SEED 42
 #define DEFAULT_MOMENTUM 0.9
 #define DEFAULT_WD_ADAMW 0.01
@@ -260,7 +259,7 @@ int cg_train_finish_defaults(const char *cmd, train_cfg *c, int n_classes) {
     if (c->model == MODEL_MLP && !c->hidden && !c->arch) c->hidden = r->hidden;
     /* --shift, --rotate or --zoom alone turn it on; the others then stay 0. */
     bool sized = !isnan(c->shift) || !isnan(c->rotate) || !isnan(c->zoom);
-    c->augment = !c->no_augment && (c->augment || sized || r->augment);
+    c->augment = !c->no_augment && (c->augment || sized || AUGMENT_BY_DEFAULT[c->model]);
     bool defaults = c->augment && !sized;
     if (isnan(c->shift)) c->shift = defaults ? DEFAULT_SHIFT : 0.0;
     if (isnan(c->rotate)) c->rotate = defaults ? DEFAULT_ROTATE : 0.0;
