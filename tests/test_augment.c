@@ -119,8 +119,11 @@ static void test_augment_deterministic_for_seed_and_threads(void **state) {
     float *orig = malloc(bytes), *one = malloc(bytes), *two = malloc(bytes), *other = malloc(bytes);
     assert_true(orig && one && two && other);
     random_images(orig, N * C, 2);
-    const cg_augment a = {.max_shift = 2.0f, .max_rotate_deg = 10.0f, .min_scale = 0.9f,
-                          .max_scale = 1.1f, .seed = 42};
+    const cg_augment a = {.max_shift = 2.0f,
+                          .max_rotate_deg = 10.0f,
+                          .min_scale = 0.9f,
+                          .max_scale = 1.1f,
+                          .seed = 42};
     const int prev = cg_get_num_threads();
     memcpy(one, orig, bytes);
     cg_set_num_threads(1);
@@ -145,8 +148,11 @@ static void test_augment_deterministic_for_seed_and_threads(void **state) {
     memcpy(other, orig, bytes);
     assert_int_equal(cg_augment_batch(&a, 18, 0, other, N, C, SIDE, SIDE), CG_OK);
     assert_memory_not_equal(other, one, bytes);
-    const cg_augment b = {.max_shift = 2.0f, .max_rotate_deg = 10.0f, .min_scale = 0.9f,
-                          .max_scale = 1.1f, .seed = 43};
+    const cg_augment b = {.max_shift = 2.0f,
+                          .max_rotate_deg = 10.0f,
+                          .min_scale = 0.9f,
+                          .max_scale = 1.1f,
+                          .seed = 43};
     memcpy(other, orig, bytes);
     assert_int_equal(cg_augment_batch(&b, 17, 0, other, N, C, SIDE, SIDE), CG_OK);
     assert_memory_not_equal(other, one, bytes);
@@ -168,8 +174,11 @@ static void test_augment_deterministic_for_seed_and_threads(void **state) {
  * configs and shapes are refused with a message. */
 static void test_augment_bounds_and_bad_input(void **state) {
     (void)state;
-    const cg_augment wild = {.max_shift = 40.0f, .max_rotate_deg = 180.0f, .min_scale = 0.1f,
-                             .max_scale = 8.0f, .seed = 3};
+    const cg_augment wild = {.max_shift = 40.0f,
+                             .max_rotate_deg = 180.0f,
+                             .min_scale = 0.1f,
+                             .max_scale = 8.0f,
+                             .seed = 3};
     const int64_t sizes[][2] = {{1, 1}, {1, 7}, {5, 3}, {28, 28}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         const int64_t h = sizes[s][0], w = sizes[s][1], n = 50;
@@ -188,8 +197,7 @@ static void test_augment_bounds_and_bad_input(void **state) {
                               {.max_rotate_deg = 200.0f},
                               {.min_scale = 1.2f, .max_scale = 1.1f},
                               {.min_scale = -0.5f, .max_scale = 1.0f}};
-    const char *says[] = {"max_shift", "max_shift", "max_rotate_deg", "scale range",
-                          "scale range"};
+    const char *says[] = {"max_shift", "max_shift", "max_rotate_deg", "scale range", "scale range"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(cg_augment_batch(&bad[i], 0, 0, x, 1, 1, SIDE, SIDE), CG_ERR_ARG);
         assert_non_null(strstr(cg_last_error(), says[i]));
@@ -217,8 +225,8 @@ static void make_dataset(cg_dataset *ds) {
         for (int p = 0; p < LEN; p++) {
             const int row = p / SIDE;
             const bool bar = row >= 6 + 6 * labels[i] && row < 10 + 6 * labels[i];
-            pixels[i * LEN + p] = (uint8_t)(bar ? 200 + cg_rng_below(&rng, 56)
-                                                : cg_rng_below(&rng, 80));
+            pixels[i * LEN + p] =
+                (uint8_t)(bar ? 200 + cg_rng_below(&rng, 56) : cg_rng_below(&rng, 80));
         }
     }
     assert_int_equal(cg_dataset_from_u8(ds, "test", "bars", pixels, labels, N_FIT, SIDE, SIDE),
@@ -244,8 +252,14 @@ static cg_model *fit_with(const cg_dataset *ds, const cg_augment *a, cg_score *s
                                       FIT_CLASSES, CG_INIT_KAIMING, 0.0f, &rng);
     assert_non_null(m);
     last_score seen = {0};
-    cg_fit_config fc = {.epochs = 2, .bs = 32, .seed = 1, .shuffle = true, .loss = CG_LOSS_CE,
-                        .opt = cg_adam_config(0.01f), .on_epoch = keep_score, .user = &seen,
+    cg_fit_config fc = {.epochs = 2,
+                        .bs = 32,
+                        .seed = 1,
+                        .shuffle = true,
+                        .loss = CG_LOSS_CE,
+                        .opt = cg_adam_config(0.01f),
+                        .on_epoch = keep_score,
+                        .user = &seen,
                         .augment = a};
     cg_score final;
     assert_int_equal(cg_fit(m, ds, ds, &fc, NULL, &final), CG_OK);
@@ -269,8 +283,11 @@ static void test_augment_fit_leaves_validation_alone(void **state) {
     (void)state;
     cg_dataset ds = {0};
     make_dataset(&ds);
-    const cg_augment on = {.max_shift = 2.0f, .max_rotate_deg = 10.0f, .min_scale = 0.9f,
-                           .max_scale = 1.1f, .seed = 9},
+    const cg_augment on = {.max_shift = 2.0f,
+                           .max_rotate_deg = 10.0f,
+                           .min_scale = 0.9f,
+                           .max_scale = 1.1f,
+                           .seed = 9},
                      zero = {.seed = 9};
     cg_score plain, with_zero, with_aug, again;
     cg_model *m0 = fit_with(&ds, NULL, &plain), *mz = fit_with(&ds, &zero, &with_zero),
@@ -282,8 +299,8 @@ static void test_augment_fit_leaves_validation_alone(void **state) {
     assert_memory_equal(&again, &with_aug, sizeof again);
     /* A bad config is refused before any step. */
     const cg_augment bad = {.max_shift = -2.0f};
-    cg_fit_config fc = {.epochs = 1, .bs = 32, .loss = CG_LOSS_CE, .opt = cg_adam_config(0.01f),
-                        .augment = &bad};
+    cg_fit_config fc = {
+        .epochs = 1, .bs = 32, .loss = CG_LOSS_CE, .opt = cg_adam_config(0.01f), .augment = &bad};
     assert_int_equal(cg_fit(m0, &ds, &ds, &fc, NULL, NULL), CG_ERR_ARG);
     assert_non_null(strstr(cg_last_error(), "fit: augment's max_shift"));
     cg_model_free(m0);
