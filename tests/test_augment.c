@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { SIDE = 28, LEN = SIDE * SIDE };
@@ -313,29 +314,61 @@ static void test_augment_fit_leaves_validation_alone(void **state) {
 /* The resnet's default on full MNIST (CTest label ten_classes)        */
 /* ------------------------------------------------------------------ */
 
+/* Runs `cgrad ARGS 2>&1` from CGRAD_TEST_BUILD (skips without it): its
+ * exit status, and the last output line that contains `want` into line. */
+static int run_cgrad(const char *args, const char *want, char *line, size_t size) {
+    const char *build = getenv("CGRAD_TEST_BUILD");
+    if (!build) skip();
+    char cmd[2400], buf[8192];
+    snprintf(cmd, sizeof cmd, "'%s/cgrad' %s 2>&1", build, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    line[0] = '\0';
+    while (fgets(buf, sizeof buf, p))
+        if (strstr(buf, want)) snprintf(line, size, "%s", buf);
+    const int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* --no-augment with a size is a usage error; --json records what was
+ * used: none for the resnet on two classes, and --shift alone turns it
+ * on for any model (one epoch each). */
+static void test_augment_cli_options(void **state) {
+    (void)state;
+    char line[8192];
+    assert_int_equal(
+        run_cgrad("train --model resnet --no-augment --shift 1", "--no-augment", line, sizeof line),
+        2);
+    assert_non_null(strstr(line, "give one or the other"));
+    if (!cg_test_data_dir()) skip();
+    const char *const runs[][2] = {
+        {"train --model resnet --epochs 1 --json --quiet", "\"augment\":null"},
+        {"train --arch conv:4:3:2,relu,gap,linear --epochs 1 --json --quiet --shift 1.5",
+         "\"augment\":{\"shift\":1.5,\"rotate\":0,\"zoom\":0}"},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        assert_int_equal(run_cgrad(runs[i][0], "\"command\":\"train\"", line, sizeof line), 0);
+        if (!strstr(line, runs[i][1])) fail_msg("%s: no %s in %s", runs[i][0], runs[i][1], line);
+    }
+}
+
 /* `cgrad train --model resnet --dataset mnist --json`: its summary line's
  * accuracy on the 10,000 test images reaches 0.995, augmented. */
 static void test_augment_ten_classes_resnet(void **state) {
     (void)state;
-    const char *data = cg_test_data_dir(), *build = getenv("CGRAD_TEST_BUILD");
-    char path[1024];
-    if (!data || !build) skip();
+    const char *data = cg_test_data_dir();
+    char path[1024], line[8192];
+    if (!data) skip();
     snprintf(path, sizeof path, "%s/mnist", data);
     if (access(path, R_OK) != 0) {
         printf("skipped: no %s\n", path);
         skip();
     }
-    char cmd[2400], line[8192] = "";
-    snprintf(cmd, sizeof cmd, "'%s/cgrad' train --model resnet --dataset mnist --json --quiet",
-             build);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char buf[8192];
-    while (fgets(buf, sizeof buf, p))
-        if (strstr(buf, "\"command\":\"train\"")) snprintf(line, sizeof line, "%s", buf);
-    assert_int_equal(pclose(p), 0);
+    assert_int_equal(run_cgrad("train --model resnet --dataset mnist --json --quiet",
+                               "\"command\":\"train\"", line, sizeof line),
+                     0);
     const char *acc = strstr(line, "\"accuracy\":"), *secs = strstr(line, "\"seconds\":");
-    if (!acc) fail_msg("no summary line from: %s", cmd);
+    if (!acc) fail_msg("no summary line from train --model resnet --dataset mnist");
     assert_non_null(strstr(line, "\"augment\":{\"shift\":"));
     assert_non_null(strstr(line, "\"n\":10000"));
     const double accuracy = strtod(acc + strlen("\"accuracy\":"), NULL);
@@ -351,6 +384,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_augment_deterministic_for_seed_and_threads),
     cmocka_unit_test(test_augment_bounds_and_bad_input),
     cmocka_unit_test(test_augment_fit_leaves_validation_alone),
+    cmocka_unit_test(test_augment_cli_options),
     cmocka_unit_test(test_augment_ten_classes_resnet),
 };
 
