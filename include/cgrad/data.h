@@ -182,6 +182,53 @@ void cg_dataloader_reset(cg_dataloader *dl);
 bool cg_dataloader_next(cg_dataloader *dl, const int64_t **idx, int64_t *count);
 
 /* ------------------------------------------------------------------ */
+/* Augmentation (src/data/augment.c)                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Random affine transforms of training images, as fastai's batch_tfms
+ * (aug_transforms' rotate, zoom and a translation): each image of a batch
+ * gets its own rotation by an angle in [-max_rotate_deg, max_rotate_deg]
+ * about its centre, a zoom by a factor in [min_scale, max_scale] and a
+ * shift by (dx, dy), each in [-max_shift, max_shift] pixels, all uniform.
+ * Pixels are sampled bilinearly; what comes from outside the image is 0
+ * (MNIST's background). The draws are a hash of (seed, step, item), so a
+ * batch's result depends on neither the thread count nor the order the
+ * images are done in. A zero config (cg_augment_enabled false) changes
+ * nothing.
+ */
+typedef struct cg_augment {
+    float max_shift;            /* pixels, >= 0                            */
+    float max_rotate_deg;       /* degrees, 0..180                         */
+    float min_scale, max_scale; /* zoom range; both 0: no zoom (1)         */
+    uint64_t seed;
+} cg_augment;
+
+/* One image's transform: output pixel p shows the input at
+ * c + R(-angle) (p - c - (dx, dy)) / scale, c the image's centre. */
+typedef struct cg_affine {
+    float dx, dy, angle_deg, scale;
+} cg_affine;
+
+/* Whether a (may be NULL) changes images at all. */
+bool cg_augment_enabled(const cg_augment *a);
+/* CG_OK, or CG_ERR_ARG naming the bad field (op names the caller). */
+cg_status cg_augment_check(const cg_augment *a, const char *op);
+/* The transform item `item` of training step `step` gets. */
+cg_affine cg_augment_draw(const cg_augment *a, uint64_t step, int64_t item);
+/* dst = src under t, for an image of channels planes of height x width
+ * (src and dst must not overlap). */
+void cg_affine_warp(const cg_affine *t, const float *src, float *dst, int64_t channels,
+                    int64_t height, int64_t width);
+/*
+ * Transforms n images x[n, channels*height*width] in place, image i with
+ * cg_augment_draw(a, step, first_item + i) (first_item: the batch's place
+ * in a larger one, 0 for a whole batch). Parallel over images.
+ */
+cg_status cg_augment_batch(const cg_augment *a, uint64_t step, int64_t first_item, float *x,
+                           int64_t n, int64_t channels, int64_t height, int64_t width);
+
+/* ------------------------------------------------------------------ */
 /* Getting datasets (src/data/fetch.c, locate.c)                       */
 /* ------------------------------------------------------------------ */
 

@@ -403,6 +403,11 @@ typedef struct cg_fit_config {
      * others before each validation. A failure on any rank ends fit on
      * every rank (cg_comm_agree). */
     cg_comm *comm;
+    /* NULL (or a zero config): batches as they are. Else every training
+     * batch (never a validation one) is transformed in place by
+     * cg_augment_batch at the step's index, each item by its place in the
+     * whole batch, so that ranks split it as one process would. */
+    const cg_augment *augment;
 } cg_fit_config;
 
 /*

@@ -104,6 +104,8 @@ static void print_header(const train_cfg *c, const cg_model *m, const cg_dataset
         if (c->opt != OPT_SGD) putchar(')');
         printf(", %s", SCHED_NAMES[c->sched]);
     }
+    if (c->augment)
+        printf(", augment (shift %g, rotate %g, zoom %g)", c->shift, c->rotate, c->zoom);
     printf("\n");
 }
 
@@ -127,6 +129,11 @@ static void print_summary(const train_cfg *c, const cg_model *m, const cg_datase
         printf(",\"opt\":\"%s\",\"sched\":\"%s\",\"params\":%lld,\"n_classes\":%d",
                OPT_NAMES[c->opt], SCHED_NAMES[c->sched], (long long)cg_model_param_count(m),
                valid->n_classes);
+        if (c->augment)
+            printf(",\"augment\":{\"shift\":%g,\"rotate\":%g,\"zoom\":%g}", c->shift,
+                   c->rotate, c->zoom);
+        else
+            printf(",\"augment\":null");
         printf(",\"train_loss\":");
         cg_json_number(stdout, last->train_loss);
         printf(",\"valid_loss\":");
@@ -267,12 +274,13 @@ int cg_cmd_train(int argc, char **argv) {
         printf("%d processes, each training on its slice of every batch of %lld\n",
                cg_comm_size(comm), (long long)c.bs);
 
+    const cg_augment augment = cg_train_augment(&c);
     cg_fit_config fc = {
         .epochs = c.epochs, .bs = c.bs, .seed = c.seed ^ LOADER_SEED_MIX, .shuffle = !c.no_shuffle,
         .loss = (cg_loss_kind)c.loss, .opt = cg_train_optim_config(&c),
         .sched = c.sched == SCHED_ONE_CYCLE ? CG_SCHED_ONE_CYCLE : CG_SCHED_CONSTANT,
         .score_epoch0 = true, .on_batch = on_batch, .on_epoch = on_epoch, .user = &prog,
-        .comm = comm,
+        .comm = comm, .augment = &augment,
     };
     cg_score score;
     if (cg_fit(m, &train, &valid, &fc, &rec, &score) != CG_OK) goto fail;

@@ -33,6 +33,11 @@ typedef struct train_cfg {
     int64_t epochs, bs, threads;
     uint64_t seed;
     bool no_shuffle, json, quiet, summary, one_cycle;
+    /* --augment / --no-augment and the transforms' sizes (NAN: not given);
+     * after cg_train_finish_defaults augment says whether to, and shift,
+     * rotate (degrees) and zoom (scale in 1 +- zoom) are set. */
+    bool augment, no_augment;
+    double shift, rotate, zoom;
 } train_cfg;
 
 /* Room for the table cg_train_opts fills, and a command's own after it. */
@@ -50,6 +55,8 @@ int cg_train_check(const char *cmd, train_cfg *c);
 int cg_train_finish_defaults(const char *cmd, train_cfg *c, int n_classes);
 /* The optimizer the options describe (its lr: --lr or the recipe's). */
 cg_optim_config cg_train_optim_config(const train_cfg *c);
+/* The training batches' augmentation the options describe (zero: none). */
+cg_augment cg_train_augment(const train_cfg *c);
 /* The model the options describe, for the data's classes and image size. */
 cg_model *cg_train_build_model(const train_cfg *c, const cg_dataset *train, cg_rng *rng);
 

@@ -446,6 +446,20 @@ static bool end_epoch(fit_state *s, const cg_epoch_record *row, const cg_score *
     return go_on != 0;
 }
 
+/* A training batch after cfg->augment (items numbered from lo, this
+ * rank's place in the batch); NULL on failure. */
+static cg_tensor *augment_batch(fit_state *s, cg_tensor *xb, int64_t lo) {
+    if (!xb || !cg_augment_enabled(s->cfg->augment)) return xb;
+    if (xb->requires_grad) { /* changing its data would break x's gradient */
+        cg_fail(CG_ERR_ARG, "fit: augment needs training images that do not require grad");
+        return NULL;
+    }
+    const int64_t n = xb->shape[0], hw = s->train->height * s->train->width;
+    return cg_augment_batch(s->cfg->augment, (uint64_t)s->step, lo, xb->data, n,
+                            n ? xb->numel / (n * hw) : 1, s->train->height,
+                            s->train->width) == CG_OK ? xb : NULL;
+}
+
 /* One epoch of steps; *mean_loss is the training loss averaged over the
  * epoch's items (a batch's mean loss weighted by its size). */
 static cg_status train_epoch(fit_state *s, int epoch, double *mean_loss) {
@@ -468,7 +482,7 @@ static cg_status train_epoch(fit_state *s, int epoch, double *mean_loss) {
         cg_scope_begin();
         float value = NAN;
         if (n_local > 0) {
-            cg_tensor *xb = cg_dataset_batch(s->train, idx + lo, n_local);
+            cg_tensor *xb = augment_batch(s, cg_dataset_batch(s->train, idx + lo, n_local), lo);
             cg_tensor *yb = cg_tensor_index_select(s->targets, idx + lo, n_local);
             cg_tensor *loss = cg_loss(s->cfg->loss, cg_model_forward(s->m, xb), yb);
             st = loss ? cg_backward(loss) : cg_last_status();
@@ -508,6 +522,7 @@ static cg_status check_config(const cg_model *m, const cg_dataset *train, const 
         return cg_fail(CG_ERR_SHAPE, "fit: the model takes %lld inputs, the images have %lldx%lld",
                        (long long)m->n_inputs, (long long)train->height, (long long)train->width);
     if (cg_check_loss(m, train->n_classes, c->loss) != CG_OK) return cg_last_status();
+    if (cg_augment_check(c->augment, "fit") != CG_OK) return cg_last_status();
     /* Up front, not after seconds of paging: what a step will take. */
     int n_states = c->opt.kind == CG_OPTIM_ADAM ? 2 : c->opt.momentum != 0.0f ? 1 : 0;
     char what[96];

@@ -429,7 +429,7 @@ cg_status cg_model_preset(cg_model_kind kind, int64_t n_hidden, int64_t n_output
     case CG_MODEL_RESNET:
         *name = "resnet";
         snprintf(spec, size,
-                 "conv:8:5:2,bn,relu,res:16:2,res:32:2,res:32,gap,linear:%lld",
+                 "conv:8:5:2,bn,relu,res:16:2,res:48:2,res:48,gap,linear:%lld",
                  o);
         return CG_OK;
     }
