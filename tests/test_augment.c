@@ -314,20 +314,17 @@ static void test_augment_fit_leaves_validation_alone(void **state) {
 /* The resnet's default on full MNIST (CTest label ten_classes)        */
 /* ------------------------------------------------------------------ */
 
-/* Runs `cgrad ARGS 2>&1` from CGRAD_TEST_BUILD (skips without it): its
- * exit status, and the last output line that contains `want` into line. */
+/* `cgrad ARGS` (testutil's runner): its exit status, and in line the last
+ * line of its output (stdout, then stderr) that holds `want`. */
 static int run_cgrad(const char *args, const char *want, char *line, size_t size) {
-    const char *build = getenv("CGRAD_TEST_BUILD");
-    if (!build) skip();
-    char cmd[2400], buf[8192];
-    snprintf(cmd, sizeof cmd, "'%s/cgrad' %s 2>&1", build, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
+    cg_test_run r = cg_test_cgrad(0, "%s", args);
     line[0] = '\0';
-    while (fgets(buf, sizeof buf, p))
-        if (strstr(buf, want)) snprintf(line, size, "%s", buf);
-    const int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    for (int k = 0; k < 2; k++)
+        for (char *t = strtok(k ? r.err : r.out, "\n"); t; t = strtok(NULL, "\n"))
+            if (strstr(t, want)) snprintf(line, size, "%s", t);
+    int status = r.status;
+    cg_test_run_free(&r);
+    return status;
 }
 
 /* --no-augment with a size is a usage error; --json records what was
@@ -364,7 +361,7 @@ static void test_augment_ten_classes_resnet(void **state) {
         printf("skipped: no %s\n", path);
         skip();
     }
-    assert_int_equal(run_cgrad("train --model resnet --dataset mnist --json --quiet",
+    assert_int_equal(run_cgrad("train --model resnet --dataset mnist --threads 2 --json --quiet",
                                "\"command\":\"train\"", line, sizeof line),
                      0);
     const char *acc = strstr(line, "\"accuracy\":"), *secs = strstr(line, "\"seconds\":");
