@@ -70,41 +70,6 @@ static int teardown_tmp(void **state) {
     return 0;
 }
 
-/* A PNG of any type, written with libpng: `data` holds the packed rows
- * (16-bit samples big-endian), as PNG stores them. */
-typedef struct png_spec {
-    int w, h, color_type, bit_depth, interlace;
-    const png_color *palette;
-    int n_palette;
-    const uint8_t *trns;
-    int n_trns;
-    double gamma; /* a gAMA chunk when > 0 */
-} png_spec;
-
-static void write_png(const char *path, const png_spec *s, const uint8_t *data) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    assert_non_null(info);
-    if (setjmp(png_jmpbuf(png))) fail_msg("libpng could not write the fixture %s", path);
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)s->w, (png_uint_32)s->h, s->bit_depth, s->color_type,
-                 s->interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    if (s->palette) png_set_PLTE(png, info, s->palette, s->n_palette);
-    if (s->trns) png_set_tRNS(png, info, s->trns, s->n_trns, NULL);
-    if (s->gamma > 0) png_set_gAMA(png, info, s->gamma);
-    png_write_info(png, info);
-    size_t rowbytes = png_get_rowbytes(png, info);
-    int passes = png_set_interlace_handling(png);
-    for (int p = 0; p < passes; p++)
-        for (int y = 0; y < s->h; y++) png_write_row(png, data + (size_t)y * rowbytes);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* A w x h 8-bit gray image whose pixel i is (seed + 7 i) mod 256. */
 static void pattern(uint8_t *px, int64_t n, int seed) {
     for (int64_t i = 0; i < n; i++) px[i] = (uint8_t)((seed + 7 * i) & 255);
@@ -165,8 +130,10 @@ static void test_png_gray16_scaled(void **state) {
         raw[2 * i + 1] = (uint8_t)v[i];
         expect[i] = (uint8_t)((v[i] * 255u + 32767u) / 65535u); /* round(v * 255 / 65535) */
     }
-    write_png(join(p, tmp, "g16.png"),
-              &(png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 16}, raw);
+    cg_test_write_png(
+        join(p, tmp, "g16.png"),
+        &(cg_test_png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 16},
+        raw);
     expect_png(p, 2, 2, expect, 0);
 }
 
@@ -175,13 +142,17 @@ static void test_png_gray_low_bit_depths(void **state) {
     char p[512];
     /* 1-bit: 8 pixels 10110000 -> 255 0 255 255 0 0 0 0 */
     const uint8_t one[1] = {0xb0}, e1[8] = {255, 0, 255, 255, 0, 0, 0, 0};
-    write_png(join(p, tmp, "g1.png"),
-              &(png_spec){.w = 8, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 1}, one);
+    cg_test_write_png(
+        join(p, tmp, "g1.png"),
+        &(cg_test_png_spec){.w = 8, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 1},
+        one);
     expect_png(p, 8, 1, e1, 0);
     /* 4-bit: v -> v * 17 */
     const uint8_t four[2] = {0x0f, 0x7a}, e4[4] = {0, 255, 7 * 17, 10 * 17};
-    write_png(join(p, tmp, "g4.png"),
-              &(png_spec){.w = 4, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 4}, four);
+    cg_test_write_png(
+        join(p, tmp, "g4.png"),
+        &(cg_test_png_spec){.w = 4, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 4},
+        four);
     expect_png(p, 4, 1, e4, 0);
 }
 
@@ -195,8 +166,9 @@ static void test_png_rgb_uses_bt601_weights(void **state) {
     for (int i = 0; i < 6; i++)
         expect[i] =
             (uint8_t)(0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2] + 0.5);
-    write_png(join(p, tmp, "rgb.png"),
-              &(png_spec){.w = 3, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .bit_depth = 8}, rgb);
+    cg_test_write_png(
+        join(p, tmp, "rgb.png"),
+        &(cg_test_png_spec){.w = 3, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .bit_depth = 8}, rgb);
     /* libpng truncates its fixed-point sum: within 1 of the rounded value. */
     expect_png(p, 3, 2, expect, 1);
     /* ... and a gray stays exactly itself */
@@ -209,9 +181,9 @@ static void test_png_rgb_uses_bt601_weights(void **state) {
     assert_true(px[0] >= 75 && px[0] <= 77);
     free(px);
     /* a gAMA chunk changes nothing: the weights apply to stored values, as in PIL */
-    write_png(
+    cg_test_write_png(
         p,
-        &(png_spec){
+        &(cg_test_png_spec){
             .w = 3, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .bit_depth = 8, .gamma = 1 / 2.2},
         rgb);
     expect_png(p, 3, 2, expect, 1);
@@ -224,15 +196,18 @@ static void test_png_rgba_composited_on_black(void **state) {
     const uint8_t rgba[4 * 4] = {255, 255, 255, 255, 255, 255, 255, 0,
                                  255, 255, 255, 128, 100, 100, 100, 51};
     const uint8_t expect[4] = {255, 0, 128, 20};
-    write_png(join(p, tmp, "rgba.png"),
-              &(png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_RGBA, .bit_depth = 8}, rgba);
+    cg_test_write_png(
+        join(p, tmp, "rgba.png"),
+        &(cg_test_png_spec){.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_RGBA, .bit_depth = 8},
+        rgba);
     expect_png(p, 2, 2, expect, 0);
     /* gray + alpha, 16 bits */
     const uint8_t ga16[4] = {0xff, 0xff, 0x80, 0x00}; /* gray 65535, alpha 32768 */
     const uint8_t e16[1] = {128};
-    write_png(join(p, tmp, "ga16.png"),
-              &(png_spec){.w = 1, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY_ALPHA, .bit_depth = 16},
-              ga16);
+    cg_test_write_png(join(p, tmp, "ga16.png"),
+                      &(cg_test_png_spec){
+                          .w = 1, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY_ALPHA, .bit_depth = 16},
+                      ga16);
     expect_png(p, 1, 1, e16, 0);
 }
 
@@ -242,28 +217,28 @@ static void test_png_palette_and_trns(void **state) {
     const png_color pal[3] = {{0, 0, 0}, {255, 255, 255}, {0, 255, 0}};
     const uint8_t idx[4] = {0, 1, 2, 1};
     const uint8_t expect[4] = {0, 255, 150, 255}; /* green: 0.587 * 255 = 149.7 */
-    write_png(join(p, tmp, "pal.png"),
-              &(png_spec){.w = 2,
-                          .h = 2,
-                          .color_type = PNG_COLOR_TYPE_PALETTE,
-                          .bit_depth = 8,
-                          .palette = pal,
-                          .n_palette = 3},
-              idx);
+    cg_test_write_png(join(p, tmp, "pal.png"),
+                      &(cg_test_png_spec){.w = 2,
+                                          .h = 2,
+                                          .color_type = PNG_COLOR_TYPE_PALETTE,
+                                          .bit_depth = 8,
+                                          .palette = pal,
+                                          .n_palette = 3},
+                      idx);
     expect_png(p, 2, 2, expect, 1);
     /* entry 1 (white) fully transparent: it becomes black */
     const uint8_t trns[2] = {255, 0};
     const uint8_t expect_t[4] = {0, 0, 150, 0};
-    write_png(join(p, tmp, "palt.png"),
-              &(png_spec){.w = 2,
-                          .h = 2,
-                          .color_type = PNG_COLOR_TYPE_PALETTE,
-                          .bit_depth = 8,
-                          .palette = pal,
-                          .n_palette = 3,
-                          .trns = trns,
-                          .n_trns = 2},
-              idx);
+    cg_test_write_png(join(p, tmp, "palt.png"),
+                      &(cg_test_png_spec){.w = 2,
+                                          .h = 2,
+                                          .color_type = PNG_COLOR_TYPE_PALETTE,
+                                          .bit_depth = 8,
+                                          .palette = pal,
+                                          .n_palette = 3,
+                                          .trns = trns,
+                                          .n_trns = 2},
+                      idx);
     expect_png(p, 2, 2, expect_t, 1);
 }
 
@@ -272,9 +247,9 @@ static void test_png_interlaced(void **state) {
     char p[512];
     uint8_t px[13 * 11];
     pattern(px, 13 * 11, 5);
-    write_png(
+    cg_test_write_png(
         join(p, tmp, "adam7.png"),
-        &(png_spec){
+        &(cg_test_png_spec){
             .w = 13, .h = 11, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 8, .interlace = 1},
         px);
     expect_png(p, 13, 11, px, 0);
@@ -327,9 +302,10 @@ static void test_png_huge_header_refused(void **state) {
     (void)state;
     char p[512];
     /* signature, IHDR (16000 x 16000, 8-bit gray), then an IDAT of 40 bytes */
-    uint8_t f[100] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                      0, 0, 0x3e, 0x80, 0, 0, 0x3e, 0x80, 8, 0, 0, 0, 0,
-                      [29] = 0, 0, 0, 0, 0, 0, 0, 40, 'I', 'D', 'A', 'T'};
+    uint8_t f[100] = {0x89, 'P',  'N', 'G', '\r', '\n', 0x1a, '\n',     0,    0, 0,
+                      13,   'I',  'H', 'D', 'R',  0,    0,    0x3e,     0x80, 0, 0,
+                      0x3e, 0x80, 8,   0,   0,    0,    0,    [29] = 0, 0,    0, 0,
+                      0,    0,    0,   40,  'I',  'D',  'A',  'T'};
     uLong crc = crc32(0, f + 12, 17);
     f[29] = (uint8_t)(crc >> 24);
     f[30] = (uint8_t)(crc >> 16);
@@ -411,21 +387,25 @@ static void test_folder_mixed_png_types(void **state) {
     make_dir(join(root, tmp, "mixed"));
     make_dir(join(d, root, "c"));
     const uint8_t g16[4] = {0xff, 0xff, 0, 0};
-    write_png(join(p, d, "a.png"),
-              &(png_spec){.w = 2, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 16}, g16);
+    cg_test_write_png(
+        join(p, d, "a.png"),
+        &(cg_test_png_spec){.w = 2, .h = 1, .color_type = PNG_COLOR_TYPE_GRAY, .bit_depth = 16},
+        g16);
     const uint8_t rgba[8] = {255, 255, 255, 255, 255, 255, 255, 0};
-    write_png(join(p, d, "b.png"),
-              &(png_spec){.w = 2, .h = 1, .color_type = PNG_COLOR_TYPE_RGBA, .bit_depth = 8}, rgba);
+    cg_test_write_png(
+        join(p, d, "b.png"),
+        &(cg_test_png_spec){.w = 2, .h = 1, .color_type = PNG_COLOR_TYPE_RGBA, .bit_depth = 8},
+        rgba);
     const png_color pal[2] = {{0, 0, 0}, {255, 255, 255}};
     const uint8_t idx[2] = {1, 0};
-    write_png(join(p, d, "c.png"),
-              &(png_spec){.w = 2,
-                          .h = 1,
-                          .color_type = PNG_COLOR_TYPE_PALETTE,
-                          .bit_depth = 8,
-                          .palette = pal,
-                          .n_palette = 2},
-              idx);
+    cg_test_write_png(join(p, d, "c.png"),
+                      &(cg_test_png_spec){.w = 2,
+                                          .h = 1,
+                                          .color_type = PNG_COLOR_TYPE_PALETTE,
+                                          .bit_depth = 8,
+                                          .palette = pal,
+                                          .n_palette = 2},
+                      idx);
     /* b.png's colour type makes the folder RGB (test_rgb.c); read gray. */
     cg_dataset ds;
     if (cg_dataset_load_folder_as(&ds, root, NULL, 1) != CG_OK) fail_msg("%s", cg_last_error());
@@ -527,8 +507,10 @@ static void test_folder_reports_first_bad_file(void **state) {
         expect_error(cg_dataset_load_folder(&ds, root), CG_ERR_FORMAT, "150.png",
                      "truncated or corrupt (libpng: ", NULL);
         assert_null(ds.x);
-        if (threads == 1) snprintf(first_msg, sizeof first_msg, "%s", cg_last_error());
-        else assert_string_equal(cg_last_error(), first_msg);
+        if (threads == 1)
+            snprintf(first_msg, sizeof first_msg, "%s", cg_last_error());
+        else
+            assert_string_equal(cg_last_error(), first_msg);
     }
     cg_set_num_threads(0);
 }
@@ -1005,8 +987,8 @@ static void test_real_labels_csv(void **state) {
  * alignment and with a tail. */
 static void test_u8_to_unit_exact(void **state) {
     (void)state;
-    void (*const fns[2])(float *restrict, const uint8_t *restrict, int64_t) = {
-        cg_u8_to_unit, cg_u8_to_unit_portable};
+    void (*const fns[2])(float *restrict, const uint8_t *restrict,
+                         int64_t) = {cg_u8_to_unit, cg_u8_to_unit_portable};
     volatile float d255 = 255.0f; /* a run-time scalar division to compare with */
     for (int f = 0; f < 2; f++) {
         uint8_t src[300];
@@ -1443,7 +1425,6 @@ static void test_real_bytes_only_sample(void **state) {
     cg_data_keep_floats(true);
 }
 
-
 /*
  * Full MNIST, train and test, without floats: x NULL, and the process's
  * peak memory under 120 MB (the 188 MB of train floats alone would not
@@ -1479,9 +1460,12 @@ static void test_real_bytes_only_mnist_memory(void **state) {
 #ifdef CG_TEST_ASAN
     printf("(AddressSanitizer build: not checked against %d MB)\n", LIMIT_MB);
 #else
-    if (before < ALONE_MB) assert_true(peak < LIMIT_MB);
-    else if (reset) assert_true(peak - before < LIMIT_MB);
-    else printf("(the peak could not be reset: not checked against %d MB)\n", LIMIT_MB);
+    if (before < ALONE_MB)
+        assert_true(peak < LIMIT_MB);
+    else if (reset)
+        assert_true(peak - before < LIMIT_MB);
+    else
+        printf("(the peak could not be reset: not checked against %d MB)\n", LIMIT_MB);
 #endif
     /* Batches, a class's mean and the 3s and 7s, from the bytes alone. */
     cg_scope_begin();

@@ -55,34 +55,14 @@ static void make_dir(const char *path) {
 /* Writing PNGs with libpng                                            */
 /* ------------------------------------------------------------------ */
 
-typedef struct png_spec {
-    int color_type;
-    const png_color *palette;
-    int n_palette;
-    const png_byte *trns;
-    int n_trns;
-} png_spec;
-
-/* A W x H PNG of `s`'s type from rows of packed samples (W * samples per
- * pixel bytes a row). */
-static void write_png(const char *path, const png_spec *s, const uint8_t *data) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    assert_non_null(info);
-    if (setjmp(png_jmpbuf(png))) fail_msg("libpng could not write %s", path);
-    png_init_io(png, f);
-    png_set_IHDR(png, info, W, H, 8, s->color_type, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    if (s->palette) png_set_PLTE(png, info, s->palette, s->n_palette);
-    if (s->trns) png_set_tRNS(png, info, s->trns, s->n_trns, NULL);
-    png_write_info(png, info);
-    const size_t rowbytes = png_get_rowbytes(png, info);
-    for (int y = 0; y < H; y++) png_write_row(png, data + (size_t)y * rowbytes);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    assert_int_equal(fclose(f), 0);
+/* A W x H 8-bit PNG of `s`'s type (testutil's writer) from rows of packed
+ * samples (W * samples per pixel bytes a row). */
+static void write_png(const char *path, const cg_test_png_spec *s, const uint8_t *data) {
+    cg_test_png_spec sized = *s;
+    sized.w = W;
+    sized.h = H;
+    sized.bit_depth = 8;
+    cg_test_write_png(path, &sized, data);
 }
 
 /* Whether pixel i of image k lies in its square (the same place for both
@@ -109,11 +89,11 @@ static void write_colour(const char *path, int c, int k, int kind) {
         const png_byte trns[1] = {0};
         for (int i = 0; i < HW; i++) data[i] = in_square(k, i);
         write_png(path,
-                  &(png_spec){.color_type = PNG_COLOR_TYPE_PALETTE,
-                              .palette = pal,
-                              .n_palette = 2,
-                              .trns = trns,
-                              .n_trns = 1},
+                  &(cg_test_png_spec){.color_type = PNG_COLOR_TYPE_PALETTE,
+                                      .palette = pal,
+                                      .n_palette = 2,
+                                      .trns = trns,
+                                      .n_trns = 1},
                   data);
         return;
     }
@@ -122,8 +102,10 @@ static void write_colour(const char *path, int c, int k, int kind) {
         for (int ch = 0; ch < 3; ch++) data[spp * i + ch] = in_square(k, i) ? COLOURS[c][ch] : 0;
         if (spp == 4) data[4 * i + 3] = in_square(k, i) ? 77 : 0;
     }
-    write_png(path, &(png_spec){.color_type = kind == 1 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB},
-              data);
+    write_png(
+        path,
+        &(cg_test_png_spec){.color_type = kind == 1 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB},
+        data);
 }
 
 /* A gray image: pixel i is (seed + 11 i) mod 256. */
@@ -208,9 +190,10 @@ static void test_rgb_png_planes(void **state) {
     const png_color grays[2] = {{0, 0, 0}, {180, 180, 180}};
     uint8_t idx[HW];
     for (int i = 0; i < HW; i++) idx[i] = (uint8_t)(i % 2);
-    write_png(join(p, tmp, "graypal.png"),
-              &(png_spec){.color_type = PNG_COLOR_TYPE_PALETTE, .palette = grays, .n_palette = 2},
-              idx);
+    write_png(
+        join(p, tmp, "graypal.png"),
+        &(cg_test_png_spec){.color_type = PNG_COLOR_TYPE_PALETTE, .palette = grays, .n_palette = 2},
+        idx);
     assert_int_equal(cg_png_read_image(p, 0, &img), CG_OK);
     assert_int_equal(img.channels, 1);
     for (int i = 0; i < HW; i++) assert_int_equal(img.pixels[i], i % 2 ? 180 : 0);
@@ -322,9 +305,10 @@ static void test_rgb_mixed_folder(void **state) {
     const png_color grays[2] = {{0, 0, 0}, {66, 66, 66}};
     uint8_t idx[HW];
     for (int i = 0; i < HW; i++) idx[i] = (uint8_t)(i % 3 == 0);
-    write_png(join(p, d, "2.png"),
-              &(png_spec){.color_type = PNG_COLOR_TYPE_PALETTE, .palette = grays, .n_palette = 2},
-              idx);
+    write_png(
+        join(p, d, "2.png"),
+        &(cg_test_png_spec){.color_type = PNG_COLOR_TYPE_PALETTE, .palette = grays, .n_palette = 2},
+        idx);
 
     cg_dataset ds;
     if (cg_dataset_load_folder(&ds, root) != CG_OK) fail_msg("%s", cg_last_error());
@@ -639,7 +623,8 @@ static void test_rgb_serve_refuses_rgb_model(void **state) {
     assert_int_equal(cg_model_save(m, join(path, tmpdir(), "rgb28.cgm")), CG_OK);
     cg_model_free(m);
     run_result r = run("serve '%s' --port 0", path);
-    expect_run(&r, 1, "takes items of 3x28x28 (2352 numbers); this needs 784: the page sends gray 28x28");
+    expect_run(&r, 1,
+               "takes items of 3x28x28 (2352 numbers); this needs 784: the page sends gray 28x28");
 }
 
 int main(void) {

@@ -301,3 +301,27 @@ void cg_test_expect_status(const cg_test_run *r, int status, const char *what) {
         fail_msg("%s: exit status %d, expected %d\nstdout: %s\nstderr: %s", what, r->status,
                  status, r->out, r->err);
 }
+
+void cg_test_write_png(const char *path, const cg_test_png_spec *s, const uint8_t *data) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_non_null(info);
+    if (setjmp(png_jmpbuf(png))) fail_msg("libpng could not write the fixture %s", path);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)s->w, (png_uint_32)s->h, s->bit_depth, s->color_type,
+                 s->interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (s->palette) png_set_PLTE(png, info, s->palette, s->n_palette);
+    if (s->trns) png_set_tRNS(png, info, s->trns, s->n_trns, NULL);
+    if (s->gamma > 0) png_set_gAMA(png, info, s->gamma);
+    png_write_info(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    int passes = png_set_interlace_handling(png);
+    for (int p = 0; p < passes; p++)
+        for (int y = 0; y < s->h; y++) png_write_row(png, data + (size_t)y * rowbytes);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    assert_int_equal(fclose(f), 0);
+}

@@ -16,6 +16,8 @@
 
 #include "cgrad.h"
 
+#include <png.h>
+
 #define CG_TEST_MAIN(tests)                                              \
     int main(void) {                                                     \
         cg_test_setup_filter();                                          \
@@ -105,5 +107,17 @@ cg_test_run cg_test_vcgrad(int limit_s, const char *fmt, va_list ap);
 void cg_test_run_free(cg_test_run *r);
 /* Fails, printing both streams, unless r exited with `status`. */
 void cg_test_expect_status(const cg_test_run *r, int status, const char *what);
+
+/* A PNG of any type, written with libpng: `data` holds the packed rows
+ * (16-bit samples big-endian), as PNG stores them. */
+typedef struct cg_test_png_spec {
+    int w, h, color_type, bit_depth, interlace;
+    const png_color *palette;
+    int n_palette;
+    const uint8_t *trns;
+    int n_trns;
+    double gamma; /* a gAMA chunk when > 0 */
+} cg_test_png_spec;
+void cg_test_write_png(const char *path, const cg_test_png_spec *s, const uint8_t *data);
 
 #endif
