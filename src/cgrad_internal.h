@@ -137,8 +137,22 @@ void cg_bcast_row_offsets(const cg_bcast *p, int64_t row, int64_t off[3]);
  */
 cg_status cg_sum_to_shape(float *dst, const int64_t *dst_shape, int dst_ndim,
                           const float *src, const int64_t *src_shape, int src_ndim);
-/* sum(x[0..n)) in double, in a fixed order (8 interleaved lanes). */
-double cg_sum_floats(const float *x, int64_t n);
+/* The sum of x[0..n) in double. 8 interleaved accumulators (lane j takes
+ * i = j mod 8) break the chain of dependent adds, so the loop runs at load
+ * speed in vector registers instead of one add latency per element; the
+ * lanes are then added in order, so the result is the same on every run.
+ * Inline: small planes (a pool's 2x2 to 7x7) are summed many at a time,
+ * where a call costs more than the sum. */
+static inline double cg_sum_floats(const float *x, int64_t n) {
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+    double s = 0.0;
+    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
 
 /* ---- scalar math shared by ops (src/ops/unary.c, src/nn/loss.c) ---- */
 

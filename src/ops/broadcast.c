@@ -101,21 +101,6 @@ void cg_bcast_row_offsets(const cg_bcast *p, int64_t row, int64_t off[3]) {
     }
 }
 
-/* The sum of x[0..n) in double. 8 interleaved accumulators (lane j takes
- * i = j mod 8) break the chain of dependent adds, so the loop runs at load
- * speed in vector registers instead of one add latency per element; the
- * lanes are then added in order, so the result is the same on every run. */
-double cg_sum_floats(const float *x, int64_t n) {
-    double acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
-    double s = 0.0;
-    for (; i < n; i++) s += x[i];
-    for (int j = 0; j < 8; j++) s += acc[j];
-    return s;
-}
-
 /*
  * Row sums: every run of `inner` source elements reduces to one element,
  * acc[off] += sum(run). Runs that share a destination element (a middle dim

@@ -424,25 +424,11 @@ cg_tensor *cg_tensor_avg_pool2d(cg_tensor *x, int kernel, int stride, int pad) {
 /* Global average pooling                                              */
 /* ------------------------------------------------------------------ */
 
-/* cg_sum_floats' sum (8 double lanes, the same order), inlined: an MNIST
- * net's planes are small (2x2 to 7x7) and many, and a call per plane cost
- * more than its sum. */
-static inline double plane_sum(const float *x, int64_t n) {
-    double acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
-    double s = 0.0;
-    for (; i < n; i++) s += x[i];
-    for (int j = 0; j < 8; j++) s += acc[j];
-    return s;
-}
-
 static void gap_forward_part(void *ctx, int64_t lo, int64_t hi) {
     const pool_job *jb = ctx;
     const int64_t in = jb->h * jb->w;
     for (int64_t pl = lo; pl < hi; pl++)
-        jb->y[pl] = (float)(plane_sum(jb->x + pl * in, in) / (double)in);
+        jb->y[pl] = (float)(cg_sum_floats(jb->x + pl * in, in) / (double)in);
 }
 
 static void gap_backward_part(void *ctx, int64_t lo, int64_t hi) {
