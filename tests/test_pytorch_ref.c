@@ -545,6 +545,24 @@ static void test_pytorch_resblock_sgd_mom(void **state) {
                          .n_out = 3, .loss = CG_LOSS_CE, .opt = opt, .images = true});
 }
 
+/* Every prefix of a good fixture, and the fixture with one byte more, is
+ * refused; each an exact-size copy, so reading past its end is an ASan
+ * error. */
+static void assert_wrong_sizes_refused(const uint8_t *buf, size_t len, const char *what) {
+    fixture fx;
+    char err[256];
+    for (size_t n = 0; n <= len + 1; n++) {
+        if (n == len) continue;
+        uint8_t *copy = malloc(n ? n : 1);
+        assert_non_null(copy);
+        memcpy(copy, buf, n < len ? n : len);
+        if (n > len) copy[len] = 0;
+        if (fixture_parse(copy, n, &fx, err, sizeof err))
+            fail_msg("%s: a fixture of %zu bytes (of %zu) was accepted", what, n, len);
+        free(copy);
+    }
+}
+
 /* The reader on broken files: every truncation of a real fixture, one
  * byte too many, a wrong magic, a wrong trailer and absurd counts are
  * refused with a reason, never read past the end (ASan checks that). */
@@ -557,21 +575,7 @@ static void test_fixture_reader_rejects_bad_files(void **state) {
     assert_true(fixture_parse(buf, len, &fx, err, sizeof err));
     fixture_free(&fx);
 
-    for (size_t n = 0; n < len; n++) {
-        /* An exact-size copy, so reading past n is an ASan error. */
-        uint8_t *cut = malloc(n ? n : 1);
-        assert_non_null(cut);
-        memcpy(cut, buf, n);
-        if (fixture_parse(cut, n, &fx, err, sizeof err))
-            fail_msg("a %zu-byte prefix was accepted", n);
-        free(cut);
-    }
-    uint8_t *big = malloc(len + 1);
-    assert_non_null(big);
-    memcpy(big, buf, len);
-    big[len] = 0;
-    assert_false(fixture_parse(big, len + 1, &fx, err, sizeof err));
-    free(big);
+    assert_wrong_sizes_refused(buf, len, "version 1");
 
     buf[0] ^= 1; /* magic */
     assert_false(fixture_parse(buf, len, &fx, err, sizeof err));
@@ -596,20 +600,7 @@ static void test_fixture_reader_rejects_bad_files(void **state) {
     assert_non_null(fx.state0);
     const uint32_t np = fx.n_params;
     fixture_free(&fx);
-    for (size_t n = 0; n < len; n++) {
-        uint8_t *cut = malloc(n ? n : 1);
-        assert_non_null(cut);
-        memcpy(cut, buf, n);
-        if (fixture_parse(cut, n, &fx, err, sizeof err))
-            fail_msg("a %zu-byte prefix of a version-2 fixture was accepted", n);
-        free(cut);
-    }
-    big = malloc(len + 1);
-    assert_non_null(big);
-    memcpy(big, buf, len);
-    big[len] = 0;
-    assert_false(fixture_parse(big, len + 1, &fx, err, sizeof err));
-    free(big);
+    assert_wrong_sizes_refused(buf, len, "version 2");
     uint8_t save[4];
     memcpy(save, buf + 60, 4);
     memset(buf + 60, 0xff, 4);
