@@ -22,9 +22,9 @@ typedef struct command {
 static const command COMMANDS[] = {
     {"fetch", cg_cmd_fetch, "download a dataset into the cache (fastai's untar_data)"},
     {"walkthrough", cg_cmd_walkthrough, "the article, step by step, computed on the real data"},
-    {"show", cg_cmd_show, "draw an image (a digit) in the terminal"},
+    {"show", cg_cmd_show, "draw an image in the terminal, or a grid of the data to a file"},
     {"baseline", cg_cmd_baseline, "the pixel-similarity baseline: nearest 'ideal' 3 or 7"},
-    {"train", cg_cmd_train, "train a linear model or a small neural net with SGD"},
+    {"train", cg_cmd_train, "train a model (linear, mlp, cnn, resnet, any --arch); mpirun: on N ranks"},
     {"eval", cg_cmd_eval, "a saved model's accuracy on the validation images"},
     {"predict", cg_cmd_predict, "classify PNG images with a saved model"},
     {"serve", cg_cmd_serve, "a web page to draw a digit on and see the model's guess"},
@@ -37,7 +37,7 @@ static const command COMMANDS[] = {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: cgrad COMMAND [options]\n"
-            "cgrad %s - fastbook chapter 4 (a 3-vs-7 digit classifier) in C\n\n"
+            "cgrad %s - fastbook chapter 4 (a digit classifier) in C, and what fastai does next\n\n"
             "commands:\n",
             CG_VERSION);
     for (int i = 0; i < N_COMMANDS; i++)
