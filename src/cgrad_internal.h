@@ -204,6 +204,9 @@ void cg_guarded_for_setup(int nt, int64_t units, int chunks, cg_setup_fn setup, 
 /* On by default. Off, every region gets the threads it asks for: a fixed
  * plan, for tests that count what a step does on a given thread count. */
 void cg_guard_enable(bool on);
+/* Tests: the workers (not thread 0) of every cg_guarded_for region start
+ * this many microseconds late, so thread 0 takes their pieces; 0: off. */
+void cg_threads_delay_workers(int microseconds);
 
 /* ---- GEMM kernel choice (src/kernels/gemm.c) ---- */
 /* Makes cg_gemm use the named kernel ("generic", "avx2-fma", "openblas" when

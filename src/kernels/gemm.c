@@ -379,7 +379,24 @@ static int threads_for(double flops, double min_flops, int64_t units) {
 typedef struct blocked_part {
     const gemm_job *g;
     bool cut_n;
+    int64_t units; /* tiles along the cut dimension */
 } blocked_part;
+
+/* Every thread of the team sizes its workspace for the largest piece
+ * before any piece runs. Without this a worker that had its piece stolen
+ * in every step so far (a starved thread: always, under valgrind) would
+ * grow its workspace in whichever later step it first gets one - an
+ * allocation in a training loop's steady state. */
+static void reserve_block(void *ctx, int t, int n) {
+    (void)t;
+    const blocked_part *p = ctx;
+    const gemm_job *g = p->g;
+    const int64_t piece = (p->units + n - 1) / n; /* pieces are never larger */
+    if (p->cut_n)
+        (void)workspace(block_workspace(g, g->m, min64(piece * g->kr->nr, g->n)));
+    else
+        (void)workspace(block_workspace(g, min64(piece * g->kr->mr, g->m), g->n));
+}
 
 static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
     const blocked_part *p = ctx;
@@ -507,8 +524,9 @@ static void gemm_blocked(const gemm_job *g) {
     const int64_t um = (g->m + MR - 1) / MR, un = (g->n + NR - 1) / NR;
     /* Cut along the dimension with more tiles: more even, and each thread
      * still sees whole rows or columns of tiles. */
-    blocked_part part = {g, un > um};
-    const int64_t units = part.cut_n ? un : um;
+    const bool cut_n = un > um;
+    const int64_t units = cut_n ? un : um;
+    blocked_part part = {g, cut_n, units};
     const double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k;
     const int nt = threads_for(flops, GEMM_PARALLEL_MIN_FLOPS, units);
     if (!part.cut_n && g->kc == g->k && g->n <= g->kr->nc) { /* all of B in one block */
@@ -524,7 +542,7 @@ static void gemm_blocked(const gemm_job *g) {
     }
     /* Otherwise one piece per thread: a piece re-packs its operands, which
      * costs more than stealing saves in a call this long. */
-    cg_guarded_for(nt, units, 1, gemm_part, &part);
+    cg_guarded_for_setup(nt, units, 1, reserve_block, gemm_part, &part);
 }
 
 /* Rows [64 lo, 64 hi) of a matrix-vector product, for cg_guarded_for. */

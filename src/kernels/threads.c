@@ -75,8 +75,22 @@ double cg_seconds(void) {
 }
 
 static atomic_bool guard_off;
+static atomic_int late_us; /* workers start each region this late (tests) */
 
 void cg_guard_enable(bool on) { atomic_store(&guard_off, !on); }
+void cg_threads_delay_workers(int microseconds) {
+    atomic_store(&late_us, microseconds > 0 ? microseconds : 0);
+}
+
+/* A worker held up by the scheduler, on demand: thread 0 then steals its
+ * pieces, as it does on a loaded machine or under valgrind. */
+static void worker_start(int t) {
+    const int us = atomic_load_explicit(&late_us, memory_order_relaxed);
+    if (t > 0 && us > 0) {
+        struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
 
 /* nt, or 1 while a stretch of one-thread regions lasts. */
 int cg_guard_threads(int nt) {
@@ -169,6 +183,7 @@ void cg_guarded_for_setup(int nt, int64_t units, int chunks, cg_setup_fn setup, 
 #pragma omp parallel num_threads(nt)
     {
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        worker_start(t);
         if (setup) {
             setup(ctx, t, n);
 #pragma omp barrier
