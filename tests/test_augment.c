@@ -328,8 +328,9 @@ static int run_cgrad(const char *args, const char *want, char *line, size_t size
 }
 
 /* --no-augment with a size is a usage error; --json records what was
- * used: none for the resnet on two classes, and --shift alone turns it
- * on for any model (one epoch each). */
+ * used: none for the resnet on two classes, --shift alone turns on only
+ * shifts for any model, and a size beside --augment changes that one
+ * transform, keeping the default shift (one epoch each). */
 static void test_augment_cli_options(void **state) {
     (void)state;
     char line[8192];
@@ -342,6 +343,8 @@ static void test_augment_cli_options(void **state) {
         {"train --model resnet --epochs 1 --json --quiet", "\"augment\":null"},
         {"train --arch conv:4:3:2,relu,gap,linear --epochs 1 --json --quiet --shift 1.5",
          "\"augment\":{\"shift\":1.5,\"rotate\":0,\"zoom\":0}"},
+        {"train --arch conv:4:3:2,relu,gap,linear --epochs 1 --json --quiet --augment --rotate 5",
+         "\"augment\":{\"shift\":2,\"rotate\":5,\"zoom\":0}"},
     };
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         assert_int_equal(run_cgrad(runs[i][0], "\"command\":\"train\"", line, sizeof line), 0);

@@ -260,11 +260,13 @@ int cg_train_finish_defaults(const char *cmd, train_cfg *c, int n_classes) {
         c->mom = c->opt == OPT_MOMENTUM ? DEFAULT_MOMENTUM : c->opt >= OPT_ADAM ? 0.9 : 0.0;
     if (isnan(c->wd)) c->wd = c->opt == OPT_ADAMW ? DEFAULT_WD_ADAMW : 0.0;
     if (c->model == MODEL_MLP && !c->hidden && !c->arch) c->hidden = r->hidden;
-    /* --shift, --rotate or --zoom alone turn it on; the others then stay 0. */
-    bool sized = !isnan(c->shift) || !isnan(c->rotate) || !isnan(c->zoom);
-    c->augment =
-        !c->no_augment && (c->augment || sized || AUGMENT_BY_DEFAULT[c->model][n_classes == 2]);
-    bool defaults = c->augment && !sized;
+    /* --augment (or the model's default) brings --augment's transforms, and
+     * --shift, --rotate and --zoom change their own one: `--model resnet
+     * --rotate 10` shifts and rotates. Alone, they turn on only themselves. */
+    const bool base = c->augment || AUGMENT_BY_DEFAULT[c->model][n_classes == 2];
+    const bool sized = !isnan(c->shift) || !isnan(c->rotate) || !isnan(c->zoom);
+    c->augment = !c->no_augment && (base || sized);
+    const bool defaults = c->augment && base;
     if (isnan(c->shift)) c->shift = defaults ? DEFAULT_SHIFT : 0.0;
     if (isnan(c->rotate)) c->rotate = defaults ? DEFAULT_ROTATE : 0.0;
     if (isnan(c->zoom)) c->zoom = defaults ? DEFAULT_ZOOM : 0.0;
