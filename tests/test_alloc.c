@@ -250,8 +250,9 @@ static void mlp_step_allocates_nothing(void **state) {
     expect_no_calls(model_steady_state, &(model_case){CG_MODEL_MLP, true}, "mlp, bce");
 }
 
-/* The ten-class path: a model from a spec (with dropout), cross-entropy,
- * Adam under fit_one_cycle's schedule, as cg_fit runs them. */
+/* The ten-class path: a model from a spec (with dropout), augmented
+ * batches, cross-entropy, Adam under fit_one_cycle's schedule, as cg_fit
+ * runs them. */
 static long ce_adam_steady_state(const void *arg, int threads, bool late) {
     (void)arg;
     plan_begin(threads, late);
@@ -274,6 +275,7 @@ static long ce_adam_steady_state(const void *arg, int threads, bool late) {
     cg_optimizer *opt = cg_optimizer_new(&cfg, m->params, m->n_params);
     assert_non_null(opt);
     cg_schedule sched = cg_one_cycle(1e-2f);
+    const cg_augment aug = {.max_shift = 2.0f, .max_rotate_deg = 10.0f, .seed = 9};
     cg_dataloader dl;
     assert_int_equal(cg_dataloader_init(&dl, N_TRAIN, BATCH, true, false, 7), CG_OK);
     cg_model_train(m, true);
@@ -291,6 +293,8 @@ static long ce_adam_steady_state(const void *arg, int threads, bool late) {
             cg_optimizer_set_momentum(opt, mom);
             cg_scope_begin();
             cg_tensor *xb = cg_dataset_batch(&train, idx, count);
+            assert_int_equal(cg_augment_batch(&aug, (uint64_t)step, 0, xb->data, count, 1, 28, 28),
+                             CG_OK);
             cg_tensor *yb = cg_tensor_index_select(train.y, idx, count);
             cg_tensor *loss = cg_cross_entropy(cg_model_forward(m, xb), yb);
             assert_int_equal(cg_backward(loss), CG_OK);

@@ -137,8 +137,10 @@ cg_status cg_augment_batch(const cg_augment *a, uint64_t step, int64_t first_ite
     if (!cg_augment_enabled(a) || n == 0) return CG_OK;
     const int64_t len = channels * height * width;
     const int nt = n * len >= AUGMENT_PARALLEL_MIN ? cg_get_num_threads() : 1;
-    /* Each thread's copy of the image it is working on. */
-    float *scratch = malloc(sizeof *scratch * (size_t)(nt * len));
+    /* Each thread's copy of the image it is working on; from the pool, as
+     * the same size comes back every step. */
+    const int64_t n_scratch = (int64_t)nt * len;
+    float *scratch = cg_floats_alloc(n_scratch);
     if (!scratch) return cg_fail(CG_ERR_NOMEM, "augment: out of memory for %d images", nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -150,6 +152,6 @@ cg_status cg_augment_batch(const cg_augment *a, uint64_t step, int64_t first_ite
             cg_affine_warp(&t, copy, x + i * len, channels, height, width);
         }
     }
-    free(scratch);
+    cg_floats_free(scratch, n_scratch);
     return CG_OK;
 }
