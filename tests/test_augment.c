@@ -328,7 +328,7 @@ static int run_cgrad(const char *args, const char *want, char *line, size_t size
 }
 
 /* --no-augment with a size is a usage error; --json records what was
- * used: none for the resnet on two classes, --shift alone turns on only
+ * used: shifts for the resnet (its default), none for the cnn, --shift alone turns on only
  * shifts for any model, and a size beside --augment changes that one
  * transform, keeping the default shift (one epoch each). */
 static void test_augment_cli_options(void **state) {
@@ -340,7 +340,9 @@ static void test_augment_cli_options(void **state) {
     assert_non_null(strstr(line, "give one or the other"));
     if (!cg_test_data_dir()) skip();
     const char *const runs[][2] = {
-        {"train --model resnet --epochs 1 --json --quiet", "\"augment\":null"},
+        {"train --model resnet --epochs 1 --json --quiet",
+         "\"augment\":{\"shift\":2,\"rotate\":0,\"zoom\":0}"},
+        {"train --model cnn --epochs 1 --json --quiet", "\"augment\":null"},
         {"train --arch conv:4:3:2,relu,gap,linear --epochs 1 --json --quiet --shift 1.5",
          "\"augment\":{\"shift\":1.5,\"rotate\":0,\"zoom\":0}"},
         {"train --arch conv:4:3:2,relu,gap,linear --epochs 1 --json --quiet --augment --rotate 5",
