@@ -77,7 +77,7 @@ static void recipe_list(char *buf, size_t size, const char *lead, bool lr) {
 
 /* Help lines that quote the recipes, written once at start-up. */
 static char help_lr[256], help_epochs[256], help_opt[200], help_init[200], help_hidden[160],
-    help_bs[96], help_augment[200];
+    help_bs[96], help_augment[256];
 
 static void write_help(void) {
     recipe_list(help_lr, sizeof help_lr, "learning rate (one-cycle: its peak):\n", true);
